@@ -1,1 +1,26 @@
+//! meshshift: runs Kubernetes service-mesh migrations as editable Rhai runbooks.
+//!
+//! The binary is a thin wrapper around [`run`]. The layers, from the top:
+//! - [`arguments`] (clap) and [`subcommand`]: the command line;
+//! - [`engine`]: the Rhai engine (limits, module resolution, parameters, errors, Ctrl-C);
+//! - [`host`]: every script-visible function, registered from one list;
+//! - [`manifest`], [`traffic`]: pure logic the host functions call;
+//! - [`cluster`]: Kubernetes access over kube-rs, every write through one entry point;
+//! - [`sim`]: the simulated clusters (nothing else knows they exist).
 
+pub mod arguments;
+pub mod doc;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod manifest;
+pub mod output;
+pub mod run;
+pub mod runbook;
+pub mod snippet;
+pub mod subcommand;
+pub mod suggestion;
+
+pub use error::{Error, Result};
+pub use run::run;

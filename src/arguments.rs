@@ -1,0 +1,129 @@
+//! The command line, as clap parses it. Raw flags only; `subcommand` gives them meaning.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run Kubernetes service-mesh migrations as editable Rhai runbooks.
+#[derive(Debug, Parser)]
+#[command(name = "meshshift", version, about, long_about = None, max_term_width = 100)]
+pub struct Arguments {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Kubeconfig file to use instead of `$KUBECONFIG` or `~/.kube/config`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Where runs, reports and simulator state are kept [default: .meshshift]
+    #[arg(long, global = true, value_name = "DIR", env = "MESHSHIFT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a runbook.
+    Run(RunArguments),
+    /// Continue an interrupted run from its journal (default: the last run).
+    Resume {
+        /// The run to continue, as shown by `meshshift run` (a directory under <state dir>/runs).
+        run_id: Option<String>,
+        /// Answer yes to every confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Parse and compile runbooks and their imports without running anything.
+    Check {
+        /// Runbook files.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// List runbooks with their summary and the parameters they read.
+    List {
+        /// Directory to look in.
+        #[arg(default_value = "runbooks", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Show the reference of host and stdlib functions.
+    Doc {
+        /// One function (`load`, `traffic::shift`) or module (`manifest`).
+        name: Option<String>,
+        /// The whole reference as Markdown (what docs/reference.md holds).
+        #[arg(long, conflicts_with = "name")]
+        markdown: bool,
+    },
+    /// Start an interactive session on the same engine as `run`.
+    Repl(ReplArguments),
+    /// Simulated source and target clusters on loopback.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// Write `.d.rhai` definition files for editor completion.
+    Definitions {
+        /// Directory to write into.
+        #[arg(long, default_value = ".rhai/definitions", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `meshshift run`.
+#[derive(Debug, Args)]
+pub struct RunArguments {
+    /// The runbook.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Set a parameter (repeatable): `--set SOURCE_CLUSTER=aks-source`.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Change nothing: writes become server-side dry runs that show their diffs.
+    #[arg(long)]
+    pub plan: bool,
+    /// Start simulated source and target clusters in-process and run against them.
+    #[arg(long)]
+    pub sim: bool,
+    /// Answer yes to every confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Programs the runbook may run through `exec` (comma-separated, e.g. `az`).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub allow_exec: Vec<String>,
+}
+
+/// `meshshift repl`.
+#[derive(Debug, Args)]
+pub struct ReplArguments {
+    /// A runbook whose functions to preload (its top-level statements do not run).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Set a parameter (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Start simulated clusters in-process.
+    #[arg(long)]
+    pub sim: bool,
+    /// Programs `exec` may run (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub allow_exec: Vec<String>,
+}
+
+/// `meshshift sim ...`.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Start `sim-source` and `sim-target` and write <state dir>/sim/kubeconfig.
+    Up {
+        /// Return once both clusters answer, leaving them running in the background.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop simulated clusters started with `--detach`.
+    Down,
+    /// Show what runs where.
+    Status,
+}

@@ -1,0 +1,340 @@
+//! The Rhai engine and the session state every host function shares.
+//!
+//! The engine is built in exactly one place ([`build_engine`]): safety limits, module resolution
+//! (embedded stdlib first, then files next to the importing script), `print`/`debug` routed to
+//! our [`Output`], Ctrl-C through `on_progress`, and every host module from [`crate::host`].
+//! Host functions reach the [`Session`] through the engine's tag, and block on its tokio runtime.
+
+pub mod cancel;
+pub mod convert;
+pub mod lint;
+pub mod params;
+pub mod resolver;
+pub mod script_error;
+pub mod stdlib;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rhai::{AST, Dynamic, Engine, EvalAltResult, NativeCallContext, Position, Scope};
+
+use crate::error::{Error, Result};
+use crate::output::Output;
+pub use cancel::Cancel;
+pub use params::Params;
+pub use resolver::Resolver;
+
+/// Safety limits: a runaway script stops with a clear error instead of hanging or exhausting
+/// memory. Generous enough for migrations over thousands of objects.
+pub mod limits {
+    pub const MAX_OPERATIONS: u64 = 50_000_000;
+    pub const MAX_CALL_LEVELS: usize = 64;
+    pub const MAX_EXPR_DEPTH: usize = 128;
+    pub const MAX_FUNCTION_EXPR_DEPTH: usize = 64;
+    pub const MAX_STRING_SIZE: usize = 64 * 1024 * 1024;
+    pub const MAX_ARRAY_SIZE: usize = 1_000_000;
+    pub const MAX_MAP_SIZE: usize = 100_000;
+    pub const MAX_MODULES: usize = 256;
+}
+
+/// How the session was started: what a runbook may do and where state lives.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// Mutations become server-side dry runs with diffs.
+    pub plan: bool,
+    /// `confirm()` answers yes without asking.
+    pub assume_yes: bool,
+    /// Programs `exec()` may run (`--allow-exec az`).
+    pub allow_exec: Vec<String>,
+    /// `--kubeconfig`, when given.
+    pub kubeconfig: Option<PathBuf>,
+    /// Where journals, reports and simulator state go.
+    pub state_dir: PathBuf,
+    /// Standard input is a terminal (prompts are possible).
+    pub interactive: bool,
+}
+
+/// What one host function call needs: runtime, parameters, output, cancellation, settings.
+pub struct Session {
+    runtime: tokio::runtime::Handle,
+    pub params: Params,
+    pub out: Arc<Output>,
+    pub cancel: Cancel,
+    pub settings: Settings,
+    plan: AtomicBool,
+    sources: SourceMap,
+    step_counter: AtomicUsize,
+    pub record: Mutex<RunRecord>,
+    extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
+}
+
+/// What happened during a run, for the summary, report and journal.
+#[derive(Debug, Clone, Default)]
+pub struct RunRecord {
+    pub steps: Vec<StepRecord>,
+}
+
+/// One `step(...)`.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub number: usize,
+    pub title: String,
+    pub elapsed: Duration,
+    pub outcome: StepOutcome,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Done,
+    Failed(String),
+    Skipped(String),
+}
+
+/// Texts of every script and module read in a session, by display name.
+pub type SourceMap = Arc<Mutex<HashMap<String, Arc<str>>>>;
+
+/// The engine tag: how host functions find their session.
+#[derive(Clone)]
+struct SessionTag(Arc<Session>);
+
+impl Session {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        settings: Settings,
+        params: Params,
+        out: Arc<Output>,
+    ) -> Arc<Session> {
+        Arc::new(Session {
+            runtime,
+            params,
+            out,
+            cancel: Cancel::new(),
+            plan: AtomicBool::new(settings.plan),
+            settings,
+            sources: SourceMap::default(),
+            step_counter: AtomicUsize::new(0),
+            record: Mutex::new(RunRecord::default()),
+            extensions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The session behind a host function call.
+    pub fn of(context: &NativeCallContext) -> Result<Arc<Session>, Box<EvalAltResult>> {
+        context
+            .tag()
+            .and_then(|tag| tag.read_lock::<SessionTag>().map(|t| t.0.clone()))
+            .ok_or_else(|| {
+                "internal error: host function called outside a meshshift session".into()
+            })
+    }
+
+    /// Runs a future to completion on the session's runtime, giving up with
+    /// [`Error::Interrupted`] when the session is cancelled. Never call from async code.
+    pub fn block_on<F, T>(&self, future: F) -> Result<T>
+    where
+        F: Future<Output = T> + Send,
+        T: Send,
+    {
+        let cancel = self.cancel.clone();
+        self.runtime.block_on(async move {
+            tokio::select! {
+                value = future => Ok(value),
+                _ = cancel.cancelled() => Err(Error::Interrupted { at: None }),
+            }
+        })
+    }
+
+    /// The tokio runtime handle (for spawning background work).
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
+    /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.
+    pub fn is_plan(&self) -> bool {
+        self.plan.load(Ordering::SeqCst)
+    }
+
+    pub fn set_plan(&self, on: bool) {
+        self.plan.store(on, Ordering::SeqCst);
+    }
+
+    /// Remembers a source text so errors can show its lines.
+    pub fn remember_source(&self, name: &str, text: &str) {
+        self.sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), text.into());
+    }
+
+    /// A source text remembered earlier (stdlib modules are always known).
+    pub fn source(&self, name: &str) -> Option<Arc<str>> {
+        if let Some(text) = self
+            .sources
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+        {
+            return Some(text.clone());
+        }
+        name.strip_prefix("stdlib/")
+            .and_then(|n| n.strip_suffix(".rhai"))
+            .and_then(stdlib::get)
+            .map(Arc::from)
+    }
+
+    /// The shared source map (given to the module resolver).
+    pub fn source_map(&self) -> SourceMap {
+        self.sources.clone()
+    }
+
+    /// Numbers steps in the order they start.
+    pub fn next_step_number(&self) -> usize {
+        self.step_counter.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Per-session state owned by a host module (cluster handles, caches), created on first use.
+    pub fn extension<T, F>(&self, key: &'static str, create: F) -> Arc<T>
+    where
+        T: Send + Sync + 'static,
+        F: FnOnce() -> T,
+    {
+        let mut extensions = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = extensions
+            .get(key)
+            .and_then(|e| e.clone().downcast::<T>().ok())
+        {
+            return existing;
+        }
+        // Absent (or, by a programming error, of another type): create it.
+        let value = Arc::new(create());
+        extensions.insert(key, value.clone());
+        value
+    }
+}
+
+/// Builds the engine for a session. `resolver` decides whether imports are evaluated (run) or
+/// only compiled (check).
+pub fn build_engine(session: &Arc<Session>, resolver: Resolver) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits::MAX_OPERATIONS)
+        .set_max_call_levels(limits::MAX_CALL_LEVELS)
+        .set_max_expr_depths(limits::MAX_EXPR_DEPTH, limits::MAX_FUNCTION_EXPR_DEPTH)
+        .set_max_string_size(limits::MAX_STRING_SIZE)
+        .set_max_array_size(limits::MAX_ARRAY_SIZE)
+        .set_max_map_size(limits::MAX_MAP_SIZE)
+        .set_max_modules(limits::MAX_MODULES)
+        .set_fail_on_invalid_map_property(false)
+        .set_module_resolver(resolver);
+    engine.set_default_tag(Dynamic::from(SessionTag(session.clone())));
+
+    let out = session.out.clone();
+    engine.on_print(move |text| out.line(text));
+    let out = session.out.clone();
+    engine.on_debug(move |text, source, position| {
+        let place = match (source, position.line()) {
+            (Some(source), Some(line)) => format!("{source}:{line}: "),
+            (None, Some(line)) => format!("line {line}: "),
+            _ => String::new(),
+        };
+        out.line(&format!("[debug] {place}{text}"));
+    });
+    let cancel = session.cancel.clone();
+    engine.on_progress(move |_| {
+        if cancel.is_cancelled() {
+            Some("interrupted".into())
+        } else {
+            None
+        }
+    });
+
+    crate::host::register(&mut engine);
+    engine
+}
+
+/// A script ready to run: its display name, its text and the compiled AST.
+pub struct Script {
+    pub name: String,
+    pub text: Arc<str>,
+    pub ast: AST,
+}
+
+/// Reads and compiles a runbook file. Errors name the file, line and column.
+pub fn compile_file(engine: &Engine, session: &Session, path: &Path) -> Result<Script> {
+    let name = display_path(path);
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::NotFound {
+            Error::RunbookNotFound {
+                path: name.clone(),
+                suggestion: crate::runbook::suggest_similar_file(path),
+            }
+        } else {
+            Error::ReadFile {
+                path: name.clone(),
+                reason: error.to_string(),
+            }
+        }
+    })?;
+    compile_text(engine, session, &name, &text)
+}
+
+/// Compiles script text under a display name.
+pub fn compile_text(engine: &Engine, session: &Session, name: &str, text: &str) -> Result<Script> {
+    session.remember_source(name, text);
+    let mut ast = engine
+        .compile(text)
+        .map_err(|error| script_error::from_parse_error(&error, name, text))?;
+    ast.set_source(name);
+    Ok(Script {
+        name: name.to_string(),
+        text: text.into(),
+        ast,
+    })
+}
+
+/// Runs a compiled script to completion.
+pub fn run_script(engine: &Engine, session: &Session, script: &Script) -> Result<Dynamic> {
+    let mut scope = Scope::new();
+    engine
+        .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
+        .map_err(|error| script_error::from_eval_error(*error, &script.name, session, engine))
+}
+
+/// A path as the user should see it: relative to the working directory when possible.
+pub fn display_path(path: &Path) -> String {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let shown = shown
+        .strip_prefix(".")
+        .map(Path::to_path_buf)
+        .unwrap_or(shown);
+    shown.display().to_string()
+}
+
+/// Raises a meshshift error from a host function; Rhai adds the call-site position.
+pub fn raise(error: Error) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(HostError(Arc::new(error))),
+        Position::NONE,
+    ))
+}
+
+/// A meshshift error travelling through Rhai (scripts can catch it and read `.message`).
+#[derive(Clone, Debug)]
+pub struct HostError(pub Arc<Error>);
+
+/// The directory of the script that is calling a host function (for relative paths).
+pub fn caller_directory(context: &NativeCallContext) -> PathBuf {
+    context
+        .call_source()
+        .filter(|source| !source.starts_with("stdlib/") && !source.starts_with('<'))
+        .and_then(|source| Path::new(source).parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+}

@@ -1,0 +1,289 @@
+//! Runbook flow: parameters, steps, output, prompts and waiting.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
+
+use crate::engine::{Session, StepOutcome, StepRecord, raise};
+use crate::error::Error;
+
+/// Builds the `flow` host module.
+pub fn module() -> Module {
+    exported_module!(flow_functions)
+}
+
+/// What went wrong, in one line, for step result lines.
+pub fn short_message(
+    context: &NativeCallContext,
+    session: &Session,
+    error: &EvalAltResult,
+) -> String {
+    let file = context.call_source().unwrap_or("<script>");
+    crate::engine::script_error::from_eval_error_ref(error, file, session, context.engine())
+        .message()
+}
+
+/// Parses a duration argument given as text (`"30s"`) or a number of seconds.
+pub fn duration_argument(function: &str, value: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
+    let parsed = if let Ok(seconds) = value.as_int() {
+        crate::duration::parse_duration(&seconds.to_string())
+    } else if let Ok(seconds) = value.as_float() {
+        crate::duration::parse_duration(&seconds.to_string())
+    } else if value.is_string() {
+        crate::duration::parse_duration(&value.to_string())
+    } else {
+        Err(format!(
+            "expected a duration like `30s`, got a value of type `{}`",
+            value.type_name()
+        ))
+    };
+    parsed.map_err(|message| {
+        raise(Error::InvalidArgument {
+            function: function.into(),
+            message,
+        })
+    })
+}
+
+#[export_module]
+pub mod flow_functions {
+    /// Reads a runbook parameter: from `--set NAME=VALUE`, else the environment variable `NAME`.
+    /// Fails, naming the parameter, when neither is set.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let source = param("SOURCE_CLUSTER");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn param(context: NativeCallContext, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        session.params.get(name, None).map_err(raise)
+    }
+
+    /// Reads a runbook parameter with a default. A value from `--set` or the environment is
+    /// converted to the type of the default: integers, floats, booleans (`true`/`yes`/`1`),
+    /// comma-separated arrays, or JSON objects for maps.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let steps = param("STEPS", [10, 25, 50, 100]);   // --set STEPS=5,50,100
+    /// let soak = param("SOAK", "2s");
+    /// ```
+    #[rhai_fn(name = "param", return_raw)]
+    pub fn param_with_default(
+        context: NativeCallContext,
+        name: &str,
+        default: Dynamic,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        session.params.get(name, Some(&default)).map_err(raise)
+    }
+
+    /// Prints a line of runbook output (indented under the current step).
+    ///
+    /// # Example
+    /// ```rhai
+    /// info(`moving ${3} namespaces`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn info(context: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Session::of(&context)?.out.info(&message.to_string());
+        Ok(())
+    }
+
+    /// Prints a warning line.
+    ///
+    /// # Example
+    /// ```rhai
+    /// warn("EnvoyFilter objects are outside the add-on's support");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn warn(context: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Session::of(&context)?.out.warn(&message.to_string());
+        Ok(())
+    }
+
+    /// Stops the runbook with an error message (exit code 1). Inside `step`, the step fails.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if 1 + 1 != 2 { fail("arithmetic is broken"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn fail(message: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        Err(raise(Error::Failed {
+            message: message.to_string(),
+        }))
+    }
+
+    /// Runs `body` as a named step: prints a numbered header, then `done in 1.23s` or
+    /// `failed after …` with the reason, and records the step for the run report. Returns what
+    /// `body` returns; an error inside fails the step and the runbook.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let answer = step("compute", || 6 * 7);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn step(
+        context: NativeCallContext,
+        title: &str,
+        body: FnPtr,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        let number = session.next_step_number();
+        session.out.begin_step(number, title);
+        let started = Instant::now();
+        let result = body.call_within_context::<Dynamic>(&context, ());
+        let elapsed = started.elapsed();
+        let failure = result
+            .as_ref()
+            .err()
+            .map(|error| short_message(&context, &session, error));
+        session.out.end_step(elapsed, failure.as_deref());
+        let outcome = match failure {
+            None => StepOutcome::Done,
+            Some(reason) => StepOutcome::Failed(reason),
+        };
+        session
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .steps
+            .push(StepRecord {
+                number,
+                title: title.to_string(),
+                elapsed,
+                outcome,
+            });
+        result
+    }
+
+    /// Waits for a duration (`"500ms"`, `"30s"`, `"2m"`, or a number of seconds). Ctrl-C
+    /// interrupts it.
+    ///
+    /// # Example
+    /// ```rhai
+    /// sleep("10ms");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sleep(context: NativeCallContext, duration: Dynamic) -> Result<(), Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        let duration = duration_argument("sleep", &duration)?;
+        session
+            .block_on(async move { tokio::time::sleep(duration).await })
+            .map_err(raise)
+    }
+
+    /// Asks a yes/no question on the terminal and returns the answer. With `--yes` it answers
+    /// yes without asking; without a terminal (and without `--yes`) it fails rather than guess.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// if confirm("Shift 25% of traffic to the target?") { info("shifting"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn confirm(context: NativeCallContext, question: &str) -> Result<bool, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        if session.settings.assume_yes {
+            session.out.info(&format!("{question} yes (--yes)"));
+            return Ok(true);
+        }
+        let answer = ask(&session, &format!("{question} [y/N] "))?;
+        Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+    }
+
+    /// Asks the user to type `expected` (e.g. a cluster name) before something destructive.
+    /// `--yes` skips the question.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// if confirm_typed("Type the source cluster's name to delete it", "aks-source") { info("deleting"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn confirm_typed(
+        context: NativeCallContext,
+        question: &str,
+        expected: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        if session.settings.assume_yes {
+            session.out.info(&format!("{question}: {expected} (--yes)"));
+            return Ok(true);
+        }
+        let answer = ask(&session, &format!("{question} (type `{expected}`): "))?;
+        Ok(answer.trim() == expected)
+    }
+
+    /// True when mutations are dry runs (`run --plan`, or `:plan on` in the REPL).
+    ///
+    /// # Example
+    /// ```rhai
+    /// if is_plan() { info("nothing will change"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn is_plan(context: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
+        Ok(Session::of(&context)?.is_plan())
+    }
+
+    /// Formats rows (maps) as an aligned text table with the given columns; missing cells are
+    /// blank.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let rows = [#{kind: "WasmPlugin", severity: "blocker"}, #{kind: "EnvoyFilter", severity: "warning"}];
+    /// info(table(rows, ["severity", "kind"]));
+    /// ```
+    pub fn table(rows: Array, columns: Array) -> String {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| {
+                let map = row
+                    .read_lock::<Map>()
+                    .map(|m| m.clone())
+                    .unwrap_or_default();
+                columns
+                    .iter()
+                    .map(|c| map.get(c.as_str()).map(cell_text).unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        crate::output::format_table(&columns, &cells)
+    }
+}
+
+fn cell_text(value: &Dynamic) -> String {
+    if value.is_unit() {
+        String::new()
+    } else {
+        value.to_string()
+    }
+}
+
+/// Reads one answer from the terminal.
+fn ask(session: &Session, prompt: &str) -> Result<String, Box<EvalAltResult>> {
+    if !session.settings.interactive || !std::io::stdin().is_terminal() {
+        return Err(raise(Error::Other {
+            message: format!(
+                "`{}` needs an answer but there is no terminal: rerun with `--yes` to accept",
+                prompt.trim_end().trim_end_matches(':')
+            ),
+        }));
+    }
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "{prompt}");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| {
+            raise(Error::Other {
+                message: format!("cannot read the answer: {e}"),
+            })
+        })?;
+    Ok(answer)
+}

@@ -1,0 +1,536 @@
+//! Manifest functions: YAML in and out, selecting, stripping, paths, labels, templates, diffs.
+//! Pure: nothing here touches a cluster.
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::engine::convert::{from_dynamic, to_dynamic};
+use crate::engine::{caller_directory, raise};
+use crate::error::Error;
+use crate::manifest::{self, path::Segment};
+
+/// Builds the `manifest` host module.
+pub fn module() -> Module {
+    exported_module!(manifest_functions)
+}
+
+fn invalid(function: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    raise(Error::InvalidArgument {
+        function: function.to_string(),
+        message: message.into(),
+    })
+}
+
+/// Converts an argument to JSON, or raises an error naming the function.
+pub fn json_argument(function: &str, value: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+    from_dynamic(value).map_err(|message| invalid(function, message))
+}
+
+fn objects_to_array(objects: Vec<Value>) -> Array {
+    objects.into_iter().map(to_dynamic).collect()
+}
+
+fn parse_path(function: &str, path: &str) -> Result<Vec<Segment>, Box<EvalAltResult>> {
+    manifest::path::parse(path).map_err(|message| {
+        raise(Error::Path {
+            path: path.to_string(),
+            message: format!("{message} (in `{function}`)"),
+        })
+    })
+}
+
+/// The value at a path inside a Rhai value, or `()`.
+fn dynamic_get(value: &Dynamic, path: &[Segment]) -> Dynamic {
+    let mut current = value.clone();
+    for segment in path {
+        current = match segment {
+            Segment::Key(key) => match current.read_lock::<Map>() {
+                Some(map) => map.get(key.as_str()).cloned().unwrap_or(Dynamic::UNIT),
+                None => return Dynamic::UNIT,
+            },
+            Segment::Index(index) => match current.read_lock::<Array>() {
+                Some(items) => match manifest::path::resolve_index(*index, items.len()) {
+                    Some(position) => items[position].clone(),
+                    None => return Dynamic::UNIT,
+                },
+                None => return Dynamic::UNIT,
+            },
+        };
+    }
+    current
+}
+
+/// Sets a value at a path inside a Rhai map, creating maps on the way.
+fn dynamic_set(
+    target: &mut Dynamic,
+    path: &[Segment],
+    new: Dynamic,
+    shown: &str,
+) -> Result<(), String> {
+    let Some((first, rest)) = path.split_first() else {
+        *target = new;
+        return Ok(());
+    };
+    if target.is_unit() {
+        *target = Map::new().into();
+    }
+    match first {
+        Segment::Key(key) => {
+            let Some(mut map) = target.write_lock::<Map>() else {
+                return Err(format!(
+                    "cannot set `{key}` in `{shown}`: its parent is a {}",
+                    target.type_name()
+                ));
+            };
+            let entry = map.entry(key.as_str().into()).or_insert(Dynamic::UNIT);
+            dynamic_set(entry, rest, new, shown)
+        }
+        Segment::Index(index) => {
+            let type_name = target.type_name();
+            let Some(mut items) = target.write_lock::<Array>() else {
+                return Err(format!(
+                    "cannot index [{index}] in `{shown}`: its parent is a {type_name}"
+                ));
+            };
+            let len = items.len();
+            let position = manifest::path::resolve_index(*index, len).ok_or_else(|| {
+                format!("index [{index}] in `{shown}` is out of range (length {len})")
+            })?;
+            dynamic_set(&mut items[position], rest, new, shown)
+        }
+    }
+}
+
+/// Sets or removes (`()`) one key of `metadata.<field>` of a map.
+fn set_metadata_entry(
+    object: &mut Map,
+    field: &str,
+    key: &str,
+    value: Dynamic,
+) -> Result<(), String> {
+    if key.is_empty() {
+        return Err(format!("{field} keys cannot be empty"));
+    }
+    let metadata = object
+        .entry("metadata".into())
+        .or_insert_with(|| Map::new().into());
+    if metadata.is_unit() {
+        *metadata = Map::new().into();
+    }
+    let Some(mut metadata) = metadata.write_lock::<Map>() else {
+        return Err("`metadata` is not a map".into());
+    };
+    let entries = metadata
+        .entry(field.into())
+        .or_insert_with(|| Map::new().into());
+    if entries.is_unit() {
+        *entries = Map::new().into();
+    }
+    let Some(mut entries) = entries.write_lock::<Map>() else {
+        return Err(format!("`metadata.{field}` is not a map"));
+    };
+    if value.is_unit() {
+        entries.remove(key);
+    } else if value.is_string() {
+        entries.insert(key.into(), value);
+    } else {
+        // Kubernetes label and annotation values are strings; say so rather than coerce quietly.
+        return Err(format!(
+            "the value of {field} `{key}` must be a string or () to remove it, found a {}",
+            value.type_name()
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `set_metadata_entry` to a map or to every map in an array.
+fn set_metadata_entries(
+    target: &mut Dynamic,
+    field: &str,
+    entries: &Map,
+    function: &str,
+) -> Result<(), Box<EvalAltResult>> {
+    let apply = |object: &mut Map| {
+        for (key, value) in entries {
+            set_metadata_entry(object, field, key, value.clone())
+                .map_err(|m| invalid(function, m))?;
+        }
+        Ok::<(), Box<EvalAltResult>>(())
+    };
+    if let Some(mut object) = target.write_lock::<Map>() {
+        return apply(&mut object);
+    }
+    if let Some(mut items) = target.write_lock::<Array>() {
+        for item in items.iter_mut() {
+            let Some(mut object) = item.write_lock::<Map>() else {
+                return Err(invalid(
+                    function,
+                    "every item of the array must be an object (a map)",
+                ));
+            };
+            apply(&mut object)?;
+        }
+        return Ok(());
+    }
+    Err(invalid(
+        function,
+        format!(
+            "expected an object or an array of objects, found a {}",
+            target.type_name()
+        ),
+    ))
+}
+
+#[export_module]
+pub mod manifest_functions {
+    /// Reads a YAML (multi-document) or JSON manifest file into an array of objects. `List`
+    /// kinds are flattened. Every document must have `apiVersion` and `kind`. Relative paths are
+    /// relative to the calling script's directory. Files over 32 MiB are refused.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let objects = load("bookinfo.yaml");
+    /// info(`${objects.len()} objects`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn load(context: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
+        let resolved = caller_directory(&context).join(path);
+        manifest::load(&resolved)
+            .map(objects_to_array)
+            .map_err(raise)
+    }
+
+    /// Parses Kubernetes objects from YAML or JSON text (like `load`, without the file).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let objects = parse_manifests("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bookinfo\n");
+    /// if objects[0].metadata.name != "bookinfo" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn parse_manifests(text: &str) -> Result<Array, Box<EvalAltResult>> {
+        manifest::parse_objects("<text>", text)
+            .map(objects_to_array)
+            .map_err(raise)
+    }
+
+    /// Parses one YAML (or JSON) document into a value of any shape. Fails on several documents.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let mesh = parse_yaml("accessLogFile: /dev/stdout\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n");
+    /// if !mesh.defaultConfig.holdApplicationUntilProxyStarts { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn parse_yaml(text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut documents = manifest::yaml::parse_documents("<text>", text).map_err(raise)?;
+        match documents.len() {
+            0 => Ok(Dynamic::UNIT),
+            1 => Ok(to_dynamic(documents.remove(0).value)),
+            n => Err(invalid(
+                "parse_yaml",
+                format!("the text has {n} documents; use `parse_yaml_all` for several"),
+            )),
+        }
+    }
+
+    /// Parses every YAML document of a text into an array of values (empty documents skipped).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let docs = parse_yaml_all("a: 1\n---\nb: 2\n");
+    /// if docs.len() != 2 { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn parse_yaml_all(text: &str) -> Result<Array, Box<EvalAltResult>> {
+        manifest::yaml::parse_documents("<text>", text)
+            .map(|docs| docs.into_iter().map(|d| to_dynamic(d.value)).collect())
+            .map_err(raise)
+    }
+
+    /// Renders a value as YAML; an array of objects becomes a multi-document stream.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let text = to_yaml(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: "bookinfo"}});
+    /// if !text.contains("name: bookinfo") { throw text; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_yaml(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let json = json_argument("to_yaml", &value)?;
+        Ok(match json {
+            Value::Array(items) if items.iter().all(Value::is_object) && !items.is_empty() => {
+                manifest::yaml::to_yaml_stream(&items)
+            }
+            other => manifest::yaml::to_yaml(&other),
+        })
+    }
+
+    /// Renders a value as pretty-printed JSON.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if to_json(#{a: [1, 2]}) != "{\n  \"a\": [\n    1,\n    2\n  ]\n}" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_json(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let json = json_argument("to_json", &value)?;
+        serde_json::to_string_pretty(&json).map_err(|e| invalid("to_json", e.to_string()))
+    }
+
+    /// Picks objects by `kind` (a name or array of names, any case), `apiVersion`, `group`,
+    /// `name` (`*` wildcards), `namespace` (one or several) and `labels` (a selector such as
+    /// `"app=reviews,version in (v1,v2)"` or a map of required labels).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let objects = parse_manifests("apiVersion: v1\nkind: Service\nmetadata: {name: reviews, labels: {app: reviews}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, labels: {app: reviews}}\n");
+    /// let services = select(objects, #{kind: "Service", labels: "app=reviews"});
+    /// if services.len() != 1 { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn select(objects: Array, filter: Map) -> Result<Array, Box<EvalAltResult>> {
+        let filter_json =
+            crate::engine::convert::map_to_json(&filter).map_err(|m| invalid("select", m))?;
+        let filter =
+            manifest::select::Filter::from_json(&filter_json).map_err(|m| invalid("select", m))?;
+        let mut selected = Array::new();
+        for object in objects {
+            let identity = identity_of(&object);
+            if filter.matches(&identity) {
+                selected.push(object);
+            }
+        }
+        Ok(selected)
+    }
+
+    /// Returns a copy without what the API server owns: `status`, `uid`, `resourceVersion`,
+    /// `generation`, `creationTimestamp`, `managedFields`, owner references, the last-applied
+    /// annotation, a Service's cluster IPs and node ports, and so on. Works on one object or an
+    /// array of objects.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let live = #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "a", uid: "123", resourceVersion: "9"}, status: #{}};
+    /// let clean = strip(live);
+    /// if clean.metadata.uid != () || clean.status != () { throw "not stripped"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn strip(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let json = json_argument("strip", &value)?;
+        Ok(to_dynamic(match json {
+            Value::Array(items) => Value::Array(items.iter().map(manifest::strip::strip).collect()),
+            object => manifest::strip::strip(&object),
+        }))
+    }
+
+    /// Masks the values of Secrets (in `data` and `stringData`) for printing.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let secret = #{apiVersion: "v1", kind: "Secret", metadata: #{name: "s"}, data: #{token: "c2VjcmV0"}};
+    /// if redact(secret).data.token != "***" { throw "not masked"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn redact(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let json = json_argument("redact", &value)?;
+        Ok(to_dynamic(manifest::diff::mask_secrets(&json)))
+    }
+
+    /// The value at a path such as `spec.ports[0].port` or `metadata.labels["istio.io/rev"]`,
+    /// or `()` when any step is missing. Negative indexes count from the end.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let service = #{spec: #{ports: [#{name: "http2", port: 80}]}};
+    /// if get_path(service, "spec.ports[0].port") != 80 { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn get_path(value: Dynamic, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let segments = parse_path("get_path", path)?;
+        Ok(dynamic_get(&value, &segments))
+    }
+
+    /// Sets the value at a path, creating missing maps on the way (indexes must exist). The
+    /// object is changed in place.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let ns = #{apiVersion: "v1", kind: "Namespace", metadata: #{name: "bookinfo"}};
+    /// set_path(ns, "metadata.labels[\"istio.io/rev\"]", "asm-1-25");
+    /// if ns.metadata.labels["istio.io/rev"] != "asm-1-25" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_path(
+        object: &mut Map,
+        path: &str,
+        value: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let segments = parse_path("set_path", path)?;
+        let mut target: Dynamic = std::mem::take(object).into();
+        let result = dynamic_set(&mut target, &segments, value, path);
+        *object = target.try_cast::<Map>().unwrap_or_default();
+        result.map_err(|message| {
+            raise(Error::Path {
+                path: path.to_string(),
+                message,
+            })
+        })
+    }
+
+    /// Sets (or with `()` removes) a label on an object, or on every object of an array, in place.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let ns = #{apiVersion: "v1", kind: "Namespace", metadata: #{name: "bookinfo", labels: #{"istio-injection": "enabled"}}};
+    /// label(ns, "istio-injection", ());
+    /// label(ns, "istio.io/rev", "asm-1-25");
+    /// if ns.metadata.labels.len() != 1 { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn label(
+        target: &mut Dynamic,
+        key: &str,
+        value: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let mut entries = Map::new();
+        entries.insert(key.into(), value);
+        set_metadata_entries(target, "labels", &entries, "label")
+    }
+
+    /// Sets several labels at once from a map (`()` values remove).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let pod = #{metadata: #{name: "p"}};
+    /// label(pod, #{app: "reviews", version: "v1"});
+    /// if pod.metadata.labels.app != "reviews" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(name = "label", return_raw)]
+    pub fn label_map(target: &mut Dynamic, labels: Map) -> Result<(), Box<EvalAltResult>> {
+        set_metadata_entries(target, "labels", &labels, "label")
+    }
+
+    /// Sets (or with `()` removes) an annotation on an object, or every object of an array.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let pod = #{metadata: #{name: "p"}};
+    /// annotate(pod, "sidecar.istio.io/inject", "true");
+    /// if pod.metadata.annotations["sidecar.istio.io/inject"] != "true" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn annotate(
+        target: &mut Dynamic,
+        key: &str,
+        value: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let mut entries = Map::new();
+        entries.insert(key.into(), value);
+        set_metadata_entries(target, "annotations", &entries, "annotate")
+    }
+
+    /// Sets several annotations at once from a map (`()` values remove).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let pod = #{metadata: #{name: "p"}};
+    /// annotate(pod, #{team: "mesh"});
+    /// if pod.metadata.annotations.team != "mesh" { throw "unexpected"; }
+    /// ```
+    #[rhai_fn(name = "annotate", return_raw)]
+    pub fn annotate_map(target: &mut Dynamic, annotations: Map) -> Result<(), Box<EvalAltResult>> {
+        set_metadata_entries(target, "annotations", &annotations, "annotate")
+    }
+
+    /// Replaces `${NAME}` in a text with values from a map (dotted names reach into nested
+    /// maps: `${target.ip}`); `$$` is a literal `$`. A missing variable is an error naming its
+    /// line and column in the template.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let text = template("host: ${HOST}\naddress: ${target.ip}", #{HOST: "v2.example.com", target: #{ip: "10.0.0.7"}});
+    /// if text != "host: v2.example.com\naddress: 10.0.0.7" { throw text; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn template(text: &str, variables: Map) -> Result<String, Box<EvalAltResult>> {
+        let variables: Dynamic = variables.into();
+        let lookup = |name: &str| {
+            let segments: Vec<Segment> = name
+                .split('.')
+                .map(|s| Segment::Key(s.to_string()))
+                .collect();
+            let value = dynamic_get(&variables, &segments);
+            if value.is_unit() {
+                None
+            } else if value.is_map() || value.is_array() {
+                from_dynamic(&value).ok().map(|json| json.to_string())
+            } else {
+                Some(value.to_string())
+            }
+        };
+        manifest::template::render(text, lookup).map_err(|error| {
+            raise(Error::Template {
+                message: error.message,
+                at: crate::snippet::Location::in_source(
+                    "<template>",
+                    text,
+                    error.line,
+                    error.column,
+                ),
+            })
+        })
+    }
+
+    /// A unified diff between two objects (or arrays of objects) rendered as YAML; empty when
+    /// they are equal. Secret values are masked.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let a = #{kind: "ConfigMap", data: #{mode: "a"}};
+    /// let b = #{kind: "ConfigMap", data: #{mode: "b"}};
+    /// if !diff(a, b).contains("+  mode: b") { throw diff(a, b); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn diff(before: Dynamic, after: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let before = json_argument("diff", &before)?;
+        let after = json_argument("diff", &after)?;
+        Ok(manifest::diff::diff(&before, &after, "before", "after"))
+    }
+}
+
+/// The identity fields of a Rhai object, read without converting the whole object.
+pub fn identity_of(object: &Dynamic) -> manifest::select::Identity {
+    let text = |path: &[&str]| {
+        let segments: Vec<Segment> = path.iter().map(|s| Segment::Key(s.to_string())).collect();
+        let value = dynamic_get(object, &segments);
+        if value.is_string() {
+            Some(value.to_string())
+        } else {
+            None
+        }
+    };
+    let labels = dynamic_get(
+        object,
+        &[
+            Segment::Key("metadata".into()),
+            Segment::Key("labels".into()),
+        ],
+    );
+    let labels = labels
+        .read_lock::<Map>()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    manifest::select::Identity {
+        api_version: text(&["apiVersion"]).unwrap_or_default(),
+        kind: text(&["kind"]).unwrap_or_default(),
+        name: text(&["metadata", "name"]).unwrap_or_default(),
+        namespace: text(&["metadata", "namespace"]),
+        labels,
+    }
+}

@@ -1,0 +1,47 @@
+//! Every script-visible function, registered from one list.
+//!
+//! Each host module is a Rhai plugin module (`#[export_module]`) whose `///` comments become the
+//! reference shown by `meshshift doc` and the REPL. Functions are thin: they convert Rhai values,
+//! call plain Rust code in [`crate::manifest`], [`crate::traffic`] or [`crate::cluster`], and
+//! convert back. Errors are raised with [`crate::engine::raise`].
+
+pub mod flow;
+pub mod manifest;
+
+use rhai::{Engine, Module};
+
+use crate::engine::HostError;
+
+/// One host module: its name in the reference and how to build it.
+pub struct HostModule {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub build: fn() -> Module,
+}
+
+/// The whole script API, in the order the reference lists it.
+pub const MODULES: &[HostModule] = &[
+    HostModule {
+        name: "flow",
+        summary: "parameters, steps, output, prompts and waiting",
+        build: flow::module,
+    },
+    HostModule {
+        name: "manifest",
+        summary: "YAML and Kubernetes objects (pure: no cluster access)",
+        build: manifest::module,
+    },
+];
+
+/// Registers every host module and host type into an engine.
+pub fn register(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<HostError>("Error")
+        .register_get("message", |e: &mut HostError| e.0.message())
+        .register_get("code", |e: &mut HostError| e.0.code().to_string())
+        .register_fn("to_string", |e: &mut HostError| e.0.to_string())
+        .register_fn("to_debug", |e: &mut HostError| e.0.to_string());
+    for module in MODULES {
+        engine.register_global_module((module.build)().into());
+    }
+}

@@ -1,0 +1,8 @@
+//! Traffic: weighted routes, sampling real HTTP responses, attributing them to clusters, and
+//! testing the observed split. The statistics, route builders and extractors are pure; HTTP
+//! lives in [`http`].
+
+pub mod extract;
+pub mod routes;
+pub mod split;
+pub mod stats;
