@@ -99,7 +99,7 @@ impl Reference {
                 continue;
             };
             let summary = crate::runbook::summary(text).unwrap_or_default();
-            let functions = ast
+            let mut functions: Vec<FunctionDoc> = ast
                 .iter_functions()
                 .filter(|f| f.access != FnAccess::Private)
                 .map(|f| FunctionDoc {
@@ -109,6 +109,8 @@ impl Reference {
                     doc: strip_comment_markers(&f.comments),
                 })
                 .collect();
+            // The AST keeps functions in a hash map; sort for a stable reference.
+            functions.sort_by(|a, b| a.signature.cmp(&b.signature));
             modules.push(ModuleDoc {
                 name: name.to_string(),
                 summary,

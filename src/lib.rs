@@ -21,6 +21,7 @@ pub mod runbook;
 pub mod snippet;
 pub mod subcommand;
 pub mod suggestion;
+pub mod traffic;
 
 pub use error::{Error, Result};
 pub use run::run;

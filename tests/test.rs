@@ -1,5 +1,7 @@
 //! `Test`: writes files into a temporary directory, runs the real `meshshift` binary there, and
 //! checks exit status, stdout and stderr.
+// Helpers shared by all test modules; not every module uses every one.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -242,10 +244,16 @@ pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
     match std::env::var_os("MESHSHIFT_FIXTURES") {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
-            eprintln!(
-                "skipped {test}: MESHSHIFT_FIXTURES is not set (.ci/run sets it to the shared fixtures)"
+            skip(
+                test,
+                "MESHSHIFT_FIXTURES is not set (.ci/run sets it to the shared fixtures)",
             );
             None
         }
     }
+}
+
+/// Says on the real stderr (not the captured one) that a test is skipped and why.
+pub fn skip(test: &str, why: &str) {
+    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
 }

@@ -76,9 +76,10 @@ pub fn analyse(ast: &AST) -> Analysis {
             }
             Some(ASTNode::Stmt(Stmt::FnCall(call, pos)))
             | Some(ASTNode::Expr(Expr::FnCall(call, pos)))
-                if call.op_token.is_none() => {
-                    record_call(&mut analysis, call, *pos, false);
-                }
+                if call.op_token.is_none() =>
+            {
+                record_call(&mut analysis, call, *pos, false);
+            }
             Some(ASTNode::Expr(Expr::MethodCall(call, pos))) => {
                 record_call(&mut analysis, call, *pos, true);
             }
@@ -103,14 +104,16 @@ fn record_call(
 ) {
     let namespace = call.namespace.to_string();
     let name = call.name.to_string();
-    if namespace.is_empty() && name == "param"
-        && let Some(Expr::StringConstant(param, _)) = call.args.first() {
-            analysis.params.push(ParamUse {
-                name: param.to_string(),
-                default: call.args.get(1).map(literal_text),
-                position,
-            });
-        }
+    if namespace.is_empty()
+        && name == "param"
+        && let Some(Expr::StringConstant(param, _)) = call.args.first()
+    {
+        analysis.params.push(ParamUse {
+            name: param.to_string(),
+            default: call.args.get(1).map(literal_text),
+            position,
+        });
+    }
     analysis.calls.push(Call {
         namespace,
         name,

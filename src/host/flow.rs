@@ -53,7 +53,7 @@ pub mod flow_functions {
     /// Fails, naming the parameter, when neither is set.
     ///
     /// # Example
-    /// ```rhai
+    /// ```rhai,no_run
     /// let source = param("SOURCE_CLUSTER");
     /// ```
     #[rhai_fn(return_raw)]
@@ -175,6 +175,35 @@ pub mod flow_functions {
         session
             .block_on(async move { tokio::time::sleep(duration).await })
             .map_err(raise)
+    }
+
+    /// Waits for a number of seconds. Replaces Rhai's built-in `sleep`, which Ctrl-C could not
+    /// interrupt.
+    ///
+    /// # Example
+    /// ```rhai
+    /// sleep(0);
+    /// ```
+    #[rhai_fn(name = "sleep", return_raw)]
+    pub fn sleep_seconds(
+        context: NativeCallContext,
+        seconds: i64,
+    ) -> Result<(), Box<EvalAltResult>> {
+        sleep(context, Dynamic::from_int(seconds))
+    }
+
+    /// Waits for a fractional number of seconds, interruptible by Ctrl-C.
+    ///
+    /// # Example
+    /// ```rhai
+    /// sleep(0.01);
+    /// ```
+    #[rhai_fn(name = "sleep", return_raw)]
+    pub fn sleep_fractional_seconds(
+        context: NativeCallContext,
+        seconds: f64,
+    ) -> Result<(), Box<EvalAltResult>> {
+        sleep(context, Dynamic::from_float(seconds))
     }
 
     /// Asks a yes/no question on the terminal and returns the answer. With `--yes` it answers

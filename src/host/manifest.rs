@@ -201,6 +201,18 @@ pub mod manifest_functions {
             .map_err(raise)
     }
 
+    /// Renders a map as pretty-printed JSON (replaces Rhai's compact built-in for maps).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let m = #{b: 1};
+    /// if m.to_json() != "{\n  \"b\": 1\n}" { throw m.to_json(); }
+    /// ```
+    #[rhai_fn(name = "to_json", return_raw)]
+    pub fn map_to_json(map: &mut Map) -> Result<String, Box<EvalAltResult>> {
+        to_json(Dynamic::from_map(map.clone()))
+    }
+
     /// Parses Kubernetes objects from YAML or JSON text (like `load`, without the file).
     ///
     /// # Example
@@ -481,6 +493,50 @@ pub mod manifest_functions {
                 ),
             })
         })
+    }
+
+    /// Renders a kubectl JSONPath template against a value, exactly as
+    /// `kubectl get -o jsonpath=...` prints it: text outside `{}` verbatim, several matches
+    /// joined by spaces, `{range …}{end}` loops, filters such as `?(@.name=="http2")`; a missing
+    /// key prints nothing.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let svc = #{status: #{loadBalancer: #{ingress: [#{ip: "20.1.2.3"}]}},
+    ///             spec: #{ports: [#{name: "status-port", port: 15021}, #{name: "http2", port: 80}]}};
+    /// let address = jsonpath(svc, "{.status.loadBalancer.ingress[0].ip}:{.spec.ports[?(@.name==\"http2\")].port}");
+    /// if address != "20.1.2.3:80" { throw address; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn jsonpath(value: Dynamic, template: &str) -> Result<String, Box<EvalAltResult>> {
+        let json = json_argument("jsonpath", &value)?;
+        manifest::jsonpath::render(template, &json).map_err(|error| {
+            raise(Error::Path {
+                path: template.to_string(),
+                message: error.to_string(),
+            })
+        })
+    }
+
+    /// The values a single JSONPath expression matches (data, not text).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let pods = #{items: [#{metadata: #{name: "reviews-v1-a"}}, #{metadata: #{name: "reviews-v2-b"}}]};
+    /// let names = jsonpath_values(pods, "{.items[*].metadata.name}");
+    /// if names != ["reviews-v1-a", "reviews-v2-b"] { throw names; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn jsonpath_values(value: Dynamic, expression: &str) -> Result<Array, Box<EvalAltResult>> {
+        let json = json_argument("jsonpath_values", &value)?;
+        manifest::jsonpath::query(expression, &json)
+            .map(|values| values.into_iter().map(to_dynamic).collect())
+            .map_err(|error| {
+                raise(Error::Path {
+                    path: expression.to_string(),
+                    message: error.to_string(),
+                })
+            })
     }
 
     /// A unified diff between two objects (or arrays of objects) rendered as YAML; empty when

@@ -2,6 +2,7 @@
 //! talks to a cluster; the only I/O is [`load`] reading the file it is given.
 
 pub mod diff;
+pub mod jsonpath;
 pub mod path;
 pub mod select;
 pub mod selector;
@@ -103,12 +104,13 @@ fn check_object(value: &Value) -> std::result::Result<(), String> {
         }
     }
     if let Some(metadata) = object.get("metadata")
-        && !metadata.is_object() {
-            return Err(format!(
-                "`metadata` must be a mapping, found {}",
-                describe(metadata)
-            ));
-        }
+        && !metadata.is_object()
+    {
+        return Err(format!(
+            "`metadata` must be a mapping, found {}",
+            describe(metadata)
+        ));
+    }
     Ok(())
 }
 

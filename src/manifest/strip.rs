@@ -85,9 +85,10 @@ pub fn strip_in_place(object: &mut Value) {
         .get_mut("spec")
         .and_then(|spec| spec.get_mut("template"))
         .and_then(|template| template.get_mut("metadata"))
-        && template_metadata.get("creationTimestamp") == Some(&Value::Null) {
-            template_metadata.remove("creationTimestamp");
-        }
+        && template_metadata.get("creationTimestamp") == Some(&Value::Null)
+    {
+        template_metadata.remove("creationTimestamp");
+    }
 }
 
 fn strip_service(fields: &mut serde_json::Map<String, Value>) {
