@@ -104,6 +104,12 @@ pub enum Error {
     Path { path: String, message: String },
     /// A host function got an argument it cannot use.
     InvalidArgument { function: String, message: String },
+    /// `cluster("x")` named a context the kubeconfig does not have.
+    UnknownContext {
+        context: String,
+        suggestion: Option<String>,
+        available: Vec<String>,
+    },
     /// A cluster operation failed.
     Cluster {
         context: String,
@@ -145,6 +151,7 @@ impl Error {
             Error::Template { .. } => "manifest.template",
             Error::Path { .. } => "manifest.path",
             Error::InvalidArgument { .. } => "host.argument",
+            Error::UnknownContext { .. } => "cluster.unknown_context",
             Error::Cluster { .. } => "cluster",
             Error::InScript { cause, .. } => cause.code(),
             Error::Other { .. } => "other",
@@ -236,6 +243,9 @@ impl Error {
             Error::Template { message, .. } => format!("template: {message}"),
             Error::Path { path, message } => format!("path `{path}`: {message}"),
             Error::InvalidArgument { function, message } => format!("{function}: {message}"),
+            Error::UnknownContext { context, .. } => {
+                format!("no context `{context}` in the kubeconfig")
+            }
             Error::Cluster {
                 context, message, ..
             } => format!("cluster `{context}`: {message}"),
@@ -277,6 +287,18 @@ impl Error {
                 help
             }
             Error::LimitExceeded { hint, .. } => vec![hint.clone()],
+            Error::UnknownContext {
+                suggestion,
+                available,
+                ..
+            } => {
+                let mut help: Vec<String> = did_you_mean(suggestion).into_iter().collect();
+                help.push(match available.len() {
+                    0 => "the kubeconfig has no contexts".to_string(),
+                    _ => format!("contexts: {}", available.join(", ")),
+                });
+                help
+            }
             Error::Cluster { causes, .. } => {
                 causes.iter().map(|c| format!("caused by: {c}")).collect()
             }

@@ -9,6 +9,7 @@
 //! - [`sim`]: the simulated clusters (nothing else knows they exist).
 
 pub mod arguments;
+pub mod cluster;
 pub mod doc;
 pub mod duration;
 pub mod engine;

@@ -185,6 +185,67 @@ impl Output {
     }
 }
 
+/// A spinner with a message on a terminal; nothing elsewhere.
+pub struct Spinner {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Spinner {
+    pub fn set_message(&self, message: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(message.to_string());
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Output {
+    /// A spinner for a wait (only on a terminal).
+    pub fn spinner(&self, prefix: &str) -> Spinner {
+        if !self.terminal {
+            return Spinner { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        let indent = "    ".repeat(self.depth.load(Ordering::Relaxed));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{indent}{{spinner}} {prefix}: {{msg}}"
+        )) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Spinner { bar: Some(bar) }
+    }
+
+    /// A progress bar over `total` items (only on a terminal).
+    pub fn progress_bar(&self, total: u64, prefix: &str) -> Spinner {
+        if !self.terminal {
+            return Spinner { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new(total);
+        let indent = "    ".repeat(self.depth.load(Ordering::Relaxed));
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&format!(
+            "{indent}{prefix} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
+        )) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Spinner { bar: Some(bar) }
+    }
+}
+
+impl Spinner {
+    /// Advances a progress bar.
+    pub fn inc(&self, by: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(by);
+        }
+    }
+}
+
 /// An aligned text table: a header row, then one row per entry; the last column is not padded.
 pub fn format_table(columns: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();

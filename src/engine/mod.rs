@@ -76,6 +76,8 @@ pub struct Session {
 #[derive(Debug, Clone, Default)]
 pub struct RunRecord {
     pub steps: Vec<StepRecord>,
+    /// Every change made (or planned) on a cluster, in order.
+    pub changes: Vec<crate::cluster::effects::Change>,
 }
 
 /// One `step(...)`.

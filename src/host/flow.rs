@@ -25,6 +25,18 @@ pub fn short_message(
         .message()
 }
 
+/// A value as `print` shows it: through the script-visible `to_string`, so host types print
+/// their own way and Secret values are masked.
+pub fn display(context: &NativeCallContext, value: Dynamic) -> String {
+    if value.is_string() {
+        return value.to_string();
+    }
+    context
+        .call_fn::<rhai::ImmutableString>("to_string", (value.clone(),))
+        .map(|s| s.to_string())
+        .unwrap_or_else(|_| value.to_string())
+}
+
 /// Parses a duration argument given as text (`"30s"`) or a number of seconds.
 pub fn duration_argument(function: &str, value: &Dynamic) -> Result<Duration, Box<EvalAltResult>> {
     let parsed = if let Ok(seconds) = value.as_int() {
@@ -89,7 +101,7 @@ pub mod flow_functions {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn info(context: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Session::of(&context)?.out.info(&message.to_string());
+        Session::of(&context)?.out.info(&display(&context, message));
         Ok(())
     }
 
@@ -101,7 +113,7 @@ pub mod flow_functions {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn warn(context: NativeCallContext, message: Dynamic) -> Result<(), Box<EvalAltResult>> {
-        Session::of(&context)?.out.warn(&message.to_string());
+        Session::of(&context)?.out.warn(&display(&context, message));
         Ok(())
     }
 

@@ -337,6 +337,31 @@ pub mod manifest_functions {
         }))
     }
 
+    /// Prints a map the way Rhai does, but with Secret values masked (so `print(secret)` and
+    /// `${secret}` never show them).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let secret = #{kind: "Secret", data: #{token: "c2VjcmV0"}};
+    /// if `${secret}`.contains("c2VjcmV0") { throw "leaked"; }
+    /// ```
+    #[rhai_fn(name = "to_string", name = "to_debug", name = "print", name = "debug")]
+    pub fn map_to_string(map: &mut Map) -> String {
+        masked_for_printing(Dynamic::from_map(map.clone())).to_string()
+    }
+
+    /// Prints an array the way Rhai does, with Secret values masked.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let objects = [#{kind: "Secret", data: #{token: "c2VjcmV0"}}];
+    /// if `${objects}`.contains("c2VjcmV0") { throw "leaked"; }
+    /// ```
+    #[rhai_fn(name = "to_string", name = "to_debug", name = "print", name = "debug")]
+    pub fn array_to_string(array: &mut Array) -> String {
+        masked_for_printing(Dynamic::from_array(array.clone())).to_string()
+    }
+
     /// Masks the values of Secrets (in `data` and `stringData`) for printing.
     ///
     /// # Example
@@ -554,6 +579,42 @@ pub mod manifest_functions {
         let after = json_argument("diff", &after)?;
         Ok(manifest::diff::diff(&before, &after, "before", "after"))
     }
+}
+
+/// A copy of a value with every Secret's `data`/`stringData` values replaced by `***`.
+pub fn masked_for_printing(value: Dynamic) -> Dynamic {
+    if let Some(map) = value.read_lock::<Map>() {
+        let is_secret = map
+            .get("kind")
+            .is_some_and(|k| k.is_string() && k.to_string() == "Secret");
+        let mut copy = Map::new();
+        for (key, item) in map.iter() {
+            let masked = if is_secret && (key == "data" || key == "stringData") {
+                match item.read_lock::<Map>() {
+                    Some(entries) => Dynamic::from_map(
+                        entries
+                            .keys()
+                            .map(|k| (k.clone(), Dynamic::from("***")))
+                            .collect(),
+                    ),
+                    None => item.clone(),
+                }
+            } else {
+                masked_for_printing(item.clone())
+            };
+            copy.insert(key.clone(), masked);
+        }
+        return copy.into();
+    }
+    if let Some(items) = value.read_lock::<Array>() {
+        return items
+            .iter()
+            .cloned()
+            .map(masked_for_printing)
+            .collect::<Array>()
+            .into();
+    }
+    value
 }
 
 /// The identity fields of a Rhai object, read without converting the whole object.

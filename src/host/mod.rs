@@ -5,6 +5,7 @@
 //! call plain Rust code in [`crate::manifest`], [`crate::traffic`] or [`crate::cluster`], and
 //! convert back. Errors are raised with [`crate::engine::raise`].
 
+pub mod cluster;
 pub mod flow;
 pub mod manifest;
 
@@ -27,6 +28,11 @@ pub const MODULES: &[HostModule] = &[
         build: flow::module,
     },
     HostModule {
+        name: "cluster",
+        summary: "Kubernetes clusters: handles, reads, writes (through one entry point), waits",
+        build: cluster::module,
+    },
+    HostModule {
         name: "manifest",
         summary: "YAML and Kubernetes objects (pure: no cluster access)",
         build: manifest::module,
@@ -41,6 +47,7 @@ pub fn register(engine: &mut Engine) {
         .register_get("code", |e: &mut HostError| e.0.code().to_string())
         .register_fn("to_string", |e: &mut HostError| e.0.to_string())
         .register_fn("to_debug", |e: &mut HostError| e.0.to_string());
+    cluster::register_types(engine);
     for module in MODULES {
         engine.register_global_module((module.build)().into());
     }

@@ -1,0 +1,805 @@
+//! Every change to a cluster goes through [`Cluster::mutate`]: server-side apply, patches and
+//! deletes. It checks the cluster's identity, validates a whole batch (server-side dry run)
+//! before changing anything, turns writes into dry runs with diffs in plan mode, and reports
+//! each change to the handle's [`ChangeSink`](super::ChangeSink) (run record, journal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use http::Method;
+use serde_json::{Value, json};
+
+use super::Cluster;
+use super::discovery::Resource;
+use super::rest::{RestError, content_type};
+use crate::error::Result;
+use crate::manifest::{diff::diff, object_label, strip::strip};
+
+/// A server-side apply answer: status code and body, or why it failed.
+type ApplyAnswer = std::result::Result<(u16, Value), RestError>;
+
+/// The field manager of every meshshift write.
+pub const FIELD_MANAGER: &str = "meshshift";
+
+/// How many requests a batch keeps in flight.
+pub const CONCURRENCY: usize = 8;
+
+/// How a write is made.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Server-side dry run: nothing is stored; the change is described with a diff.
+    pub dry_run: bool,
+    /// Server-side apply takes over fields other managers own instead of failing on conflicts.
+    pub force: bool,
+    pub field_manager: String,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            dry_run: false,
+            force: false,
+            field_manager: FIELD_MANAGER.to_string(),
+        }
+    }
+}
+
+/// The kinds of patch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PatchType {
+    Merge,
+    Json,
+    Strategic,
+}
+
+impl PatchType {
+    pub fn parse(text: &str) -> std::result::Result<PatchType, String> {
+        match text {
+            "merge" => Ok(PatchType::Merge),
+            "json" => Ok(PatchType::Json),
+            "strategic" => Ok(PatchType::Strategic),
+            other => Err(format!(
+                "unknown patch type `{other}`: use `merge`, `json` or `strategic`"
+            )),
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            PatchType::Merge => content_type::MERGE_PATCH,
+            PatchType::Json => content_type::JSON_PATCH,
+            PatchType::Strategic => content_type::STRATEGIC_MERGE_PATCH,
+        }
+    }
+}
+
+/// One object addressed by kind (as users type it), name and namespace.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+/// A change to make.
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// Server-side apply of whole objects.
+    Apply(Vec<Value>),
+    /// A patch of one object.
+    Patch {
+        target: Target,
+        patch: Value,
+        patch_type: PatchType,
+    },
+    /// Deletes, optionally waiting until the objects are gone.
+    Delete {
+        targets: Vec<Target>,
+        wait: Option<Duration>,
+    },
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+    Patched,
+    Deleted,
+    /// Delete of an object that did not exist.
+    Absent,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Configured => "configured",
+            Action::Unchanged => "unchanged",
+            Action::Patched => "patched",
+            Action::Deleted => "deleted",
+            Action::Absent => "absent",
+        }
+    }
+}
+
+/// One object changed (or, in a dry run, that would be).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub cluster: String,
+    pub kind: String,
+    pub api_version: String,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub action: Action,
+    pub dry_run: bool,
+    /// Live object to the new one, Secret values masked (dry runs and patches).
+    pub diff: Option<String>,
+    /// The object before the change, stripped (for undo), when it was read.
+    pub before: Option<Value>,
+}
+
+impl Change {
+    /// `Deployment/bookinfo/reviews-v1`.
+    pub fn label(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{}/{namespace}/{}", self.kind, self.name),
+            None => format!("{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// An object ready to apply: its resource and the path to patch.
+struct Prepared {
+    object: Value,
+    resource: Option<Resource>,
+    namespace: Option<String>,
+    name: String,
+}
+
+impl Prepared {
+    fn path(&self) -> Option<String> {
+        self.resource
+            .as_ref()
+            .map(|r| r.object_path(self.namespace.as_deref(), &self.name))
+    }
+}
+
+impl Cluster {
+    /// The one entry point for changing a cluster.
+    pub async fn mutate(&self, mutation: Mutation, options: &WriteOptions) -> Result<Vec<Change>> {
+        self.verify_identity().await?;
+        let changes = match mutation {
+            Mutation::Apply(objects) => self.apply_objects(objects, options).await?,
+            Mutation::Patch {
+                target,
+                patch,
+                patch_type,
+            } => vec![
+                self.patch_object(&target, &patch, patch_type, options)
+                    .await?,
+            ],
+            Mutation::Delete { targets, wait } => {
+                self.delete_objects(&targets, wait, options).await?
+            }
+        };
+        if let Some(sink) = self.sink() {
+            for change in &changes {
+                sink(change);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn change(&self, object: &Value, action: Action, dry_run: bool) -> Change {
+        Change {
+            cluster: self.context().to_string(),
+            kind: object["kind"].as_str().unwrap_or_default().to_string(),
+            api_version: object["apiVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            action,
+            dry_run,
+            diff: None,
+            before: None,
+        }
+    }
+
+    /// Server-side apply of a batch: CRDs first (and established), then Namespaces, then the
+    /// rest. Everything that can be validated by a server-side dry run is validated before
+    /// anything is written; objects whose CRD or Namespace the batch itself creates are
+    /// validated right after those are created, before any of them is applied.
+    async fn apply_objects(
+        &self,
+        objects: Vec<Value>,
+        options: &WriteOptions,
+    ) -> Result<Vec<Change>> {
+        let mut prepared = self.prepare(objects).await?;
+        self.existing_namespaces(&prepared).await?;
+        // Phase 1: validate what can be validated now (objects in namespaces the batch creates
+        // answer 404 and are validated in phase 4).
+        let resolved: Vec<usize> = (0..prepared.len())
+            .filter(|&i| prepared[i].resource.is_some())
+            .collect();
+        let mut dry_runs = self.dry_run_all(&prepared, options, resolved).await?;
+
+        if options.dry_run {
+            return self.plan_changes(&prepared, &dry_runs).await;
+        }
+        let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
+        let is_namespace =
+            |p: &Prepared| p.object["kind"] == "Namespace" && p.object["apiVersion"] == "v1";
+        let mut changes = Vec::new();
+        // Phase 2: CRDs, then wait until they are established and served.
+        let crds: Vec<usize> = (0..prepared.len())
+            .filter(|&i| is_crd(&prepared[i]))
+            .collect();
+        changes.extend(
+            self.apply_indexes(&prepared, &crds, &dry_runs, options)
+                .await?,
+        );
+        if !crds.is_empty() {
+            for &index in &crds {
+                self.wait_established(&prepared[index].name).await?;
+            }
+            self.refresh_discovery().await?;
+            for item in prepared.iter_mut().filter(|p| p.resource.is_none()) {
+                item.resource = self.resolve_object(&item.object).await?;
+            }
+        }
+        if let Some(unknown) = prepared.iter().find(|p| p.resource.is_none()) {
+            return Err(self.error(
+                format!(
+                    "the server does not serve `{} {}` even after the batch's CRDs were applied",
+                    unknown.object["apiVersion"], unknown.object["kind"]
+                ),
+                vec![],
+            ));
+        }
+        // Phase 3: Namespaces.
+        let namespaces: Vec<usize> = (0..prepared.len())
+            .filter(|&i| is_namespace(&prepared[i]))
+            .collect();
+        changes.extend(
+            self.apply_indexes(&prepared, &namespaces, &dry_runs, options)
+                .await?,
+        );
+        // Phase 4: validate what had to wait for those, then apply everything else.
+        let late: Vec<usize> = (0..prepared.len())
+            .filter(|&i| {
+                !is_crd(&prepared[i]) && !is_namespace(&prepared[i]) && !dry_runs.contains_key(&i)
+            })
+            .collect();
+        if !late.is_empty() {
+            let late_runs = self.dry_run_all(&prepared, options, late).await?;
+            dry_runs.extend(late_runs);
+        }
+        let rest: Vec<usize> = (0..prepared.len())
+            .filter(|&i| !is_crd(&prepared[i]) && !is_namespace(&prepared[i]))
+            .collect();
+        changes.extend(
+            self.apply_indexes(&prepared, &rest, &dry_runs, options)
+                .await?,
+        );
+        Ok(changes)
+    }
+
+    /// Checks every object and resolves its resource (`None`: its CRD is in the batch).
+    async fn prepare(&self, objects: Vec<Value>) -> Result<Vec<Prepared>> {
+        let batch_kinds: BTreeSet<(String, String)> = objects
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .flat_map(|crd| {
+                let group = crd["spec"]["group"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let kind = crd["spec"]["names"]["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                crd["spec"]["versions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v["name"].as_str())
+                    .map(move |v| (format!("{group}/{v}"), kind.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut prepared = Vec::with_capacity(objects.len());
+        let mut problems = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (index, mut object) in objects.into_iter().enumerate() {
+            let position = format!("object {} ({})", index + 1, object_label(&object));
+            if !object.is_object() {
+                problems.push(format!("object {}: expected an object (a map)", index + 1));
+                continue;
+            }
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if object["apiVersion"].as_str().is_none_or(str::is_empty)
+                || object["kind"].as_str().is_none_or(str::is_empty)
+            {
+                problems.push(format!("{position}: needs `apiVersion` and `kind`"));
+                continue;
+            }
+            if name.is_empty() {
+                problems.push(format!(
+                    "{position}: needs `metadata.name` (server-side apply cannot use generateName)"
+                ));
+                continue;
+            }
+            let resource = self.resolve_object(&object).await?;
+            let key = (
+                object["apiVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                object["kind"].as_str().unwrap_or_default().to_string(),
+            );
+            if resource.is_none() && !batch_kinds.contains(&key) {
+                problems.push(format!(
+                    "{position}: the server does not serve `{} {}` (is its CRD installed?)",
+                    key.0, key.1
+                ));
+                continue;
+            }
+            // CRD instances default to namespaced until the CRD says otherwise.
+            let namespaced = resource
+                .as_ref()
+                .map(|r| r.namespaced)
+                .unwrap_or_else(|| crd_scope_namespaced(&key, &prepared));
+            let namespace = if namespaced {
+                let namespace = object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or(self.namespace())
+                    .to_string();
+                object["metadata"]["namespace"] = Value::String(namespace.clone());
+                Some(namespace)
+            } else {
+                if let Some(metadata) = object["metadata"].as_object_mut() {
+                    metadata.remove("namespace");
+                }
+                None
+            };
+            if !seen.insert((
+                key.0.clone(),
+                key.1.clone(),
+                namespace.clone(),
+                name.clone(),
+            )) {
+                problems.push(format!("{position}: appears twice in the batch"));
+                continue;
+            }
+            prepared.push(Prepared {
+                object: clean_for_apply(object),
+                resource,
+                namespace,
+                name,
+            });
+        }
+        if !problems.is_empty() {
+            return Err(self.error(
+                format!("nothing was applied: {}", problems.join("; ")),
+                vec![],
+            ));
+        }
+        Ok(prepared)
+    }
+
+    /// Fails unless every namespace the batch uses exists or is created by the batch; returns
+    /// the ones that exist.
+    async fn existing_namespaces(&self, prepared: &[Prepared]) -> Result<BTreeSet<String>> {
+        let wanted: BTreeSet<&String> = prepared
+            .iter()
+            .filter_map(|p| p.namespace.as_ref())
+            .collect();
+        let mut existing = BTreeSet::new();
+        let batch: BTreeSet<&str> = prepared
+            .iter()
+            .filter(|p| p.object["kind"] == "Namespace")
+            .map(|p| p.name.as_str())
+            .collect();
+        for namespace in wanted {
+            match self
+                .rest()
+                .get(&format!("/api/v1/namespaces/{namespace}"))
+                .await
+            {
+                Ok(_) => {
+                    existing.insert(namespace.clone());
+                }
+                Err(e) if e.status_code() == Some(404) => {
+                    if !batch.contains(namespace.as_str()) {
+                        return Err(self.error(
+                            format!("nothing was applied: namespace `{namespace}` does not exist and the batch does not create it"),
+                            vec![],
+                        ));
+                    }
+                }
+                Err(e) => {
+                    return Err(
+                        self.request_error(&format!("cannot read namespace `{namespace}`"), &e)
+                    );
+                }
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Server-side dry runs of the selected objects; any failure fails the batch (nothing applied).
+    async fn dry_run_all(
+        &self,
+        prepared: &[Prepared],
+        options: &WriteOptions,
+        selected: Vec<usize>,
+    ) -> Result<BTreeMap<usize, (u16, Value)>> {
+        let results: Vec<(usize, ApplyAnswer)> = stream::iter(selected)
+            .map(|index| async move {
+                let item = &prepared[index];
+                let Some(path) = item.path() else {
+                    return (index, Err(RestError::Transport("unresolved".into())));
+                };
+                (
+                    index,
+                    self.server_side_apply(&path, &item.object, options, true)
+                        .await,
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut ok = BTreeMap::new();
+        let mut failures = Vec::new();
+        for (index, result) in results {
+            match result {
+                Ok(answer) => {
+                    ok.insert(index, answer);
+                }
+                // The namespace is created later in the batch: validated after it exists.
+                Err(RestError::Status(status))
+                    if status.code == 404 && prepared[index].namespace.is_some() => {}
+                Err(error) => failures.push((index, error)),
+            }
+        }
+        if failures.is_empty() {
+            return Ok(ok);
+        }
+        failures.sort_by_key(|(index, _)| *index);
+        let mut causes = Vec::new();
+        for (index, error) in &failures {
+            causes.push(format!(
+                "{}: {}",
+                object_label(&prepared[*index].object),
+                error.message()
+            ));
+            causes.extend(error.causes().into_iter().map(|c| format!("  {c}")));
+        }
+        Err(self.error(
+            format!(
+                "nothing was applied: {} of {} objects failed validation (server-side dry run)",
+                failures.len(),
+                prepared.len()
+            ),
+            causes,
+        ))
+    }
+
+    async fn server_side_apply(
+        &self,
+        path: &str,
+        object: &Value,
+        options: &WriteOptions,
+        dry_run: bool,
+    ) -> std::result::Result<(u16, Value), RestError> {
+        let mut query = format!("?fieldManager={}", options.field_manager);
+        if options.force {
+            query.push_str("&force=true");
+        }
+        if dry_run {
+            query.push_str("&dryRun=All");
+        }
+        let body = serde_json::to_vec(object).unwrap_or_default();
+        let response = self
+            .rest()
+            .call(
+                Method::PATCH,
+                &format!("{path}{query}"),
+                Some((content_type::APPLY_PATCH, body)),
+            )
+            .await?;
+        Ok((response.status, response.body))
+    }
+
+    /// Applies the given objects (already validated), concurrently.
+    async fn apply_indexes(
+        &self,
+        prepared: &[Prepared],
+        indexes: &[usize],
+        dry_runs: &BTreeMap<usize, (u16, Value)>,
+        options: &WriteOptions,
+    ) -> Result<Vec<Change>> {
+        let results: Vec<(usize, ApplyAnswer)> = stream::iter(indexes.iter().copied())
+            .map(|index| async move {
+                let item = &prepared[index];
+                let path = item.path().unwrap_or_default();
+                (
+                    index,
+                    self.server_side_apply(&path, &item.object, options, false)
+                        .await,
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut changes = Vec::new();
+        let mut failures = Vec::new();
+        for (index, result) in results {
+            let item = &prepared[index];
+            match result {
+                Ok((status, body)) => {
+                    let before_version = dry_runs
+                        .get(&index)
+                        .filter(|(code, _)| *code == 200)
+                        .map(|(_, b)| resource_version(b));
+                    let action = match (status, before_version) {
+                        (201, _) => Action::Created,
+                        (_, Some(before)) if before == resource_version(&body) => Action::Unchanged,
+                        _ => Action::Configured,
+                    };
+                    changes.push((index, self.change(&item.object, action, false)));
+                }
+                Err(error) => failures.push((index, error)),
+            }
+        }
+        if let Some((index, error)) = failures.into_iter().min_by_key(|(i, _)| *i) {
+            return Err(self.request_error(
+                &format!("failed to apply {}", object_label(&prepared[index].object)),
+                &error,
+            ));
+        }
+        changes.sort_by_key(|(index, _)| *index);
+        Ok(changes.into_iter().map(|(_, change)| change).collect())
+    }
+
+    /// Plan mode: what each object would become, as a diff against the live object.
+    async fn plan_changes(
+        &self,
+        prepared: &[Prepared],
+        dry_runs: &BTreeMap<usize, (u16, Value)>,
+    ) -> Result<Vec<Change>> {
+        let mut changes = Vec::new();
+        for (index, item) in prepared.iter().enumerate() {
+            let mut change = self.change(&item.object, Action::Created, true);
+            match dry_runs.get(&index) {
+                Some((201, planned)) => {
+                    change.diff = Some(diff(&Value::Null, &strip(planned), "live", "planned"));
+                }
+                Some((_, planned)) => {
+                    let live = match item.path() {
+                        Some(path) => self.rest().get(&path).await.ok().map(|r| r.body),
+                        None => None,
+                    };
+                    let live = live.map(|l| strip(&l)).unwrap_or(Value::Null);
+                    let text = diff(&live, &strip(planned), "live", "planned");
+                    change.action = if text.is_empty() {
+                        Action::Unchanged
+                    } else {
+                        Action::Configured
+                    };
+                    change.diff = Some(text);
+                    change.before = Some(live);
+                }
+                // Its CRD or namespace is part of the batch: it can only be created.
+                None => change.diff = Some(diff(&Value::Null, &item.object, "live", "planned")),
+            }
+            changes.push(change);
+        }
+        Ok(changes)
+    }
+
+    async fn wait_established(&self, name: &str) -> Result<()> {
+        let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self.rest().get(&path).await
+                && super::conditions::has_true_condition(&response.body, "Established")
+            {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.error(
+                    format!("CustomResourceDefinition `{name}` was not Established within 60s"),
+                    vec![],
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn patch_object(
+        &self,
+        target: &Target,
+        patch: &Value,
+        patch_type: PatchType,
+        options: &WriteOptions,
+    ) -> Result<Change> {
+        let resource = self.resolve(&target.kind).await?;
+        let namespace = target
+            .namespace
+            .clone()
+            .filter(|_| resource.namespaced)
+            .or_else(|| resource.namespaced.then(|| self.namespace().to_string()));
+        let path = resource.object_path(namespace.as_deref(), &target.name);
+        let label = match &namespace {
+            Some(namespace) => format!("{}/{namespace}/{}", resource.kind, target.name),
+            None => format!("{}/{}", resource.kind, target.name),
+        };
+        let before = self
+            .rest()
+            .get(&path)
+            .await
+            .map_err(|e| self.request_error(&format!("cannot patch {label}"), &e))?
+            .body;
+        let mut query = format!("?fieldManager={}", options.field_manager);
+        if options.dry_run {
+            query.push_str("&dryRun=All");
+        }
+        let body = serde_json::to_vec(patch).unwrap_or_default();
+        let after = self
+            .rest()
+            .call(
+                Method::PATCH,
+                &format!("{path}{query}"),
+                Some((patch_type.content_type(), body)),
+            )
+            .await
+            .map_err(|e| self.request_error(&format!("failed to patch {label}"), &e))?
+            .body;
+        let text = diff(
+            &strip(&before),
+            &strip(&after),
+            "live",
+            if options.dry_run {
+                "planned"
+            } else {
+                "patched"
+            },
+        );
+        let mut change = self.change(
+            &after,
+            if text.is_empty() {
+                Action::Unchanged
+            } else {
+                Action::Patched
+            },
+            options.dry_run,
+        );
+        change.diff = Some(text);
+        change.before = Some(strip(&before));
+        Ok(change)
+    }
+
+    async fn delete_objects(
+        &self,
+        targets: &[Target],
+        wait: Option<Duration>,
+        options: &WriteOptions,
+    ) -> Result<Vec<Change>> {
+        let mut resolved = Vec::new();
+        for target in targets {
+            let resource = self.resolve(&target.kind).await?;
+            let namespace = if resource.namespaced {
+                Some(
+                    target
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| self.namespace().to_string()),
+                )
+            } else {
+                None
+            };
+            resolved.push((resource, namespace, target.name.clone()));
+        }
+        let query = if options.dry_run { "?dryRun=All" } else { "" };
+        let mut changes = Vec::new();
+        let mut deleted_paths = Vec::new();
+        for (resource, namespace, name) in &resolved {
+            let path = resource.object_path(namespace.as_deref(), name);
+            let body = serde_json::to_vec(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})).unwrap_or_default();
+            let stub = json!({"apiVersion": resource.api_version(), "kind": resource.kind, "metadata": {"name": name, "namespace": namespace}});
+            match self
+                .rest()
+                .call(
+                    Method::DELETE,
+                    &format!("{path}{query}"),
+                    Some((content_type::JSON, body)),
+                )
+                .await
+            {
+                Ok(_) => {
+                    changes.push(self.change(&stub, Action::Deleted, options.dry_run));
+                    deleted_paths.push(path);
+                }
+                Err(e) if e.status_code() == Some(404) => {
+                    changes.push(self.change(&stub, Action::Absent, options.dry_run))
+                }
+                Err(e) => {
+                    return Err(self
+                        .request_error(&format!("failed to delete {}", object_label(&stub)), &e));
+                }
+            }
+        }
+        if let (Some(timeout), false) = (wait, options.dry_run) {
+            let deadline = tokio::time::Instant::now() + timeout;
+            for path in deleted_paths {
+                loop {
+                    match self.rest().get(&path).await {
+                        Err(e) if e.status_code() == Some(404) => break,
+                        _ if tokio::time::Instant::now() > deadline => {
+                            return Err(self.error(
+                                format!("{path} still exists after {}s", timeout.as_secs()),
+                                vec![],
+                            ));
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            }
+        }
+        Ok(changes)
+    }
+}
+
+/// Is a CRD instance namespaced, judging by the batch's CRD (namespaced by default)?
+fn crd_scope_namespaced(key: &(String, String), prepared: &[Prepared]) -> bool {
+    let group = key.0.rsplit_once('/').map(|(g, _)| g).unwrap_or_default();
+    prepared
+        .iter()
+        .filter(|p| p.object["kind"] == "CustomResourceDefinition")
+        .find(|p| {
+            p.object["spec"]["group"] == group
+                && p.object["spec"]["names"]["kind"] == key.1.as_str()
+        })
+        .map(|p| p.object["spec"]["scope"] != "Cluster")
+        .unwrap_or(true)
+}
+
+/// Server-side apply refuses `resourceVersion` mismatches and `managedFields`; objects read
+/// from a cluster carry both.
+fn clean_for_apply(mut object: Value) -> Value {
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        for key in [
+            "resourceVersion",
+            "managedFields",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
+            metadata.remove(key);
+        }
+    }
+    if let Some(fields) = object.as_object_mut() {
+        fields.remove("status");
+    }
+    object
+}
+
+fn resource_version(object: &Value) -> String {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

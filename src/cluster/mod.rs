@@ -1,0 +1,298 @@
+//! Clusters over kube-rs: a [`Cluster`] handle is bound to a kubeconfig context and pinned to
+//! that cluster's identity. Reads are in [`read`], waits in [`wait`], and every change goes
+//! through [`Cluster::mutate`] in [`effects`], the one place where plan mode, the run record
+//! and identity checks attach.
+
+pub mod conditions;
+pub mod discovery;
+pub mod effects;
+pub mod mesh;
+pub mod read;
+pub mod rest;
+pub mod wait;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::error::{Error, Result};
+use crate::suggestion::did_you_mean;
+use discovery::{Discovery, Resource};
+use rest::{Rest, RestError};
+
+/// Where the kubeconfig comes from: `--kubeconfig`, else `$KUBECONFIG` (several files merged),
+/// else `~/.kube/config`, as kubectl reads it.
+#[derive(Debug, Clone, Default)]
+pub struct KubeconfigSource {
+    pub path: Option<PathBuf>,
+}
+
+impl KubeconfigSource {
+    fn read(&self) -> Result<Kubeconfig> {
+        let result = match &self.path {
+            Some(path) => Kubeconfig::read_from(path),
+            None => Kubeconfig::read(),
+        };
+        result.map_err(|error| Error::Other {
+            message: match &self.path {
+                Some(path) => format!("cannot read kubeconfig `{}`: {error}", path.display()),
+                None => {
+                    format!("cannot read a kubeconfig from $KUBECONFIG or ~/.kube/config: {error}")
+                }
+            },
+        })
+    }
+
+    /// The context names, in kubeconfig order, and the current context.
+    pub fn contexts(&self) -> Result<(Vec<String>, Option<String>)> {
+        let kubeconfig = self.read()?;
+        let names = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+        Ok((names, kubeconfig.current_context.clone()))
+    }
+}
+
+/// What pins a handle to one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    pub server: String,
+    /// SHA-256 of the CA certificate(s) the context trusts (`none` without one).
+    pub ca_fingerprint: String,
+    /// The uid of the `kube-system` namespace: different for every cluster ever created.
+    pub kube_system_uid: String,
+}
+
+/// Receives every change made (or planned) through a handle: the run record, the journal.
+pub type ChangeSink = Arc<dyn Fn(&effects::Change) + Send + Sync>;
+
+/// A cluster bound to a kubeconfig context.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    context: String,
+    namespace: String,
+    rest: Rest,
+    identity: Identity,
+    discovery: RwLock<Option<Arc<Discovery>>>,
+    sink: Option<ChangeSink>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Cluster({} at {})",
+            self.inner.context, self.inner.identity.server
+        )
+    }
+}
+
+impl Cluster {
+    /// Binds a handle to `context` (the current context when `None`), connects, and records the
+    /// cluster's identity.
+    pub async fn connect(
+        source: &KubeconfigSource,
+        context: Option<&str>,
+        sink: Option<ChangeSink>,
+    ) -> Result<Cluster> {
+        let kubeconfig = source.read()?;
+        let names: Vec<String> = kubeconfig.contexts.iter().map(|c| c.name.clone()).collect();
+        let context = match context {
+            Some(context) => context.to_string(),
+            None => kubeconfig.current_context.clone().ok_or_else(|| Error::Other {
+                message: "the kubeconfig has no current context: name one, e.g. cluster(\"my-context\")".into(),
+            })?,
+        };
+        if !names.contains(&context) {
+            return Err(Error::UnknownContext {
+                suggestion: did_you_mean(&context, names.iter().map(String::as_str)),
+                context,
+                available: names,
+            });
+        }
+        let options = KubeConfigOptions {
+            context: Some(context.clone()),
+            ..Default::default()
+        };
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| Error::Cluster {
+                context: context.clone(),
+                message: format!("invalid kubeconfig entry: {e}"),
+                causes: vec![],
+            })?;
+        config.connect_timeout = Some(std::time::Duration::from_secs(5));
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        let ca_fingerprint = match &config.root_cert {
+            Some(certificates) if !certificates.is_empty() => fingerprint(certificates),
+            _ => "none".to_string(),
+        };
+        let namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config).map_err(|e| Error::Cluster {
+            context: context.clone(),
+            message: format!("cannot create a client: {e}"),
+            causes: vec![],
+        })?;
+        let rest = Rest::new(client);
+        let kube_system_uid = fetch_kube_system_uid(&rest)
+            .await
+            .map_err(|e| Error::Cluster {
+                context: context.clone(),
+                message: format!("cannot reach {server}: {}", e.message()),
+                causes: e.causes(),
+            })?;
+        let identity = Identity {
+            server,
+            ca_fingerprint,
+            kube_system_uid,
+        };
+        Ok(Cluster {
+            inner: Arc::new(Inner {
+                context,
+                namespace,
+                rest,
+                identity,
+                discovery: RwLock::new(None),
+                sink,
+            }),
+        })
+    }
+
+    pub fn context(&self) -> &str {
+        &self.inner.context
+    }
+
+    pub fn server(&self) -> &str {
+        &self.inner.identity.server
+    }
+
+    /// The context's default namespace (objects without one go there).
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    pub(crate) fn rest(&self) -> &Rest {
+        &self.inner.rest
+    }
+
+    pub(crate) fn sink(&self) -> Option<&ChangeSink> {
+        self.inner.sink.as_ref()
+    }
+
+    /// An error about this cluster.
+    pub fn error(&self, message: impl Into<String>, causes: Vec<String>) -> Error {
+        Error::Cluster {
+            context: self.inner.context.clone(),
+            message: message.into(),
+            causes,
+        }
+    }
+
+    /// An error from a failed request about `what`.
+    pub fn request_error(&self, what: &str, error: &RestError) -> Error {
+        self.error(format!("{what}: {}", error.message()), error.causes())
+    }
+
+    /// Refuses to go on when the cluster behind the context is no longer the one bound.
+    pub async fn verify_identity(&self) -> Result<()> {
+        let uid = fetch_kube_system_uid(&self.inner.rest)
+            .await
+            .map_err(|e| self.request_error("cannot verify the cluster's identity", &e))?;
+        if uid != self.inner.identity.kube_system_uid {
+            return Err(self.error(
+                format!(
+                    "{} is no longer the cluster this handle was bound to (kube-system uid was {}, now {}); refusing to act: bind it again with cluster(\"{}\")",
+                    self.inner.identity.server, self.inner.identity.kube_system_uid, uid, self.inner.context
+                ),
+                vec![],
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cached discovery, fetched on first use.
+    pub async fn discovery(&self) -> Result<Arc<Discovery>> {
+        if let Some(discovery) = self.inner.discovery.read().await.as_ref() {
+            return Ok(discovery.clone());
+        }
+        self.refresh_discovery().await
+    }
+
+    /// Fetches discovery again (after CRDs were applied, or when a kind was not found).
+    pub async fn refresh_discovery(&self) -> Result<Arc<Discovery>> {
+        let fresh = Arc::new(
+            Discovery::fetch(&self.inner.rest)
+                .await
+                .map_err(|e| self.request_error("cannot discover the served resources", &e))?,
+        );
+        *self.inner.discovery.write().await = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    /// Resolves a kind as users type it (`Deployment`, `deploy`, `vs`, `gateways.networking.istio.io`).
+    pub async fn resolve(&self, kind: &str) -> Result<Resource> {
+        if let Some(resource) = self.discovery().await?.resolve(kind) {
+            return Ok(resource.clone());
+        }
+        let discovery = self.refresh_discovery().await?;
+        if let Some(resource) = discovery.resolve(kind) {
+            return Ok(resource.clone());
+        }
+        let names = discovery.names();
+        let hint = did_you_mean(kind, names.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        Err(self.error(
+            format!("the server has no resource type `{kind}`{hint}"),
+            vec![],
+        ))
+    }
+
+    /// Resolves an object's `apiVersion` and `kind`, refreshing discovery once if needed.
+    pub async fn resolve_object(&self, object: &Value) -> Result<Option<Resource>> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        if let Some(resource) = self.discovery().await?.by_api_version(api_version, kind) {
+            return Ok(Some(resource.clone()));
+        }
+        Ok(self
+            .refresh_discovery()
+            .await?
+            .by_api_version(api_version, kind)
+            .cloned())
+    }
+}
+
+async fn fetch_kube_system_uid(rest: &Rest) -> std::result::Result<String, RestError> {
+    let response = rest.get("/api/v1/namespaces/kube-system").await?;
+    Ok(response.body["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string())
+}
+
+fn fingerprint(certificates: &[Vec<u8>]) -> String {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for certificate in certificates {
+        context.update(certificate);
+    }
+    context
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

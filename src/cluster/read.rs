@@ -1,0 +1,434 @@
+//! Reading clusters: objects, lists, pods, the Istio control plane, injection, load balancer
+//! addresses, and exports ready to apply elsewhere.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Cluster;
+use super::discovery::Resource;
+use super::mesh::{self, ControlPlane, InjectionContext};
+use crate::error::Result;
+use crate::manifest::strip::strip;
+
+/// What `list` selects.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    /// `None`: all namespaces.
+    pub namespace: Option<String>,
+    pub labels: Option<String>,
+    pub fields: Option<String>,
+}
+
+/// What `export` copies.
+#[derive(Debug, Clone, Default)]
+pub struct ExportFilter {
+    /// Namespaces to export (required: exports are deliberate).
+    pub namespaces: Vec<String>,
+    /// Kinds to export; empty means the default set (workloads, services, config, Istio kinds).
+    pub kinds: Vec<String>,
+    /// Kinds (`ConfigMap`) or objects (`ConfigMap/settings`) to leave out.
+    pub exclude: Vec<String>,
+    /// Include Secrets (off by default; they are masked in every printout).
+    pub secrets: bool,
+}
+
+/// Kinds exported by default besides every namespaced Istio kind.
+pub const DEFAULT_EXPORT_KINDS: &[&str] = &[
+    "ServiceAccount",
+    "ConfigMap",
+    "Service",
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "CronJob",
+    "PersistentVolumeClaim",
+    "Role",
+    "RoleBinding",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+];
+
+/// Objects every namespace gets from the system, never worth copying.
+fn is_system_generated(object: &Value) -> bool {
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    (kind == "ServiceAccount" && name == "default")
+        || (kind == "ConfigMap" && (name == "kube-root-ca.crt" || name == "istio-ca-root-cert"))
+        || (kind == "Secret" && object["type"] == "kubernetes.io/service-account-token")
+        || object["metadata"]["ownerReferences"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty())
+}
+
+impl Cluster {
+    /// One object, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        kind: &str,
+        name: &str,
+        namespace: Option<&str>,
+    ) -> Result<Option<Value>> {
+        let resource = self.resolve(kind).await?;
+        let namespace = self.namespace_for(&resource, namespace);
+        let path = resource.object_path(namespace.as_deref(), name);
+        match self.rest().get(&path).await {
+            Ok(response) => Ok(Some(response.body)),
+            Err(e) if e.status_code() == Some(404) => Ok(None),
+            Err(e) => {
+                Err(self.request_error(&format!("cannot get {} `{name}`", resource.kind), &e))
+            }
+        }
+    }
+
+    fn namespace_for(&self, resource: &Resource, namespace: Option<&str>) -> Option<String> {
+        resource
+            .namespaced
+            .then(|| namespace.unwrap_or(self.namespace()).to_string())
+    }
+
+    /// Objects of a kind, following `continue` tokens (500 per page).
+    pub async fn list(&self, kind: &str, query: &ListQuery) -> Result<Vec<Value>> {
+        let resource = self.resolve(kind).await?;
+        self.list_resource(&resource, query).await
+    }
+
+    async fn list_resource(&self, resource: &Resource, query: &ListQuery) -> Result<Vec<Value>> {
+        let base = resource.collection_path(query.namespace.as_deref());
+        let mut parameters = vec!["limit=500".to_string()];
+        if let Some(labels) = &query.labels {
+            parameters.push(format!("labelSelector={}", encode(labels)));
+        }
+        if let Some(fields) = &query.fields {
+            parameters.push(format!("fieldSelector={}", encode(fields)));
+        }
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut url = format!("{base}?{}", parameters.join("&"));
+            if let Some(token) = &token {
+                url.push_str(&format!("&continue={}", encode(token)));
+            }
+            let response = self.rest().get(&url).await.map_err(|e| {
+                self.request_error(&format!("cannot list {}", resource.qualified_name()), &e)
+            })?;
+            let mut body = response.body;
+            // List items carry no apiVersion/kind; scripts expect whole objects.
+            if let Some(Value::Array(page)) = body.get_mut("items").map(Value::take) {
+                for mut item in page {
+                    item["apiVersion"] = Value::String(resource.api_version());
+                    item["kind"] = Value::String(resource.kind.clone());
+                    items.push(item);
+                }
+            }
+            token = body["metadata"]["continue"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Pods of a namespace (optionally by label selector).
+    pub async fn pods(&self, namespace: &str, selector: Option<&str>) -> Result<Vec<Value>> {
+        let query = ListQuery {
+            namespace: Some(namespace.to_string()),
+            labels: selector.map(str::to_string),
+            fields: None,
+        };
+        self.list("Pod", &query).await
+    }
+
+    /// Istio control planes (istiod Deployments in any namespace).
+    pub async fn control_planes(&self) -> Result<Vec<ControlPlane>> {
+        let deployments = self
+            .list(
+                "Deployment",
+                &ListQuery {
+                    labels: Some("app=istiod".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok(mesh::control_planes(&deployments))
+    }
+
+    /// The detected Istio control plane: version, revision, namespace, mesh config, and every
+    /// plane found. `None` when no istiod runs.
+    pub async fn istio(&self) -> Result<Option<Value>> {
+        let planes = self.control_planes().await?;
+        let Some(primary) = planes
+            .iter()
+            .find(|p| p.is_default())
+            .or_else(|| planes.first())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let configmap_names: Vec<String> = if primary.addon {
+            vec![
+                format!("istio-shared-configmap-{}", primary.revision),
+                format!("istio-{}", primary.revision),
+            ]
+        } else if primary.revision == "default" {
+            vec!["istio".to_string()]
+        } else {
+            vec![format!("istio-{}", primary.revision), "istio".to_string()]
+        };
+        let mut mesh_config = Value::Null;
+        let mut mesh_source = Value::Null;
+        for name in configmap_names {
+            if let Some(configmap) = self
+                .get("ConfigMap", &name, Some(&primary.namespace))
+                .await?
+            {
+                let text = configmap["data"]["mesh"].as_str().unwrap_or_default();
+                mesh_config = crate::manifest::yaml::parse_documents(&name, text)
+                    .ok()
+                    .and_then(|mut docs| (!docs.is_empty()).then(|| docs.remove(0).value))
+                    .unwrap_or_else(|| json!({}));
+                mesh_source = json!(format!("{}/{name}", primary.namespace));
+                break;
+            }
+        }
+        let plane_json = |p: &ControlPlane| {
+            json!({"namespace": p.namespace, "deployment": p.deployment, "revision": p.revision,
+                   "version": p.version, "minor": p.minor_version(), "addon": p.addon, "image": p.image})
+        };
+        Ok(Some(json!({
+            "version": primary.version,
+            "minor": primary.minor_version(),
+            "revision": primary.revision,
+            "namespace": primary.namespace,
+            "addon": primary.addon,
+            "mesh": mesh_config,
+            "mesh_configmap": mesh_source,
+            "revisions": planes.iter().map(|p| p.revision.clone()).collect::<Vec<_>>(),
+            "control_planes": planes.iter().map(plane_json).collect::<Vec<_>>(),
+        })))
+    }
+
+    /// Pods of a namespace without `istio-proxy`, each with the reason.
+    pub async fn injection_report(&self, namespace: &str) -> Result<Value> {
+        let namespace_object = self
+            .get("Namespace", namespace, None)
+            .await?
+            .ok_or_else(|| self.error(format!("namespace `{namespace}` does not exist"), vec![]))?;
+        let planes = self.control_planes().await?;
+        let pods = self.pods(namespace, None).await?;
+        let namespace_labels = mesh::string_map(&namespace_object["metadata"]["labels"]);
+        let context_for = |pod: &Value| InjectionContext {
+            namespace,
+            namespace_labels: namespace_labels.clone(),
+            pod_labels: mesh::string_map(&pod["metadata"]["labels"]),
+            pod_annotations: mesh::string_map(&pod["metadata"]["annotations"]),
+            host_network: pod["spec"]["hostNetwork"] == true,
+        };
+        let mut missing = Vec::new();
+        let mut injected = 0;
+        for pod in pods
+            .iter()
+            .filter(|p| p["status"]["phase"] != "Succeeded" && p["status"]["phase"] != "Failed")
+        {
+            if mesh::has_sidecar(pod) {
+                injected += 1;
+            } else {
+                missing.push(json!({
+                    "pod": pod["metadata"]["name"],
+                    "reason": mesh::explain_missing_sidecar(&context_for(pod), &planes),
+                }));
+            }
+        }
+        let new_pods = mesh::injecting_revision(&context_for(&json!({})), &planes);
+        Ok(json!({
+            "namespace": namespace,
+            "labels": namespace_object["metadata"]["labels"],
+            "pods": injected + missing.len(),
+            "injected": injected,
+            "missing": missing,
+            "new_pods_revision": new_pods.as_ref().ok(),
+            "new_pods_reason": new_pods.err(),
+        }))
+    }
+
+    /// `ip:port` of a LoadBalancer Service's port named `port_name`, waiting until an address
+    /// is assigned.
+    pub async fn service_address(
+        &self,
+        namespace: &str,
+        name: &str,
+        port_name: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let service = self
+                .get("Service", name, Some(namespace))
+                .await?
+                .ok_or_else(|| {
+                    self.error(
+                        format!("Service `{namespace}/{name}` does not exist"),
+                        vec![],
+                    )
+                })?;
+            let ports = service["spec"]["ports"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let Some(port) = ports
+                .iter()
+                .find(|p| p["name"] == port_name)
+                .and_then(|p| p["port"].as_i64())
+            else {
+                let names: Vec<&str> = ports.iter().filter_map(|p| p["name"].as_str()).collect();
+                return Err(self.error(
+                    format!(
+                        "Service `{namespace}/{name}` has no port named `{port_name}` (ports: {})",
+                        names.join(", ")
+                    ),
+                    vec![],
+                ));
+            };
+            let ingress = &service["status"]["loadBalancer"]["ingress"][0];
+            if let Some(address) = ingress["ip"]
+                .as_str()
+                .or_else(|| ingress["hostname"].as_str())
+            {
+                return Ok(format!("{address}:{port}"));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(self.error(
+                    format!(
+                        "Service `{namespace}/{name}` got no load balancer address within {}s (type {})",
+                        timeout.as_secs(),
+                        service["spec"]["type"].as_str().unwrap_or("ClusterIP")
+                    ),
+                    vec![],
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Objects of the given namespaces, stripped of server-owned fields and ready to apply to
+    /// another cluster: the Namespaces first, then the default kinds (or `filter.kinds`) and
+    /// every namespaced Istio kind the server knows. Owned objects (ReplicaSets, Pods) and
+    /// what the system generates (default ServiceAccount, root CA ConfigMaps, token Secrets) are
+    /// left out.
+    pub async fn export(&self, filter: &ExportFilter) -> Result<Vec<Value>> {
+        if filter.namespaces.is_empty() {
+            return Err(self.error(
+                "export needs `namespaces`: say which namespaces to copy",
+                vec![],
+            ));
+        }
+        let discovery = self.discovery().await?;
+        let mut resources: Vec<Resource> = Vec::new();
+        let mut wanted: Vec<String> = if filter.kinds.is_empty() {
+            DEFAULT_EXPORT_KINDS.iter().map(|k| k.to_string()).collect()
+        } else {
+            filter.kinds.clone()
+        };
+        if filter.kinds.is_empty() {
+            wanted.extend(
+                discovery
+                    .resources
+                    .iter()
+                    .filter(|r| r.preferred && r.namespaced && r.group.ends_with("istio.io"))
+                    .map(|r| r.qualified_name()),
+            );
+            if filter.secrets {
+                wanted.push("Secret".into());
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for kind in &wanted {
+            let resource = match discovery.resolve(kind) {
+                Some(resource) => resource.clone(),
+                // Default kinds a server lacks are skipped; kinds the user named must exist.
+                None if filter.kinds.is_empty() => continue,
+                None => self.resolve(kind).await?,
+            };
+            if !filter.secrets && resource.kind == "Secret" && resource.group.is_empty() {
+                return Err(self.error("exporting Secrets needs `secrets: true`", vec![]));
+            }
+            if seen.insert(resource.qualified_name()) && resource.supports("list") {
+                resources.push(resource);
+            }
+        }
+        let excluded = |object: &Value| {
+            let kind = object["kind"].as_str().unwrap_or_default();
+            let name = object["metadata"]["name"].as_str().unwrap_or_default();
+            filter
+                .exclude
+                .iter()
+                .any(|e| e.eq_ignore_ascii_case(kind) || *e == format!("{kind}/{name}"))
+        };
+        let mut objects = Vec::new();
+        for namespace in &filter.namespaces {
+            let object = self
+                .get("Namespace", namespace, None)
+                .await?
+                .ok_or_else(|| {
+                    self.error(format!("namespace `{namespace}` does not exist"), vec![])
+                })?;
+            if !excluded(&object) {
+                objects.push(strip(&object));
+            }
+        }
+        for resource in &resources {
+            for namespace in &filter.namespaces {
+                let query = ListQuery {
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                };
+                for object in self.list_resource(resource, &query).await? {
+                    if !is_system_generated(&object) && !excluded(&object) {
+                        objects.push(strip(&object));
+                    }
+                }
+            }
+        }
+        Ok(objects)
+    }
+}
+
+/// Percent-encodes a query parameter value.
+fn encode(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_objects_are_not_exported() {
+        assert!(is_system_generated(
+            &json!({"kind": "ServiceAccount", "metadata": {"name": "default"}})
+        ));
+        assert!(is_system_generated(
+            &json!({"kind": "ConfigMap", "metadata": {"name": "istio-ca-root-cert"}})
+        ));
+        assert!(is_system_generated(
+            &json!({"kind": "Secret", "type": "kubernetes.io/service-account-token", "metadata": {"name": "t"}})
+        ));
+        assert!(is_system_generated(
+            &json!({"kind": "ReplicaSet", "metadata": {"name": "r", "ownerReferences": [{"kind": "Deployment"}]}})
+        ));
+        assert!(!is_system_generated(
+            &json!({"kind": "ServiceAccount", "metadata": {"name": "bookinfo-reviews"}})
+        ));
+    }
+
+    #[test]
+    fn selectors_are_encoded() {
+        assert_eq!(
+            encode("app=reviews,version in (v1,v2)"),
+            "app%3Dreviews%2Cversion%20in%20%28v1%2Cv2%29"
+        );
+    }
+}

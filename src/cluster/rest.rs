@@ -1,0 +1,310 @@
+//! Raw Kubernetes REST over kube's client (which brings kubeconfig auth, exec plugins and
+//! TLS): objects stay JSON, and status codes and `Status` bodies stay visible. Transient
+//! failures are retried here, with backoff and jitter, and nowhere else.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+
+/// Content types of the four kinds of patch.
+pub mod content_type {
+    pub const JSON: &str = "application/json";
+    pub const MERGE_PATCH: &str = "application/merge-patch+json";
+    pub const JSON_PATCH: &str = "application/json-patch+json";
+    pub const STRATEGIC_MERGE_PATCH: &str = "application/strategic-merge-patch+json";
+    pub const APPLY_PATCH: &str = "application/apply-patch+yaml";
+}
+
+/// A server answer.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone)]
+pub enum RestError {
+    /// The server answered with an error `Status`.
+    Status(ApiStatus),
+    /// No answer: connection refused or reset, TLS failure, timeout.
+    Transport(String),
+}
+
+/// The useful parts of a Kubernetes `Status`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiStatus {
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+    /// `field: message` for each cause (422 Invalid, 409 conflicts).
+    pub causes: Vec<String>,
+}
+
+impl ApiStatus {
+    fn from_body(code: u16, body: &Value) -> ApiStatus {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let causes = body["details"]["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(
+                |cause| match cause["field"].as_str().filter(|f| !f.is_empty()) {
+                    Some(field) => format!("{field}: {}", text(&cause["message"])),
+                    None => text(&cause["message"]),
+                },
+            )
+            .collect();
+        let message = match body["message"].as_str() {
+            Some(message) if !message.is_empty() => message.to_string(),
+            _ => StatusCode::from_u16(code)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("error")
+                .to_string(),
+        };
+        ApiStatus {
+            code,
+            reason: text(&body["reason"]),
+            message,
+            causes,
+        }
+    }
+}
+
+impl RestError {
+    /// Failures worth retrying: overload, server errors, and connections that broke.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RestError::Status(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+            RestError::Transport(message) => {
+                !message.contains("certificate") && !message.contains("UnknownIssuer")
+            }
+        }
+    }
+
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            RestError::Status(status) => Some(status.code),
+            RestError::Transport(_) => None,
+        }
+    }
+
+    /// One line for messages.
+    pub fn message(&self) -> String {
+        match self {
+            RestError::Status(status) => match status.code {
+                401 => "the server rejected the credentials (401 Unauthorized): check the token or certificate of this context".into(),
+                403 => format!("forbidden (403): {}", status.message),
+                _ => status.message.clone(),
+            },
+            RestError::Transport(message) => message.clone(),
+        }
+    }
+
+    /// Field-level causes, if the server gave any.
+    pub fn causes(&self) -> Vec<String> {
+        match self {
+            RestError::Status(status) => status.causes.clone(),
+            RestError::Transport(_) => Vec::new(),
+        }
+    }
+}
+
+/// Retry policy for transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before retry number `attempt` (1-based): exponential, with ±50 % jitter so that
+    /// many clients do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let base = self
+            .first_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let base = base.min(self.max_delay);
+        let jitter = 0.5 + rand::random::<f64>();
+        base.mul_f64(jitter).min(self.max_delay)
+    }
+}
+
+/// A REST client for one cluster.
+#[derive(Clone)]
+pub struct Rest {
+    client: kube::Client,
+    retry: RetryPolicy,
+}
+
+impl Rest {
+    pub fn new(client: kube::Client) -> Rest {
+        Rest {
+            client,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Sends a request, retrying transient failures. `body` is (content type, bytes).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response, RestError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.call_once(method.clone(), path, body.clone()).await {
+                Err(error) if error.is_transient() && attempt < self.retry.attempts => {
+                    tracing::debug!(%path, attempt, error = %error.message(), "retrying");
+                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response, RestError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("accept", "application/json");
+        let bytes = match body {
+            Some((content_type, bytes)) => {
+                request = request.header("content-type", content_type);
+                bytes
+            }
+            None => Vec::new(),
+        };
+        let request = request
+            .body(kube::client::Body::from(bytes))
+            .map_err(|e| RestError::Transport(format!("cannot build the request: {e}")))?;
+        let response = self
+            .client
+            .send(request)
+            .await
+            .map_err(|e| RestError::Transport(transport_message(&e)))?;
+        let status = response.status().as_u16();
+        let collected: Bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| {
+                RestError::Transport(format!(
+                    "the connection broke while reading the answer: {e}"
+                ))
+            })?
+            .to_bytes();
+        let body: Value = if collected.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&collected)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&collected).into_owned()))
+        };
+        if status >= 400 {
+            return Err(RestError::Status(ApiStatus::from_body(status, &body)));
+        }
+        Ok(Response { status, body })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Response, RestError> {
+        self.call(Method::GET, path, None).await
+    }
+}
+
+/// kube's transport errors are nested; find the words a user can act on.
+fn transport_message(error: &kube::Error) -> String {
+    let mut chain = vec![error.to_string()];
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        chain.push(inner.to_string());
+        source = inner.source();
+    }
+    let text = chain.join(": ");
+    if text.contains("Connection refused") || text.contains("ConnectionRefused") {
+        "connection refused: is the API server running and the address right?".into()
+    } else if text.contains("UnknownIssuer") || text.contains("certificate") {
+        format!(
+            "TLS failed: the server's certificate is not signed by this context's CA ({})",
+            chain.last().cloned().unwrap_or_default()
+        )
+    } else if text.contains("timed out") || text.contains("Timeout") {
+        "the request timed out".into()
+    } else {
+        chain.last().cloned().unwrap_or(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn statuses_keep_reason_message_and_causes() {
+        let body = json!({"kind": "Status", "code": 422, "reason": "Invalid",
+            "message": "Deployment.apps \"x\" is invalid: spec.replicas: Invalid value: -1",
+            "details": {"causes": [{"field": "spec.replicas", "message": "Invalid value: -1: must be greater than or equal to 0"}]}});
+        let status = ApiStatus::from_body(422, &body);
+        assert_eq!(status.reason, "Invalid");
+        assert_eq!(
+            status.causes,
+            vec!["spec.replicas: Invalid value: -1: must be greater than or equal to 0"]
+        );
+        assert_eq!(
+            ApiStatus::from_body(503, &Value::Null).message,
+            "Service Unavailable"
+        );
+    }
+
+    #[test]
+    fn transient_or_permanent() {
+        let status = |code| {
+            RestError::Status(ApiStatus {
+                code,
+                reason: String::new(),
+                message: String::new(),
+                causes: vec![],
+            })
+        };
+        for code in [429, 500, 502, 503, 504] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 401, 403, 404, 409, 422] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+        assert!(RestError::Transport("connection reset".into()).is_transient());
+        assert!(!RestError::Transport("TLS failed: certificate".into()).is_transient());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..10 {
+            let delay = policy.delay(attempt);
+            assert!(delay <= policy.max_delay);
+            assert!(delay >= policy.first_delay / 2);
+        }
+    }
+}
