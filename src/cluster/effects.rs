@@ -170,18 +170,22 @@ impl Prepared {
 impl Cluster {
     /// The one entry point for changing a cluster.
     pub async fn mutate(&self, mutation: Mutation, options: &WriteOptions) -> Result<Vec<Change>> {
-        self.verify_identity().await?;
         let changes = match mutation {
+            // Validation only reads (dry runs), so apply checks the identity beside it.
             Mutation::Apply(objects) => self.apply_objects(objects, options).await?,
             Mutation::Patch {
                 target,
                 patch,
                 patch_type,
-            } => vec![
-                self.patch_object(&target, &patch, patch_type, options)
-                    .await?,
-            ],
+            } => {
+                self.verify_identity().await?;
+                vec![
+                    self.patch_object(&target, &patch, patch_type, options)
+                        .await?,
+                ]
+            }
             Mutation::Delete { targets, wait } => {
+                self.verify_identity().await?;
                 self.delete_objects(&targets, wait, options).await?
             }
         };
@@ -222,14 +226,24 @@ impl Cluster {
         objects: Vec<Value>,
         options: &WriteOptions,
     ) -> Result<Vec<Change>> {
-        let mut prepared = self.prepare(objects).await?;
-        self.existing_namespaces(&prepared).await?;
-        // Phase 1: validate what can be validated now (objects in namespaces the batch creates
-        // answer 404 and are validated in phase 4).
-        let resolved: Vec<usize> = (0..prepared.len())
+        let (prepared, identity) = tokio::join!(self.prepare(objects), self.verify_identity());
+        identity?;
+        let mut prepared = prepared?;
+        let existing = self.existing_namespaces(&prepared).await?;
+        // Phase 1: validate what can be validated now; objects whose CRD or namespace the batch
+        // creates are validated in phase 4, before any of them is applied.
+        let ready_now: Vec<usize> = (0..prepared.len())
             .filter(|&i| prepared[i].resource.is_some())
+            .filter(|&i| {
+                prepared[i]
+                    .namespace
+                    .as_ref()
+                    .is_none_or(|ns| existing.contains(ns))
+            })
             .collect();
-        let mut dry_runs = self.dry_run_all(&prepared, options, resolved).await?;
+        let started = std::time::Instant::now();
+        let mut dry_runs = self.dry_run_all(&prepared, options, ready_now).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), objects = dry_runs.len(), "validated");
 
         if options.dry_run {
             return self.plan_changes(&prepared, &dry_runs).await;
@@ -250,7 +264,7 @@ impl Cluster {
             for &index in &crds {
                 self.wait_established(&prepared[index].name).await?;
             }
-            self.refresh_discovery().await?;
+            self.forget_group_versions().await;
             for item in prepared.iter_mut().filter(|p| p.resource.is_none()) {
                 item.resource = self.resolve_object(&item.object).await?;
             }
@@ -264,6 +278,7 @@ impl Cluster {
                 vec![],
             ));
         }
+        tracing::debug!(elapsed = ?started.elapsed(), "custom resource definitions applied");
         // Phase 3: Namespaces.
         let namespaces: Vec<usize> = (0..prepared.len())
             .filter(|&i| is_namespace(&prepared[i]))
@@ -272,6 +287,7 @@ impl Cluster {
             self.apply_indexes(&prepared, &namespaces, &dry_runs, options)
                 .await?,
         );
+        tracing::debug!(elapsed = ?started.elapsed(), "namespaces applied");
         // Phase 4: validate what had to wait for those, then apply everything else.
         let late: Vec<usize> = (0..prepared.len())
             .filter(|&i| {
@@ -285,10 +301,12 @@ impl Cluster {
         let rest: Vec<usize> = (0..prepared.len())
             .filter(|&i| !is_crd(&prepared[i]) && !is_namespace(&prepared[i]))
             .collect();
+        tracing::debug!(elapsed = ?started.elapsed(), "late objects validated");
         changes.extend(
             self.apply_indexes(&prepared, &rest, &dry_runs, options)
                 .await?,
         );
+        tracing::debug!(elapsed = ?started.elapsed(), "applied");
         Ok(changes)
     }
 
@@ -794,7 +812,70 @@ fn clean_for_apply(mut object: Value) -> Value {
     if let Some(fields) = object.as_object_mut() {
         fields.remove("status");
     }
+    default_port_protocols(&mut object);
     object
+}
+
+/// Ports are list-map items keyed by port and protocol; API servers before 1.22 reject a
+/// server-side apply whose ports omit `protocol` instead of defaulting it. Fill in the default
+/// (`TCP`) the server would have used.
+fn default_port_protocols(object: &mut Value) {
+    let fill = |ports: Option<&mut Value>| {
+        for port in ports.and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(port) = port.as_object_mut() {
+                port.entry("protocol")
+                    .or_insert_with(|| Value::String("TCP".into()));
+            }
+        }
+    };
+    if object["kind"] == "Service" {
+        fill(object.get_mut("spec").and_then(|s| s.get_mut("ports")));
+        return;
+    }
+    let pod_spec = match object["kind"].as_str().unwrap_or_default() {
+        "Pod" => object.get_mut("spec"),
+        "CronJob" => object.pointer_mut("/spec/jobTemplate/spec/template/spec"),
+        _ => object.pointer_mut("/spec/template/spec"),
+    };
+    let Some(pod_spec) = pod_spec else { return };
+    for list in ["containers", "initContainers"] {
+        for container in pod_spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            fill(container.get_mut("ports"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_get_their_default_protocol() {
+        let service = clean_for_apply(
+            json!({"kind": "Service", "spec": {"ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}}),
+        );
+        assert_eq!(
+            service["spec"]["ports"],
+            json!([{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}])
+        );
+        let deployment = clean_for_apply(
+            json!({"kind": "Deployment", "metadata": {"name": "d", "resourceVersion": "3"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 9080}]}]}}}, "status": {}}),
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
+            "TCP"
+        );
+        assert!(
+            deployment.get("status").is_none()
+                && deployment["metadata"].get("resourceVersion").is_none()
+        );
+    }
 }
 
 fn resource_version(object: &Value) -> String {

@@ -79,6 +79,9 @@ struct Inner {
     rest: Rest,
     identity: Identity,
     discovery: RwLock<Option<Arc<Discovery>>>,
+    /// Resource lists of single group versions (`apps/v1`): enough to resolve manifests, and far
+    /// cheaper than full discovery.
+    group_versions: RwLock<std::collections::HashMap<String, Arc<Vec<Resource>>>>,
     sink: Option<ChangeSink>,
 }
 
@@ -162,6 +165,7 @@ impl Cluster {
                 rest,
                 identity,
                 discovery: RwLock::new(None),
+                group_versions: RwLock::new(Default::default()),
                 sink,
             }),
         })
@@ -239,7 +243,41 @@ impl Cluster {
                 .map_err(|e| self.request_error("cannot discover the served resources", &e))?,
         );
         *self.inner.discovery.write().await = Some(fresh.clone());
+        self.inner.group_versions.write().await.clear();
         Ok(fresh)
+    }
+
+    /// Forgets cached group versions (after CRDs change what is served).
+    pub async fn forget_group_versions(&self) {
+        self.inner.group_versions.write().await.clear();
+        *self.inner.discovery.write().await = None;
+    }
+
+    /// The resources of one group version (`apps/v1`), fetched once; empty when not served.
+    async fn group_version(&self, api_version: &str) -> Result<Arc<Vec<Resource>>> {
+        if let Some(resources) = self.inner.group_versions.read().await.get(api_version) {
+            return Ok(resources.clone());
+        }
+        let path = if api_version.contains('/') {
+            format!("/apis/{api_version}")
+        } else {
+            format!("/api/{api_version}")
+        };
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resources = match self.inner.rest.get(&path).await {
+            Ok(response) => discovery::parse_resource_list(group, version, true, &response.body),
+            Err(e) if e.status_code() == Some(404) => Vec::new(),
+            Err(e) => {
+                return Err(self.request_error(&format!("cannot discover `{api_version}`"), &e));
+            }
+        };
+        let resources = Arc::new(resources);
+        self.inner
+            .group_versions
+            .write()
+            .await
+            .insert(api_version.to_string(), resources.clone());
+        Ok(resources)
     }
 
     /// Resolves a kind as users type it (`Deployment`, `deploy`, `vs`, `gateways.networking.istio.io`).
@@ -265,14 +303,13 @@ impl Cluster {
     pub async fn resolve_object(&self, object: &Value) -> Result<Option<Resource>> {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind = object["kind"].as_str().unwrap_or_default();
-        if let Some(resource) = self.discovery().await?.by_api_version(api_version, kind) {
-            return Ok(Some(resource.clone()));
+        let find = |resources: &[Resource]| resources.iter().find(|r| r.kind == kind).cloned();
+        if let Some(resource) = find(&self.group_version(api_version).await?) {
+            return Ok(Some(resource));
         }
-        Ok(self
-            .refresh_discovery()
-            .await?
-            .by_api_version(api_version, kind)
-            .cloned())
+        // A CRD may have been established since the list was cached.
+        self.inner.group_versions.write().await.remove(api_version);
+        Ok(find(&self.group_version(api_version).await?))
     }
 }
 

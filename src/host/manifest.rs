@@ -416,6 +416,42 @@ pub mod manifest_functions {
         })
     }
 
+    /// Puts every object of an array into a namespace, in place (Namespaces and other objects
+    /// that can only be cluster-scoped are left alone; the server ignores namespaces on the
+    /// rest). Rhai's `for` loops iterate over copies, so use this rather than a loop.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let objects = parse_manifests("apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: bookinfo}\n");
+    /// set_namespace(objects, "bookinfo");
+    /// if objects[0].metadata.namespace != "bookinfo" || objects[1].metadata.namespace != () { throw objects; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_namespace(objects: &mut Array, namespace: &str) -> Result<(), Box<EvalAltResult>> {
+        for object in objects.iter_mut() {
+            let Some(mut map) = object.write_lock::<Map>() else {
+                return Err(invalid(
+                    "set_namespace",
+                    "every item must be an object (a map)",
+                ));
+            };
+            let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
+            if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
+                continue;
+            }
+            let metadata = map
+                .entry("metadata".into())
+                .or_insert_with(|| Map::new().into());
+            if metadata.is_unit() {
+                *metadata = Map::new().into();
+            }
+            if let Some(mut metadata) = metadata.write_lock::<Map>() {
+                metadata.insert("namespace".into(), namespace.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Sets (or with `()` removes) a label on an object, or on every object of an array, in place.
     ///
     /// # Example
@@ -580,6 +616,23 @@ pub mod manifest_functions {
         Ok(manifest::diff::diff(&before, &after, "before", "after"))
     }
 }
+
+/// Kinds that are always cluster-scoped (what `set_namespace` leaves alone).
+pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+    "APIService",
+    "IngressClass",
+    "GatewayClass",
+];
 
 /// A copy of a value with every Secret's `data`/`stringData` values replaced by `***`.
 pub fn masked_for_printing(value: Dynamic) -> Dynamic {
