@@ -850,6 +850,13 @@ fn default_port_protocols(object: &mut Value) {
     }
 }
 
+fn resource_version(object: &Value) -> String {
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -876,11 +883,4 @@ mod tests {
                 && deployment["metadata"].get("resourceVersion").is_none()
         );
     }
-}
-
-fn resource_version(object: &Value) -> String {
-    object["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
