@@ -90,10 +90,12 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
     );
     let script = engine::compile_file(&engine, &session, &run.file)?;
     engine::run_script(&engine, &session, &script).map(drop)?;
+    let style = crate::output::Style::stderr();
     for unused in session.params.unused() {
-        session
-            .out
-            .warn(&format!("`--set {unused}=…` was never read by the runbook"));
+        eprintln!(
+            "{} `--set {unused}=…` was never read by the runbook",
+            style.warning("warning:")
+        );
     }
     Ok(())
 }

@@ -149,7 +149,8 @@ fn unused_set_parameters_are_reported() {
     Test::new()
         .runbook("info(param(\"USED\"));")
         .args(&["--set", "USED=1", "--set", "UNUSED=2"])
-        .stdout("1\nwarning: `--set UNUSED=…` was never read by the runbook\n")
+        .stdout("1\n")
+        .stderr("warning: `--set UNUSED=…` was never read by the runbook\n")
         .run();
 }
 

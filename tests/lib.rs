@@ -1,9 +1,12 @@
 //! The one integration-test binary: shared helpers, then one module per feature.
 
+mod cluster_support;
 mod test;
 
 mod bad_input;
 mod cli;
+mod cluster;
+mod cluster_identity;
 mod doc;
 mod examples;
 mod fixtures_istio;

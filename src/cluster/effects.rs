@@ -151,6 +151,47 @@ impl Change {
     }
 }
 
+/// What validating one object found out.
+struct Validation {
+    /// 201 when the dry run would create the object.
+    status: u16,
+    /// The object as the dry run says it would be stored.
+    planned: Value,
+    /// The object as it is now, if it exists.
+    live: Option<Value>,
+}
+
+impl Validation {
+    /// Applying would change nothing: not the spec, not labels, not field ownership.
+    fn is_no_op(&self) -> bool {
+        match &self.live {
+            Some(live) if self.status != 201 => comparable(live) == comparable(&self.planned),
+            _ => false,
+        }
+    }
+}
+
+/// An object without what changes on its own: status, resourceVersion, ownership timestamps.
+fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(fields) = object.as_object_mut() {
+        fields.remove("status");
+    }
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        if let Some(Value::Array(entries)) = metadata.get_mut("managedFields") {
+            // Status updates by controllers are recorded here too; they are not our business.
+            entries.retain(|e| e["subresource"] != "status");
+            for entry in entries.iter_mut() {
+                if let Some(entry) = entry.as_object_mut() {
+                    entry.remove("time");
+                }
+            }
+        }
+    }
+    object
+}
+
 /// An object ready to apply: its resource and the path to patch.
 struct Prepared {
     object: Value,
@@ -242,11 +283,11 @@ impl Cluster {
             })
             .collect();
         let started = std::time::Instant::now();
-        let mut dry_runs = self.dry_run_all(&prepared, options, ready_now).await?;
-        tracing::debug!(elapsed = ?started.elapsed(), objects = dry_runs.len(), "validated");
+        let mut validations = self.dry_run_all(&prepared, options, ready_now).await?;
+        tracing::debug!(elapsed = ?started.elapsed(), objects = validations.len(), "validated");
 
         if options.dry_run {
-            return self.plan_changes(&prepared, &dry_runs).await;
+            return self.plan_changes(&prepared, &validations).await;
         }
         let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
         let is_namespace =
@@ -257,7 +298,7 @@ impl Cluster {
             .filter(|&i| is_crd(&prepared[i]))
             .collect();
         changes.extend(
-            self.apply_indexes(&prepared, &crds, &dry_runs, options)
+            self.apply_indexes(&prepared, &crds, &validations, options)
                 .await?,
         );
         if !crds.is_empty() {
@@ -284,26 +325,28 @@ impl Cluster {
             .filter(|&i| is_namespace(&prepared[i]))
             .collect();
         changes.extend(
-            self.apply_indexes(&prepared, &namespaces, &dry_runs, options)
+            self.apply_indexes(&prepared, &namespaces, &validations, options)
                 .await?,
         );
         tracing::debug!(elapsed = ?started.elapsed(), "namespaces applied");
         // Phase 4: validate what had to wait for those, then apply everything else.
         let late: Vec<usize> = (0..prepared.len())
             .filter(|&i| {
-                !is_crd(&prepared[i]) && !is_namespace(&prepared[i]) && !dry_runs.contains_key(&i)
+                !is_crd(&prepared[i])
+                    && !is_namespace(&prepared[i])
+                    && !validations.contains_key(&i)
             })
             .collect();
         if !late.is_empty() {
             let late_runs = self.dry_run_all(&prepared, options, late).await?;
-            dry_runs.extend(late_runs);
+            validations.extend(late_runs);
         }
         let rest: Vec<usize> = (0..prepared.len())
             .filter(|&i| !is_crd(&prepared[i]) && !is_namespace(&prepared[i]))
             .collect();
         tracing::debug!(elapsed = ?started.elapsed(), "late objects validated");
         changes.extend(
-            self.apply_indexes(&prepared, &rest, &dry_runs, options)
+            self.apply_indexes(&prepared, &rest, &validations, options)
                 .await?,
         );
         tracing::debug!(elapsed = ?started.elapsed(), "applied");
@@ -456,34 +499,41 @@ impl Cluster {
         Ok(existing)
     }
 
-    /// Server-side dry runs of the selected objects; any failure fails the batch (nothing applied).
+    /// Validates objects: a server-side dry run of each, beside a read of the live object. Any
+    /// failure fails the batch, before anything is written.
     async fn dry_run_all(
         &self,
         prepared: &[Prepared],
         options: &WriteOptions,
         selected: Vec<usize>,
-    ) -> Result<BTreeMap<usize, (u16, Value)>> {
-        let results: Vec<(usize, ApplyAnswer)> = stream::iter(selected)
-            .map(|index| async move {
-                let item = &prepared[index];
-                let Some(path) = item.path() else {
-                    return (index, Err(RestError::Transport("unresolved".into())));
-                };
-                (
-                    index,
-                    self.server_side_apply(&path, &item.object, options, true)
-                        .await,
-                )
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+    ) -> Result<BTreeMap<usize, Validation>> {
+        let results: Vec<(usize, std::result::Result<Validation, RestError>)> =
+            stream::iter(selected)
+                .map(|index| async move {
+                    let item = &prepared[index];
+                    let Some(path) = item.path() else {
+                        return (index, Err(RestError::Transport("unresolved".into())));
+                    };
+                    let (planned, live) = tokio::join!(
+                        self.server_side_apply(&path, &item.object, options, true),
+                        self.rest().get(&path)
+                    );
+                    let validation = planned.map(|(status, planned)| Validation {
+                        status,
+                        planned,
+                        live: live.ok().map(|r| r.body),
+                    });
+                    (index, validation)
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
         let mut ok = BTreeMap::new();
         let mut failures = Vec::new();
         for (index, result) in results {
             match result {
-                Ok(answer) => {
-                    ok.insert(index, answer);
+                Ok(validation) => {
+                    ok.insert(index, validation);
                 }
                 // The namespace is created later in the batch: validated after it exists.
                 Err(RestError::Status(status))
@@ -495,6 +545,16 @@ impl Cluster {
             return Ok(ok);
         }
         failures.sort_by_key(|(index, _)| *index);
+        if let [(index, error)] = failures.as_slice() {
+            return Err(self.error(
+                format!(
+                    "nothing was applied: {} failed validation (server-side dry run): {}",
+                    object_label(&prepared[*index].object),
+                    error.message()
+                ),
+                error.causes(),
+            ));
+        }
         let mut causes = Vec::new();
         for (index, error) in &failures {
             causes.push(format!(
@@ -540,15 +600,29 @@ impl Cluster {
         Ok((response.status, response.body))
     }
 
-    /// Applies the given objects (already validated), concurrently.
+    /// Applies validated objects, several at a time. An object whose dry run left it exactly as
+    /// it is live is `unchanged` and not written at all.
     async fn apply_indexes(
         &self,
         prepared: &[Prepared],
         indexes: &[usize],
-        dry_runs: &BTreeMap<usize, (u16, Value)>,
+        validations: &BTreeMap<usize, Validation>,
         options: &WriteOptions,
     ) -> Result<Vec<Change>> {
-        let results: Vec<(usize, ApplyAnswer)> = stream::iter(indexes.iter().copied())
+        let mut changes = Vec::new();
+        let mut to_write = Vec::new();
+        for &index in indexes {
+            match validations.get(&index) {
+                Some(validation) if validation.is_no_op() => {
+                    changes.push((
+                        index,
+                        self.change(&prepared[index].object, Action::Unchanged, false),
+                    ));
+                }
+                _ => to_write.push(index),
+            }
+        }
+        let results: Vec<(usize, ApplyAnswer)> = stream::iter(to_write)
             .map(|index| async move {
                 let item = &prepared[index];
                 let path = item.path().unwrap_or_default();
@@ -561,22 +635,16 @@ impl Cluster {
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        let mut changes = Vec::new();
         let mut failures = Vec::new();
         for (index, result) in results {
-            let item = &prepared[index];
             match result {
-                Ok((status, body)) => {
-                    let before_version = dry_runs
-                        .get(&index)
-                        .filter(|(code, _)| *code == 200)
-                        .map(|(_, b)| resource_version(b));
-                    let action = match (status, before_version) {
-                        (201, _) => Action::Created,
-                        (_, Some(before)) if before == resource_version(&body) => Action::Unchanged,
-                        _ => Action::Configured,
+                Ok((status, _)) => {
+                    let action = if status == 201 {
+                        Action::Created
+                    } else {
+                        Action::Configured
                     };
-                    changes.push((index, self.change(&item.object, action, false)));
+                    changes.push((index, self.change(&prepared[index].object, action, false)));
                 }
                 Err(error) => failures.push((index, error)),
             }
@@ -595,29 +663,22 @@ impl Cluster {
     async fn plan_changes(
         &self,
         prepared: &[Prepared],
-        dry_runs: &BTreeMap<usize, (u16, Value)>,
+        validations: &BTreeMap<usize, Validation>,
     ) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for (index, item) in prepared.iter().enumerate() {
             let mut change = self.change(&item.object, Action::Created, true);
-            match dry_runs.get(&index) {
-                Some((201, planned)) => {
-                    change.diff = Some(diff(&Value::Null, &strip(planned), "live", "planned"));
-                }
-                Some((_, planned)) => {
-                    let live = match item.path() {
-                        Some(path) => self.rest().get(&path).await.ok().map(|r| r.body),
-                        None => None,
-                    };
-                    let live = live.map(|l| strip(&l)).unwrap_or(Value::Null);
-                    let text = diff(&live, &strip(planned), "live", "planned");
-                    change.action = if text.is_empty() {
-                        Action::Unchanged
-                    } else {
-                        Action::Configured
+            match validations.get(&index) {
+                Some(validation) => {
+                    let live = validation.live.as_ref().map(strip).unwrap_or(Value::Null);
+                    let text = diff(&live, &strip(&validation.planned), "live", "planned");
+                    change.action = match (&validation.live, validation.is_no_op()) {
+                        (None, _) => Action::Created,
+                        (Some(_), true) => Action::Unchanged,
+                        (Some(_), false) => Action::Configured,
                     };
                     change.diff = Some(text);
-                    change.before = Some(live);
+                    change.before = validation.live.as_ref().map(strip);
                 }
                 // Its CRD or namespace is part of the batch: it can only be created.
                 None => change.diff = Some(diff(&Value::Null, &item.object, "live", "planned")),
@@ -848,13 +909,6 @@ fn default_port_protocols(object: &mut Value) {
             fill(container.get_mut("ports"));
         }
     }
-}
-
-fn resource_version(object: &Value) -> String {
-    object["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
 }
 
 #[cfg(test)]

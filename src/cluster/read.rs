@@ -333,13 +333,15 @@ impl Cluster {
             filter.kinds.clone()
         };
         if filter.kinds.is_empty() {
-            wanted.extend(
-                discovery
-                    .resources
-                    .iter()
-                    .filter(|r| r.preferred && r.namespaced && r.group.ends_with("istio.io"))
-                    .map(|r| r.qualified_name()),
-            );
+            // Sorted: servers list kinds in the order their CRDs arrived, which differs.
+            let mut istio: Vec<String> = discovery
+                .resources
+                .iter()
+                .filter(|r| r.preferred && r.namespaced && r.group.ends_with("istio.io"))
+                .map(|r| r.qualified_name())
+                .collect();
+            istio.sort();
+            wanted.extend(istio);
             if filter.secrets {
                 wanted.push("Secret".into());
             }
