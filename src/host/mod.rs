@@ -8,6 +8,7 @@
 pub mod cluster;
 pub mod flow;
 pub mod manifest;
+pub mod traffic;
 
 use rhai::{Engine, Module};
 
@@ -36,6 +37,11 @@ pub const MODULES: &[HostModule] = &[
         name: "manifest",
         summary: "YAML and Kubernetes objects (pure: no cluster access)",
         build: manifest::module,
+    },
+    HostModule {
+        name: "traffic",
+        summary: "real HTTP probes and samples, attribution to clusters, split statistics, weighted routes",
+        build: traffic::module,
     },
 ];
 

@@ -2,7 +2,9 @@
 //! testing the observed split. The statistics, route builders and extractors are pure; HTTP
 //! lives in [`http`].
 
+pub mod chart;
 pub mod extract;
+pub mod http;
 pub mod routes;
 pub mod split;
 pub mod stats;

@@ -1,0 +1,670 @@
+//! Traffic functions: probing and sampling real HTTP, attributing answers to clusters,
+//! checking the observed split statistically, and weighted routes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
+use serde_json::Value;
+
+use crate::cluster::Cluster;
+use crate::cluster::effects::{Mutation, WriteOptions};
+use crate::engine::convert::to_dynamic;
+use crate::engine::{Session, raise};
+use crate::error::Error;
+use crate::host::flow::duration_argument;
+use crate::host::manifest::json_argument;
+use crate::manifest::strip::strip;
+use crate::traffic::extract::Extractor;
+use crate::traffic::http::{self, Prober, RequestOptions, Sample, SampleOptions};
+use crate::traffic::{routes, split};
+
+/// Builds the `traffic` host module.
+pub fn module() -> Module {
+    exported_module!(traffic_functions)
+}
+
+type HostResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// Counts by name.
+type Counts = Vec<(String, u64)>;
+
+fn invalid(function: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    raise(Error::InvalidArgument {
+        function: function.into(),
+        message: message.into(),
+    })
+}
+
+fn check_keys(function: &str, map: &Map, known: &[&str]) -> HostResult<()> {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            let hint = crate::suggestion::did_you_mean(key, known.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(invalid(
+                function,
+                format!(
+                    "unknown option `{key}`{hint}; options: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn request_options(function: &str, map: &Map) -> HostResult<RequestOptions> {
+    let mut options = RequestOptions::default();
+    if let Some(host) = map.get("host").filter(|h| !h.is_unit()) {
+        options.host = Some(host.to_string());
+    }
+    if let Some(timeout) = map.get("timeout") {
+        options.timeout = duration_argument(function, timeout)?;
+    }
+    if let Some(headers) = map.get("headers") {
+        let Some(headers) = headers.read_lock::<Map>() else {
+            return Err(invalid(
+                function,
+                "`headers` must be a map of header names to values",
+            ));
+        };
+        options.headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+    Ok(options)
+}
+
+fn int_option(
+    function: &str,
+    map: &Map,
+    key: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> HostResult<i64> {
+    let Some(value) = map.get(key) else {
+        return Ok(default);
+    };
+    let number = value
+        .as_int()
+        .map_err(|_| invalid(function, format!("`{key}` must be an integer")))?;
+    if !range.contains(&number) {
+        return Err(invalid(
+            function,
+            format!(
+                "`{key}` must be between {} and {}, got {number}",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    Ok(number)
+}
+
+fn float_option(function: &str, map: &Map, key: &str, default: f64) -> HostResult<f64> {
+    match map.get(key) {
+        None => Ok(default),
+        Some(value) => value
+            .as_float()
+            .or_else(|_| value.as_int().map(|i| i as f64))
+            .map_err(|_| invalid(function, format!("`{key}` must be a number"))),
+    }
+}
+
+fn prober(context: &NativeCallContext, concurrency: usize) -> HostResult<Arc<Prober>> {
+    let session = Session::of(context)?;
+    let probers = session.extension("http-probers", || {
+        std::sync::Mutex::new(BTreeMap::<usize, Arc<Prober>>::new())
+    });
+    let mut probers = probers.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(prober) = probers.get(&concurrency) {
+        return Ok(prober.clone());
+    }
+    let created =
+        Arc::new(Prober::new(concurrency).map_err(|m| raise(Error::Other { message: m }))?);
+    probers.insert(concurrency, created.clone());
+    Ok(created)
+}
+
+fn sample_to_map(sample: &Sample) -> Map {
+    let mut map = Map::new();
+    map.insert("total".into(), Dynamic::from_int(sample.total as i64));
+    map.insert("ok".into(), Dynamic::from_int(sample.ok as i64));
+    let counts: Map = sample
+        .counts
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from_int(*v as i64)))
+        .collect();
+    map.insert("counts".into(), counts.into());
+    map.insert(
+        "unextracted".into(),
+        Dynamic::from_int(sample.unextracted as i64),
+    );
+    let errors: Map = sample
+        .errors
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from_int(*v as i64)))
+        .collect();
+    map.insert("errors".into(), errors.into());
+    map.insert(
+        "error_count".into(),
+        Dynamic::from_int(sample.error_count() as i64),
+    );
+    let error_rate = if sample.total == 0 {
+        0.0
+    } else {
+        sample.error_count() as f64 / sample.total as f64
+    };
+    map.insert("error_rate".into(), Dynamic::from_float(error_rate));
+    let statuses: Map = sample
+        .statuses
+        .iter()
+        .map(|(k, v)| (k.to_string().into(), Dynamic::from_int(*v as i64)))
+        .collect();
+    map.insert("statuses".into(), statuses.into());
+    let mut latency = Map::new();
+    for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)] {
+        latency.insert(
+            name.into(),
+            Dynamic::from_float((sample.percentile(p) * 100.0).round() / 100.0),
+        );
+    }
+    map.insert("latency_ms".into(), latency.into());
+    map.insert(
+        "elapsed_ms".into(),
+        Dynamic::from_float((sample.elapsed.as_secs_f64() * 100_000.0).round() / 100.0),
+    );
+    map
+}
+
+/// Integer entries of a map (counts), ignoring everything else.
+fn counts_of(map: &Map) -> Vec<(String, u64)> {
+    map.iter()
+        .filter_map(|(k, v)| {
+            v.as_int()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(|n| (k.to_string(), n as u64))
+        })
+        .collect()
+}
+
+fn weights_of(function: &str, map: &Map) -> HostResult<Vec<(String, i64)>> {
+    map.iter()
+        .map(|(k, v)| {
+            v.as_int().map(|w| (k.to_string(), w)).map_err(|_| {
+                invalid(
+                    function,
+                    format!(
+                        "the weight of `{k}` must be an integer, found a {}",
+                        v.type_name()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn weights_to_map(weights: &[(String, i64)]) -> Map {
+    weights
+        .iter()
+        .map(|(k, w)| (k.as_str().into(), Dynamic::from_int(*w)))
+        .collect()
+}
+
+#[export_module]
+pub mod traffic_functions {
+    /// One HTTP GET, as `curl` would: `#{status, headers, body, title, elapsed_ms, error,
+    /// error_kind}`. Options: `host` (Host header, and SNI for https), `timeout` (default `5s`),
+    /// `headers`. Failures are values, not exceptions: `status` is 0 and `error_kind` says why
+    /// (`timeout`, `connect-refused`, `connect`, `reset`, …).
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let page = http_get("http://20.1.2.3/productpage", #{timeout: "2s"});
+    /// if page.status != 200 || page.title != "Simple Bookstore App" { fail(`unexpected answer: ${page.status} ${page.error}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn http_get(context: NativeCallContext, url: &str, options: Map) -> HostResult<Map> {
+        check_keys("http_get", &options, &["host", "timeout", "headers"])?;
+        let request = request_options("http_get", &options)?;
+        let prober = prober(&context, 1)?;
+        let session = Session::of(&context)?;
+        let url = url.to_string();
+        let probe = session
+            .block_on(async move { prober.get(&url, &request).await })
+            .map_err(raise)?;
+        let mut map = Map::new();
+        map.insert("status".into(), Dynamic::from_int(i64::from(probe.status)));
+        map.insert(
+            "headers".into(),
+            probe
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from(v)))
+                .collect::<Map>()
+                .into(),
+        );
+        map.insert("body".into(), probe.body.into());
+        map.insert(
+            "title".into(),
+            probe.title.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        map.insert(
+            "elapsed_ms".into(),
+            Dynamic::from_float(probe.elapsed.as_secs_f64() * 1000.0),
+        );
+        map.insert(
+            "error".into(),
+            probe.error.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        map.insert(
+            "error_kind".into(),
+            probe.error_kind.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+        );
+        Ok(map)
+    }
+
+    /// `http_get` with default options.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// info(http_get("http://20.1.2.3/productpage").status);
+    /// ```
+    #[rhai_fn(name = "http_get", return_raw)]
+    pub fn http_get_default(context: NativeCallContext, url: &str) -> HostResult<Map> {
+        http_get(context, url, Map::new())
+    }
+
+    /// Sends `count` GETs (default 100) with at most `concurrency` in flight (default 16) over
+    /// kept-alive connections, optionally at most `rate` per second, and tallies them:
+    /// `#{total, ok, counts, unextracted, errors, error_count, error_rate, statuses, latency_ms:
+    /// #{p50, p90, p99, max}, elapsed_ms}`. `extract` is a regex (first group, else the match)
+    /// or `"bookinfo"`, which takes the reviews pod after `Reviews served by:` in every
+    /// bookinfo markup; `counts` holds the extracted values. Also takes `host`, `timeout`,
+    /// `headers`. Shows a progress bar on a terminal.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let s = sample("http://20.1.2.3/productpage", #{count: 400, concurrency: 16, extract: "bookinfo"});
+    /// info(`${s.ok}/${s.total} ok, p99 ${s.latency_ms.p99} ms`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn sample(context: NativeCallContext, url: &str, options: Map) -> HostResult<Map> {
+        check_keys(
+            "sample",
+            &options,
+            &[
+                "count",
+                "concurrency",
+                "rate",
+                "timeout",
+                "host",
+                "headers",
+                "extract",
+            ],
+        )?;
+        let count = int_option("sample", &options, "count", 100, 1..=1_000_000)? as usize;
+        let concurrency = int_option("sample", &options, "concurrency", 16, 1..=1024)? as usize;
+        let rate = options
+            .get("rate")
+            .map(|_| float_option("sample", &options, "rate", 0.0))
+            .transpose()?;
+        if rate.is_some_and(|r| r <= 0.0) {
+            return Err(invalid(
+                "sample",
+                "`rate` must be a positive number of requests per second",
+            ));
+        }
+        let extractor = match options.get("extract").filter(|e| !e.is_unit()) {
+            Some(spec) => Some(
+                Extractor::parse(&spec.to_string())
+                    .map_err(|e| invalid("sample", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let settings = SampleOptions {
+            count,
+            concurrency,
+            rate,
+            request: request_options("sample", &options)?,
+            extractor,
+        };
+        let prober = prober(&context, concurrency)?;
+        let session = Session::of(&context)?;
+        let bar = Arc::new(session.out.progress_bar(count as u64, "sampling"));
+        let for_progress = bar.clone();
+        let url = url.to_string();
+        let result = session
+            .block_on(async move {
+                http::sample(&prober, &url, &settings, &move |_| for_progress.inc(1)).await
+            })
+            .map_err(raise);
+        bar.finish();
+        Ok(sample_to_map(&result?))
+    }
+
+    /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod
+    /// list per cluster: `#{<cluster label>: count, …, unknown: count, pods: #{pod: label}}`.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let s = sample(url, #{count: 400, extract: "bookinfo"});
+    /// let split = attribute(s, #{source: cluster("aks-source"), target: cluster("aks-target")}, "bookinfo");
+    /// info(`source ${split.source}, target ${split.target}, unknown ${split.unknown}`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn attribute(
+        context: NativeCallContext,
+        sample: Map,
+        clusters: Map,
+        namespace: &str,
+    ) -> HostResult<Map> {
+        let counts = sample
+            .get("counts")
+            .and_then(|c| c.read_lock::<Map>().map(|m| counts_of(&m)))
+            .ok_or_else(|| {
+                invalid(
+                    "attribute",
+                    "the first argument must be a sample (a map with `counts`)",
+                )
+            })?;
+        let mut owners: BTreeMap<String, String> = BTreeMap::new();
+        let mut result = Map::new();
+        for (label, handle) in &clusters {
+            let Some(cluster) = handle.clone().try_cast::<Cluster>() else {
+                return Err(invalid(
+                    "attribute",
+                    format!("`{label}` must be a cluster handle"),
+                ));
+            };
+            let session = Session::of(&context)?;
+            let namespace = namespace.to_string();
+            let pods = session
+                .block_on(async move { cluster.pods(&namespace, None).await })
+                .and_then(|r| r)
+                .map_err(raise)?;
+            for pod in pods {
+                if let Some(name) = pod["metadata"]["name"].as_str() {
+                    owners.insert(name.to_string(), label.to_string());
+                }
+            }
+            result.insert(label.clone(), Dynamic::from_int(0));
+        }
+        let mut unknown = 0_i64;
+        let mut pods = Map::new();
+        for (value, count) in counts {
+            match owners.get(&value) {
+                Some(label) => {
+                    let current = result
+                        .get(label.as_str())
+                        .and_then(|v| v.as_int().ok())
+                        .unwrap_or(0);
+                    result.insert(
+                        label.as_str().into(),
+                        Dynamic::from_int(current + count as i64),
+                    );
+                    pods.insert(value.as_str().into(), label.clone().into());
+                }
+                None => {
+                    unknown += count as i64;
+                    pods.insert(value.as_str().into(), "unknown".into());
+                }
+            }
+        }
+        result.insert("unknown".into(), Dynamic::from_int(unknown));
+        result.insert("pods".into(), pods.into());
+        Ok(result)
+    }
+
+    /// Tests observed counts against configured weights (Istio semantics: relative weights,
+    /// a lone destination gets everything, weight 0 gets nothing): an exact two-sided binomial
+    /// test for two routes, chi-square beyond. Counts under names that have no weight (such as
+    /// `unknown`) are reported in `ignored`. Options: `confidence` (default 0.95), `tolerance`
+    /// (default 0.05). Returns `#{verdict: "pass" | "fail" | "inconclusive", p_value, method,
+    /// total, required_sample, reason, shares: [#{route, weight, expected, observed, share, low,
+    /// high}], ignored}`: `fail` when the split is inconsistent with the weights, `pass` when
+    /// every share's confidence interval lies within the tolerance, `inconclusive` otherwise.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let check = split_check(#{source: 902, target: 98}, #{source: 90, target: 10}, #{confidence: 0.95});
+    /// if check.verdict != "pass" { throw check.reason; }
+    /// let small = split_check(#{source: 9, target: 1}, #{source: 90, target: 10}, #{});
+    /// if small.verdict != "inconclusive" { throw small.reason; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn split_check(counts: Map, weights: Map, options: Map) -> HostResult<Map> {
+        check_keys("split_check", &options, &["confidence", "tolerance"])?;
+        let weights = weights_of("split_check", &weights)?;
+        let (observed, ignored): (Counts, Counts) = counts_of(&counts)
+            .into_iter()
+            .partition(|(name, _)| weights.iter().any(|(w, _)| w == name));
+        let input = split::SplitInput {
+            observed: &observed,
+            weights: &weights,
+            confidence: float_option("split_check", &options, "confidence", 0.95)?,
+            tolerance: float_option("split_check", &options, "tolerance", 0.05)?,
+        };
+        let report =
+            split::check_split(&input).map_err(|e| invalid("split_check", e.to_string()))?;
+        let mut map = Map::new();
+        map.insert("verdict".into(), report.verdict.as_str().into());
+        map.insert("p_value".into(), Dynamic::from_float(report.p_value));
+        map.insert("method".into(), report.method.into());
+        map.insert("total".into(), Dynamic::from_int(report.total as i64));
+        map.insert(
+            "required_sample".into(),
+            Dynamic::from_int(report.required_sample as i64),
+        );
+        map.insert("reason".into(), report.reason.clone().into());
+        let shares: Array = report
+            .shares
+            .iter()
+            .map(|share| {
+                let mut entry = Map::new();
+                entry.insert("route".into(), share.route.clone().into());
+                entry.insert("weight".into(), Dynamic::from_int(share.weight));
+                entry.insert("expected".into(), Dynamic::from_float(share.expected_share));
+                entry.insert("observed".into(), Dynamic::from_int(share.observed as i64));
+                entry.insert("share".into(), Dynamic::from_float(share.observed_share));
+                entry.insert("low".into(), Dynamic::from_float(share.interval.0));
+                entry.insert("high".into(), Dynamic::from_float(share.interval.1));
+                entry.into()
+            })
+            .collect();
+        map.insert("shares".into(), shares.into());
+        map.insert(
+            "ignored".into(),
+            ignored
+                .into_iter()
+                .map(|(k, v)| (k.into(), Dynamic::from_int(v as i64)))
+                .collect::<Map>()
+                .into(),
+        );
+        Ok(map)
+    }
+
+    /// A ServiceEntry as the AKS guide writes it: `MESH_EXTERNAL`, one HTTP port named `http`,
+    /// `resolution: STATIC`, one endpoint at `address` (an IP).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let se = service_entry("target-cluster-http", "v2.example.com", "20.1.2.3", 80);
+    /// if se.spec.endpoints[0].address != "20.1.2.3" { throw se; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn service_entry(name: &str, host: &str, address: &str, port: i64) -> HostResult<Dynamic> {
+        routes::service_entry(name, host, address, port)
+            .map(to_dynamic)
+            .map_err(|e| invalid("service_entry", e.to_string()))
+    }
+
+    /// Turns every HTTP route of a VirtualService into the given weighted destinations
+    /// (`#{host, port, subset, weight}`), keeping its matches, rewrites and timeouts.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let vs = #{apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: #{name: "bookinfo"},
+    ///            spec: #{hosts: ["*"], gateways: ["bookinfo-gateway"],
+    ///                    http: [#{"match": [#{uri: #{exact: "/productpage"}}], route: [#{destination: #{host: "productpage", port: #{number: 9080}}}]}]}};
+    /// let weighted = weighted_routes(vs, [#{host: "productpage", port: 9080, weight: 90}, #{host: "v2.example.com", port: 80, weight: 10}]);
+    /// // `match` is a Rhai keyword: quote it as a map key and index it with ["match"].
+    /// if weighted.spec.http[0].route.len() != 2 || weighted.spec.http[0]["match"][0].uri.exact != "/productpage" { throw weighted; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn weighted_routes(vs: Dynamic, destinations: Array) -> HostResult<Dynamic> {
+        let vs = json_argument("weighted_routes", &vs)?;
+        let mut parsed = Vec::new();
+        for (index, destination) in destinations.iter().enumerate() {
+            let Some(map) = destination.read_lock::<Map>() else {
+                return Err(invalid(
+                    "weighted_routes",
+                    format!(
+                        "destination {} must be a map like #{{host, port, weight}}",
+                        index + 1
+                    ),
+                ));
+            };
+            check_keys(
+                "weighted_routes",
+                &map,
+                &["host", "port", "subset", "weight"],
+            )?;
+            let host = map.get("host").map(|h| h.to_string()).unwrap_or_default();
+            let weight = map
+                .get("weight")
+                .and_then(|w| w.as_int().ok())
+                .ok_or_else(|| {
+                    invalid(
+                        "weighted_routes",
+                        format!("destination {} needs an integer `weight`", index + 1),
+                    )
+                })?;
+            let mut destination = routes::WeightedDestination::new(host, weight);
+            if let Some(port) = map.get("port").and_then(|p| p.as_int().ok()) {
+                let port = u16::try_from(port).map_err(|_| {
+                    invalid("weighted_routes", format!("port {port} is out of range"))
+                })?;
+                destination = destination.with_port(port);
+            }
+            if let Some(subset) = map.get("subset").filter(|s| !s.is_unit()) {
+                destination = destination.with_subset(subset.to_string());
+            }
+            parsed.push(destination);
+        }
+        routes::weighted_routes(&vs, &parsed)
+            .map(to_dynamic)
+            .map_err(|e| invalid("weighted_routes", e.to_string()))
+    }
+
+    /// The weights of a VirtualService's first HTTP route, by destination key
+    /// (`host[:port][/subset]`, e.g. `productpage:9080`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let vs = #{spec: #{http: [#{route: [#{destination: #{host: "productpage", port: #{number: 9080}}, weight: 90},
+    ///                                     #{destination: #{host: "v2.example.com", port: #{number: 80}}, weight: 10}]}]}};
+    /// let w = route_weights(vs);
+    /// if w["productpage:9080"] != 90 { throw w; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn route_weights(vs: Dynamic) -> HostResult<Map> {
+        let vs = json_argument("route_weights", &vs)?;
+        Ok(weights_to_map(&routes::route_weights(&vs)))
+    }
+
+    /// Changes only the weights of a live VirtualService (server-side apply, field manager
+    /// `meshshift`, taking over the routes from whoever owned them) and returns the previous
+    /// weights, so a caller can restore them. Keys are destination keys (`host[:port][/subset]`,
+    /// or just the host when unambiguous); weights must be non-negative integers with at least
+    /// one positive, and every destination must exist in the VirtualService.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let source = cluster("aks-source");
+    /// let previous = set_weights(source, "bookinfo", "default", #{"productpage": 75, "v2.example.com": 25});
+    /// set_weights(source, "bookinfo", "default", previous);   // undo
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn set_weights(
+        context: NativeCallContext,
+        cluster: Cluster,
+        name: &str,
+        namespace: &str,
+        weights: Map,
+    ) -> HostResult<Map> {
+        let weights = weights_of("set_weights", &weights)?;
+        let session = Session::of(&context)?;
+        let write = WriteOptions {
+            dry_run: session.is_plan(),
+            force: true,
+            ..WriteOptions::default()
+        };
+        let (name, namespace) = (name.to_string(), namespace.to_string());
+        let handle = cluster.clone();
+        let work = async move {
+            let live = handle
+                .get("VirtualService", &name, Some(&namespace))
+                .await?
+                .ok_or_else(|| {
+                    handle.error(
+                        format!("VirtualService `{namespace}/{name}` does not exist"),
+                        vec![],
+                    )
+                })?;
+            let (updated, previous) =
+                routes::set_weights(&live, &weights).map_err(|e| Error::InvalidArgument {
+                    function: "set_weights".into(),
+                    message: e.to_string(),
+                })?;
+            // The whole object is applied (not only the routes) so that nothing meshshift applied
+            // before is dropped from its field set.
+            let changes = handle
+                .mutate(Mutation::Apply(vec![strip(&updated)]), &write)
+                .await?;
+            Ok::<_, Error>((changes, previous))
+        };
+        let (changes, previous) = session.block_on(work).and_then(|r| r).map_err(raise)?;
+        for change in &changes {
+            let suffix = if change.dry_run { " (dry run)" } else { "" };
+            session.out.info(&format!(
+                "{} weights {}{suffix}",
+                change.label(),
+                change.action.as_str()
+            ));
+        }
+        Ok(weights_to_map(&previous))
+    }
+
+    /// A one-line chart of a configured share against the observed one and its interval:
+    /// `|====|====#==[===]      | 25% configured, 24.3% observed`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let bar = share_bar(0.25, 0.243, 0.20, 0.29, 40);
+    /// if !bar.contains("24.3% observed") { throw bar; }
+    /// ```
+    pub fn share_bar(expected: f64, observed: f64, low: f64, high: f64, width: i64) -> String {
+        crate::traffic::chart::share_bar(
+            expected,
+            observed,
+            low,
+            high,
+            width.clamp(10, 200) as usize,
+        )
+    }
+}
+
+/// The JSON of a VirtualService's weights, for reports.
+pub fn weights_json(weights: &[(String, i64)]) -> Value {
+    Value::Object(
+        weights
+            .iter()
+            .map(|(k, w)| (k.clone(), Value::from(*w)))
+            .collect(),
+    )
+}
