@@ -1,6 +1,7 @@
 //! The one integration-test binary: shared helpers, then one module per feature.
 
 mod cluster_support;
+mod http_server;
 mod test;
 
 mod bad_input;
@@ -12,3 +13,4 @@ mod examples;
 mod fixtures_istio;
 mod manifest;
 mod stdlib;
+mod traffic;
