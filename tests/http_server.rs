@@ -94,7 +94,7 @@ async fn answer(
         "/old" => ok(old_markup(pod())),
         "/fifty" => {
             let n = counter.fetch_add(1, Ordering::SeqCst);
-            ok(current_markup(if n % 2 == 0 {
+            ok(current_markup(if n.is_multiple_of(2) {
                 "reviews-v1-5c7d8f9b6-x2kq9"
             } else {
                 "reviews-v2-7d9f8c6b4-q2xkz"
