@@ -93,7 +93,7 @@ impl Reference {
                 functions: host_functions(&engine, module.name),
             });
         }
-        let engine = Engine::new_raw();
+        let engine = crate::engine::parsing_engine();
         for (name, text) in stdlib::MODULES {
             let Ok(ast) = engine.compile(text) else {
                 continue;
@@ -101,7 +101,7 @@ impl Reference {
             let summary = crate::runbook::summary(text).unwrap_or_default();
             let mut functions: Vec<FunctionDoc> = ast
                 .iter_functions()
-                .filter(|f| f.access != FnAccess::Private)
+                .filter(|f| f.access != FnAccess::Private && !f.name.starts_with("anon$"))
                 .map(|f| FunctionDoc {
                     module: name.to_string(),
                     call_name: format!("{name}::{}", f.name),
@@ -369,7 +369,7 @@ pub fn write_definitions(dir: &Path) -> Result<usize> {
     let mut engine = Engine::new();
     host::register(&mut engine);
     for (name, text) in stdlib::MODULES {
-        let helper = Engine::new_raw();
+        let helper = crate::engine::parsing_engine();
         if let Ok(ast) = helper.compile(text) {
             let mut module = (**ast.shared_lib()).clone();
             module.build_index();

@@ -68,6 +68,7 @@ pub struct Session {
     plan: AtomicBool,
     sources: SourceMap,
     step_counter: AtomicUsize,
+    running_steps: Mutex<Vec<usize>>,
     pub record: Mutex<RunRecord>,
     extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -78,6 +79,18 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     /// Every change made (or planned) on a cluster, in order.
     pub changes: Vec<crate::cluster::effects::Change>,
+    /// Data runbooks record for the report (`record_event(kind, data)`), with the step it
+    /// happened in.
+    pub events: Vec<RecordedEvent>,
+}
+
+/// One `record_event(kind, data)`.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    pub kind: String,
+    /// The number of the step that was running, if any.
+    pub step: Option<usize>,
+    pub data: serde_json::Value,
 }
 
 /// One `step(...)`.
@@ -120,6 +133,7 @@ impl Session {
             settings,
             sources: SourceMap::default(),
             step_counter: AtomicUsize::new(0),
+            running_steps: Mutex::new(Vec::new()),
             record: Mutex::new(RunRecord::default()),
             extensions: Mutex::new(HashMap::new()),
         })
@@ -199,6 +213,31 @@ impl Session {
         self.step_counter.fetch_add(1, Ordering::SeqCst) + 1
     }
 
+    /// A step starts (steps nest).
+    pub fn enter_step(&self, number: usize) {
+        self.running_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(number);
+    }
+
+    /// The innermost running step ends.
+    pub fn leave_step(&self) {
+        self.running_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+    }
+
+    /// The innermost running step.
+    pub fn current_step(&self) -> Option<usize> {
+        self.running_steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .copied()
+    }
+
     /// Per-session state owned by a host module (cluster handles, caches), created on first use.
     pub fn extension<T, F>(&self, key: &'static str, create: F) -> Arc<T>
     where
@@ -217,6 +256,14 @@ impl Session {
         extensions.insert(key, value.clone());
         value
     }
+}
+
+/// An engine without host functions that parses with the same limits as a session's
+/// (for reading the stdlib's documentation and function names).
+pub fn parsing_engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(limits::MAX_EXPR_DEPTH, limits::MAX_FUNCTION_EXPR_DEPTH);
+    engine
 }
 
 /// Builds the engine for a session. `resolver` decides whether imports are evaluated (run) or

@@ -2,7 +2,10 @@
 //! the file system is looked at.
 
 /// Every stdlib module as (import name, source text).
-pub const MODULES: &[(&str, &str)] = &[("assert", include_str!("../../stdlib/assert.rhai"))];
+pub const MODULES: &[(&str, &str)] = &[
+    ("assert", include_str!("../../stdlib/assert.rhai")),
+    ("traffic", include_str!("../../stdlib/traffic.rhai")),
+];
 
 /// The source of a stdlib module.
 pub fn get(name: &str) -> Option<&'static str> {

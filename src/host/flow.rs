@@ -147,9 +147,11 @@ pub mod flow_functions {
         let session = Session::of(&context)?;
         let number = session.next_step_number();
         session.out.begin_step(number, title);
+        session.enter_step(number);
         let started = Instant::now();
         let result = body.call_within_context::<Dynamic>(&context, ());
         let elapsed = started.elapsed();
+        session.leave_step();
         let failure = result
             .as_ref()
             .err()
@@ -256,6 +258,48 @@ pub mod flow_functions {
         }
         let answer = ask(&session, &format!("{question} (type `{expected}`): "))?;
         Ok(answer.trim() == expected)
+    }
+
+    /// True when questions can be asked: standard input is a terminal.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if is_interactive() { info("answers will be asked for"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn is_interactive(context: NativeCallContext) -> Result<bool, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        Ok(session.settings.interactive && std::io::stdin().is_terminal())
+    }
+
+    /// Records data for the run report under a kind (`"shift-step"` feeds the split chart),
+    /// tagged with the step that is running.
+    ///
+    /// # Example
+    /// ```rhai
+    /// record_event("note", #{message: "prechecks passed"});
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn record_event(
+        context: NativeCallContext,
+        kind: &str,
+        data: Dynamic,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        let data = crate::engine::convert::from_dynamic(&data).map_err(|message| {
+            raise(Error::InvalidArgument {
+                function: "record_event".into(),
+                message,
+            })
+        })?;
+        let step = session.current_step();
+        let mut record = session.record.lock().unwrap_or_else(|e| e.into_inner());
+        record.events.push(crate::engine::RecordedEvent {
+            kind: kind.to_string(),
+            step,
+            data,
+        });
+        Ok(())
     }
 
     /// True when mutations are dry runs (`run --plan`, or `:plan on` in the REPL).
