@@ -62,6 +62,15 @@ struct Registry {
 
 type HostResult<T> = Result<T, Box<EvalAltResult>>;
 
+/// The handles a session has bound so far, by context name (for REPL completion and `:clusters`).
+pub fn bound_clusters(session: &Session) -> Vec<(String, Cluster)> {
+    let registry = session.extension("clusters", Registry::default);
+    let handles = registry.handles.lock().unwrap_or_else(|e| e.into_inner());
+    let mut bound: Vec<(String, Cluster)> = handles.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    bound.sort_by(|a, b| a.0.cmp(&b.0));
+    bound
+}
+
 fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> {
     let session = Session::of(context)?;
     let registry = session.extension("clusters", Registry::default);
