@@ -3,7 +3,9 @@
 
 /// Every stdlib module as (import name, source text).
 pub const MODULES: &[(&str, &str)] = &[
+    ("aks", include_str!("../../stdlib/aks.rhai")),
     ("assert", include_str!("../../stdlib/assert.rhai")),
+    ("istio", include_str!("../../stdlib/istio.rhai")),
     ("traffic", include_str!("../../stdlib/traffic.rhai")),
 ];
 

@@ -260,6 +260,16 @@ pub mod flow_functions {
         Ok(answer.trim() == expected)
     }
 
+    /// Today's date in the local time zone, as `YYYY-MM-DD`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if today().len() != 10 { throw today(); }
+    /// ```
+    pub fn today() -> String {
+        jiff::Zoned::now().date().to_string()
+    }
+
     /// True when questions can be asked: standard input is a terminal.
     ///
     /// # Example

@@ -6,6 +6,7 @@
 //! convert back. Errors are raised with [`crate::engine::raise`].
 
 pub mod cluster;
+pub mod exec;
 pub mod flow;
 pub mod manifest;
 pub mod traffic;
@@ -32,6 +33,11 @@ pub const MODULES: &[HostModule] = &[
         name: "cluster",
         summary: "Kubernetes clusters: handles, reads, writes (through one entry point), waits",
         build: cluster::module,
+    },
+    HostModule {
+        name: "exec",
+        summary: "external programs such as the Azure CLI, only those allowed with --allow-exec",
+        build: exec::module,
     },
     HostModule {
         name: "manifest",
