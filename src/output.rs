@@ -179,6 +179,12 @@ impl Output {
         self.depth.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// The result line of a step that was not run again.
+    pub fn skip_step(&self, reason: &str) {
+        self.line(&self.style.dim(&format!("skipped: {reason}")));
+        self.depth.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Resets indentation (after an interrupted step in the REPL).
     pub fn reset_depth(&self) {
         self.depth.store(0, Ordering::Relaxed);

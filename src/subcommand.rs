@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use crate::arguments::{Arguments, Command, RunArguments};
 use crate::engine::resolver::ResolveMode;
-use crate::engine::{self, Params, Resolver, Session, Settings};
+use crate::engine::{self, Params, Resolver, RunContext, Session, Settings};
 use crate::error::{Error, Result};
+use crate::journal::{self, Journal};
 use crate::output::Output;
-use crate::{doc, runbook};
+use crate::{doc, report, runbook};
 
 /// Dispatches a parsed command line.
 pub fn execute(arguments: Arguments) -> Result<()> {
@@ -29,7 +30,7 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             clap_complete::generate(shell, &mut command, "meshshift", &mut std::io::stdout());
             Ok(())
         }
-        Command::Resume { .. } => Err(not_yet("resume")),
+        Command::Resume { run_id, yes } => resume(run_id, yes, state_dir),
         Command::Repl(_) => Err(not_yet("repl")),
         Command::Sim { .. } => Err(not_yet("sim")),
     }
@@ -63,18 +64,76 @@ fn offline_session(runtime: &tokio::runtime::Runtime) -> Arc<Session> {
     )
 }
 
+/// Everything a run needs: `run` builds it from the command line, `resume` from a journal.
+struct RunRequest {
+    file: PathBuf,
+    set: Vec<String>,
+    plan: bool,
+    sim: bool,
+    assume_yes: bool,
+    allow_exec: Vec<String>,
+    kubeconfig: Option<PathBuf>,
+    state_dir: PathBuf,
+    previous: Option<Journal>,
+}
+
 fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBuf) -> Result<()> {
-    if run.plan || run.sim {
-        return Err(not_yet(if run.plan { "run --plan" } else { "run --sim" }));
-    }
-    let params = Params::from_set_arguments(&run.set)?;
-    let runtime = runtime()?;
-    let settings = Settings {
+    execute_run(RunRequest {
+        file: run.file,
+        set: run.set,
         plan: run.plan,
+        sim: run.sim,
         assume_yes: run.yes,
         allow_exec: run.allow_exec,
         kubeconfig,
         state_dir,
+        previous: None,
+    })
+}
+
+fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
+    let (_, journal) = journal::load(&state_dir, run_id.as_deref())?;
+    if journal.outcome == "succeeded" {
+        println!(
+            "run {} already succeeded; nothing to resume",
+            journal.run_id
+        );
+        return Ok(());
+    }
+    println!(
+        "resuming run {} ({}): finished steps return their recorded results",
+        journal.run_id,
+        journal.runbook.display()
+    );
+    execute_run(RunRequest {
+        file: journal.runbook.clone(),
+        set: journal
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        plan: journal.plan,
+        sim: journal.sim,
+        assume_yes: yes || journal.assume_yes,
+        allow_exec: journal.allow_exec.clone(),
+        kubeconfig: journal.kubeconfig.clone(),
+        state_dir,
+        previous: Some(journal),
+    })
+}
+
+fn execute_run(request: RunRequest) -> Result<()> {
+    if request.sim {
+        return Err(not_yet("run --sim"));
+    }
+    let params = Params::from_set_arguments(&request.set)?;
+    let runtime = runtime()?;
+    let settings = Settings {
+        plan: request.plan,
+        assume_yes: request.assume_yes,
+        allow_exec: request.allow_exec.clone(),
+        kubeconfig: request.kubeconfig.clone(),
+        state_dir: request.state_dir.clone(),
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
     };
     let session = Session::new(
@@ -84,12 +143,37 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
         Arc::new(Output::stdout()),
     );
     let _ctrl_c = install_ctrl_c(&runtime, &session);
+    let run_id = journal::new_run_id(&request.file);
+    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
+    let started = std::time::Instant::now();
+    let journal = Journal {
+        run_id: run_id.clone(),
+        runbook: std::path::absolute(&request.file).unwrap_or(request.file.clone()),
+        params: request
+            .set
+            .iter()
+            .filter_map(|a| a.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+            .collect(),
+        plan: request.plan,
+        assume_yes: request.assume_yes,
+        allow_exec: request.allow_exec.clone(),
+        sim: request.sim,
+        kubeconfig: request.kubeconfig.clone(),
+        started: jiff::Timestamp::now().to_string(),
+        outcome: "running".into(),
+        resumed_from: request.previous.as_ref().map(|p| p.run_id.clone()),
+        ..Journal::default()
+    };
+    session.attach_run(RunContext::new(dir.clone(), journal, request.previous));
     let engine = engine::build_engine(
         &session,
         Resolver::new(ResolveMode::Evaluate, session.source_map()),
     );
-    let script = engine::compile_file(&engine, &session, &run.file)?;
-    engine::run_script(&engine, &session, &script).map(drop)?;
+    let result = engine::compile_file(&engine, &session, &request.file)
+        .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
+    finish_run(&session, &dir, &run_id, started.elapsed(), &result);
+    result?;
     let style = crate::output::Style::stderr();
     for unused in session.params.unused() {
         eprintln!(
@@ -98,6 +182,62 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
         );
     }
     Ok(())
+}
+
+/// Closes the journal, writes the report and, for runbooks with steps, says where it is.
+fn finish_run(
+    session: &Session,
+    dir: &Path,
+    run_id: &str,
+    elapsed: std::time::Duration,
+    result: &Result<()>,
+) {
+    let Some(run) = session.run() else { return };
+    let outcome = match result {
+        Ok(()) => "succeeded",
+        Err(error) if matches!(error.root(), Error::Interrupted { .. }) => "interrupted",
+        Err(_) => "failed",
+    };
+    let journal = run.update(|journal| {
+        journal.finished = Some(jiff::Timestamp::now().to_string());
+        journal.outcome = outcome.to_string();
+        journal.error = result.as_ref().err().map(|e| e.message());
+    });
+    let record = session
+        .record
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let written = std::fs::write(
+        dir.join("report.md"),
+        report::markdown(&journal, &record, elapsed),
+    )
+    .and_then(|()| {
+        std::fs::write(
+            dir.join("report.html"),
+            report::html(&journal, &record, elapsed),
+        )
+    });
+    if let Err(error) = written {
+        eprintln!(
+            "warning: cannot write the run report in {}: {error}",
+            dir.display()
+        );
+    }
+    if record.steps.is_empty() {
+        return;
+    }
+    let report_path = engine::display_path(&dir.join("report.md"));
+    let mut line = format!(
+        "run {run_id} {outcome} after {} (report: {report_path}",
+        crate::output::format_duration(elapsed)
+    );
+    if outcome != "succeeded" && !journal.plan {
+        line.push_str("; continue it with `meshshift resume`");
+    }
+    line.push(')');
+    session.out.reset_depth();
+    session.out.info(&line);
 }
 
 /// First Ctrl-C: stop the script cleanly. Second: exit at once.

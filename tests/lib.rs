@@ -12,5 +12,6 @@ mod doc;
 mod examples;
 mod fixtures_istio;
 mod manifest;
+mod run_journal;
 mod stdlib;
 mod traffic;

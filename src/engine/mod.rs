@@ -69,6 +69,7 @@ pub struct Session {
     sources: SourceMap,
     step_counter: AtomicUsize,
     running_steps: Mutex<Vec<usize>>,
+    run: std::sync::OnceLock<RunContext>,
     pub record: Mutex<RunRecord>,
     extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
 }
@@ -113,6 +114,71 @@ pub enum StepOutcome {
 /// Texts of every script and module read in a session, by display name.
 pub type SourceMap = Arc<Mutex<HashMap<String, Arc<str>>>>;
 
+/// A run with a journal (and, when resuming, the journal of the run it continues).
+pub struct RunContext {
+    pub dir: PathBuf,
+    journal: Mutex<crate::journal::Journal>,
+    previous: Option<crate::journal::Journal>,
+    occurrences: Mutex<HashMap<String, usize>>,
+}
+
+impl RunContext {
+    pub fn new(
+        dir: PathBuf,
+        journal: crate::journal::Journal,
+        previous: Option<crate::journal::Journal>,
+    ) -> RunContext {
+        RunContext {
+            dir,
+            journal: Mutex::new(journal),
+            previous,
+            occurrences: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How many steps with this title started before (titles may repeat).
+    pub fn occurrence(&self, title: &str) -> usize {
+        let mut occurrences = self.occurrences.lock().unwrap_or_else(|e| e.into_inner());
+        let count = occurrences.entry(title.to_string()).or_default();
+        *count += 1;
+        *count - 1
+    }
+
+    /// The finished step of the run being resumed, if this one may be skipped.
+    pub fn replay(
+        &self,
+        title: &str,
+        occurrence: usize,
+    ) -> Option<(String, crate::journal::JournalStep)> {
+        let previous = self.previous.as_ref()?;
+        previous
+            .replay(title, occurrence)
+            .map(|step| (previous.run_id.clone(), step.clone()))
+    }
+
+    /// Records a finished step and saves the journal.
+    pub fn record_step(&self, step: crate::journal::JournalStep) {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        journal.steps.push(step);
+        if let Err(error) = crate::journal::save(&self.dir, &journal) {
+            tracing::warn!(%error, "cannot save the run journal");
+        }
+    }
+
+    /// Updates the journal (outcome, end time) and saves it.
+    pub fn update(
+        &self,
+        change: impl FnOnce(&mut crate::journal::Journal),
+    ) -> crate::journal::Journal {
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        change(&mut journal);
+        if let Err(error) = crate::journal::save(&self.dir, &journal) {
+            tracing::warn!(%error, "cannot save the run journal");
+        }
+        journal.clone()
+    }
+}
+
 /// The engine tag: how host functions find their session.
 #[derive(Clone)]
 struct SessionTag(Arc<Session>);
@@ -134,6 +200,7 @@ impl Session {
             sources: SourceMap::default(),
             step_counter: AtomicUsize::new(0),
             running_steps: Mutex::new(Vec::new()),
+            run: std::sync::OnceLock::new(),
             record: Mutex::new(RunRecord::default()),
             extensions: Mutex::new(HashMap::new()),
         })
@@ -236,6 +303,16 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .last()
             .copied()
+    }
+
+    /// Gives the session a run journal (once).
+    pub fn attach_run(&self, run: RunContext) {
+        let _ = self.run.set(run);
+    }
+
+    /// The run journal, when this session is a `run` or `resume`.
+    pub fn run(&self) -> Option<&RunContext> {
+        self.run.get()
     }
 
     /// Per-session state owned by a host module (cluster handles, caches), created on first use.

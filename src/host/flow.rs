@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 
 use crate::engine::{Session, StepOutcome, StepRecord, raise};
 use crate::error::Error;
+use crate::journal::JournalStep;
 
 /// Builds the `flow` host module.
 pub fn module() -> Module {
@@ -147,6 +148,28 @@ pub mod flow_functions {
         let session = Session::of(&context)?;
         let number = session.next_step_number();
         session.out.begin_step(number, title);
+        let occurrence = session.run().map(|run| run.occurrence(title)).unwrap_or(0);
+        if let Some((run_id, done)) = session.run().and_then(|run| run.replay(title, occurrence)) {
+            session.out.skip_step(&format!("done in run {run_id}"));
+            record_step(
+                &session,
+                number,
+                title,
+                Duration::ZERO,
+                StepOutcome::Skipped(format!("done in run {run_id}")),
+            );
+            if let Some(run) = session.run() {
+                run.record_step(JournalStep {
+                    number,
+                    message: Some(format!("replayed from {run_id}")),
+                    ..done.clone()
+                });
+            }
+            return Ok(done
+                .result
+                .map(crate::engine::convert::to_dynamic)
+                .unwrap_or(Dynamic::UNIT));
+        }
         session.enter_step(number);
         let started = Instant::now();
         let result = body.call_within_context::<Dynamic>(&context, ());
@@ -157,21 +180,31 @@ pub mod flow_functions {
             .err()
             .map(|error| short_message(&context, &session, error));
         session.out.end_step(elapsed, failure.as_deref());
+        if let Some(run) = session.run() {
+            let recorded = result
+                .as_ref()
+                .ok()
+                .map(crate::engine::convert::from_dynamic);
+            let replayable = matches!(recorded, Some(Ok(_)));
+            run.record_step(JournalStep {
+                number,
+                title: title.to_string(),
+                outcome: if failure.is_some() {
+                    "failed".into()
+                } else {
+                    "done".into()
+                },
+                elapsed_ms: elapsed.as_millis() as u64,
+                result: recorded.and_then(Result::ok),
+                replayable,
+                message: failure.clone(),
+            });
+        }
         let outcome = match failure {
             None => StepOutcome::Done,
             Some(reason) => StepOutcome::Failed(reason),
         };
-        session
-            .record
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .steps
-            .push(StepRecord {
-                number,
-                title: title.to_string(),
-                elapsed,
-                outcome,
-            });
+        record_step(&session, number, title, elapsed, outcome);
         result
     }
 
@@ -348,6 +381,26 @@ pub mod flow_functions {
             .collect();
         crate::output::format_table(&columns, &cells)
     }
+}
+
+fn record_step(
+    session: &Session,
+    number: usize,
+    title: &str,
+    elapsed: Duration,
+    outcome: StepOutcome,
+) {
+    session
+        .record
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .steps
+        .push(StepRecord {
+            number,
+            title: title.to_string(),
+            elapsed,
+            outcome,
+        });
 }
 
 fn cell_text(value: &Dynamic) -> String {

@@ -1,0 +1,198 @@
+//! The run journal: what a run is (runbook, parameters, flags) and which steps finished with
+//! what result, written after every step so that `meshshift resume` can continue a run that was
+//! interrupted or failed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// One finished (or failed) step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JournalStep {
+    pub number: usize,
+    pub title: String,
+    /// `done`, `failed` or `skipped`.
+    pub outcome: String,
+    pub elapsed_ms: u64,
+    /// The step's result, when it has a JSON form (a resumed run returns it instead of running
+    /// the step again).
+    pub result: Option<Value>,
+    /// False when the result had no JSON form (e.g. a cluster handle): the step runs again.
+    pub replayable: bool,
+    pub message: Option<String>,
+}
+
+/// A run, as `meshshift resume` needs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Journal {
+    pub run_id: String,
+    pub runbook: PathBuf,
+    /// `--set` values.
+    pub params: BTreeMap<String, String>,
+    pub plan: bool,
+    pub assume_yes: bool,
+    pub allow_exec: Vec<String>,
+    pub sim: bool,
+    pub kubeconfig: Option<PathBuf>,
+    pub started: String,
+    pub finished: Option<String>,
+    /// `running`, `succeeded`, `failed`, `interrupted`.
+    pub outcome: String,
+    pub error: Option<String>,
+    /// The run this one resumed, if any.
+    pub resumed_from: Option<String>,
+    pub steps: Vec<JournalStep>,
+}
+
+impl Journal {
+    /// The step a resumed run may skip: done, replayable, at the same position among the steps
+    /// with that title.
+    pub fn replay(&self, title: &str, occurrence: usize) -> Option<&JournalStep> {
+        self.steps
+            .iter()
+            .filter(|s| s.title == title)
+            .nth(occurrence)
+            .filter(|s| s.outcome == "done" && s.replayable)
+    }
+}
+
+/// `<state dir>/runs`.
+pub fn runs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("runs")
+}
+
+/// A fresh run id: `20261128-041806-migrate-oss-istio-to-aks`.
+pub fn new_run_id(runbook: &Path) -> String {
+    let now = jiff::Zoned::now();
+    let stem = runbook
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("run");
+    format!("{}-{stem}", now.strftime("%Y%m%d-%H%M%S"))
+}
+
+/// Writes the journal atomically (a crash mid-write must not leave half a file).
+pub fn save(dir: &Path, journal: &Journal) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::WriteFile {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let path = dir.join("journal.json");
+    let temporary = dir.join("journal.json.tmp");
+    let text = serde_json::to_string_pretty(journal).unwrap_or_default();
+    std::fs::write(&temporary, text)
+        .and_then(|()| std::fs::rename(&temporary, &path))
+        .map_err(|e| Error::WriteFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// Reads the journal of a run (`run_id`), or of the latest run.
+pub fn load(state_dir: &Path, run_id: Option<&str>) -> Result<(PathBuf, Journal)> {
+    let runs = runs_dir(state_dir);
+    let dir = match run_id {
+        Some(id) => runs.join(id),
+        None => latest_run(&runs)?,
+    };
+    let path = dir.join("journal.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        let known = list_runs(&runs);
+        let hint = match run_id
+            .and_then(|id| crate::suggestion::did_you_mean(id, known.iter().map(String::as_str)))
+        {
+            Some(s) => format!(" (did you mean `{s}`?)"),
+            None => String::new(),
+        };
+        Error::ReadFile {
+            path: path.display().to_string(),
+            reason: format!("{e}{hint}"),
+        }
+    })?;
+    let journal = serde_json::from_str(&text).map_err(|e| Error::ReadFile {
+        path: path.display().to_string(),
+        reason: format!("not a meshshift journal: {e}"),
+    })?;
+    Ok((dir, journal))
+}
+
+/// Run ids, oldest first.
+pub fn list_runs(runs: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("journal.json").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn latest_run(runs: &Path) -> Result<PathBuf> {
+    list_runs(runs)
+        .pop()
+        .map(|id| runs.join(id))
+        .ok_or_else(|| Error::Other {
+            message: format!("no runs to resume in `{}`", runs.display()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(title: &str, outcome: &str, replayable: bool) -> JournalStep {
+        JournalStep {
+            number: 1,
+            title: title.into(),
+            outcome: outcome.into(),
+            elapsed_ms: 5,
+            result: Some(Value::from(1)),
+            replayable,
+            message: None,
+        }
+    }
+
+    #[test]
+    fn replays_done_replayable_steps_by_occurrence() {
+        let journal = Journal {
+            steps: vec![
+                step("check", "done", true),
+                step("check", "failed", true),
+                step("bind", "done", false),
+            ],
+            ..Journal::default()
+        };
+        assert!(journal.replay("check", 0).is_some());
+        assert!(journal.replay("check", 1).is_none());
+        assert!(journal.replay("bind", 0).is_none());
+        assert!(journal.replay("other", 0).is_none());
+    }
+
+    #[test]
+    fn saves_loads_and_finds_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        for id in ["20260101-000000-a", "20260102-000000-b"] {
+            let journal = Journal {
+                run_id: id.into(),
+                outcome: "failed".into(),
+                ..Journal::default()
+            };
+            save(&runs_dir(dir.path()).join(id), &journal).unwrap();
+        }
+        let (_, latest) = load(dir.path(), None).unwrap();
+        assert_eq!(latest.run_id, "20260102-000000-b");
+        let error = load(dir.path(), Some("20260101-000000-x")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("did you mean `20260101-000000-a`?"),
+            "{error}"
+        );
+    }
+}
