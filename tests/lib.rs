@@ -13,5 +13,6 @@ mod examples;
 mod fixtures_istio;
 mod manifest;
 mod run_journal;
+mod runbooks;
 mod stdlib;
 mod traffic;

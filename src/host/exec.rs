@@ -158,6 +158,18 @@ pub mod exec_functions {
         Ok(result)
     }
 
+    /// True when `program` may run (it was allowed with `--allow-exec`).
+    ///
+    /// # Example
+    /// ```rhai
+    /// if can_exec("az") { info("the Azure CLI may be used"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn can_exec(context: NativeCallContext, program: &str) -> HostResult<bool> {
+        let session = Session::of(&context)?;
+        Ok(allowed(&session, program))
+    }
+
     /// `exec` with default options.
     ///
     /// # Example

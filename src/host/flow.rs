@@ -293,6 +293,17 @@ pub mod flow_functions {
         Ok(answer.trim() == expected)
     }
 
+    /// A duration (`"90s"`, `"2m"`, `"500ms"`) in seconds.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if duration_seconds("1m30s") != 90.0 { throw "arithmetic"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn duration_seconds(duration: Dynamic) -> Result<f64, Box<EvalAltResult>> {
+        duration_argument("duration_seconds", &duration).map(|d| d.as_secs_f64())
+    }
+
     /// Today's date in the local time zone, as `YYYY-MM-DD`.
     ///
     /// # Example
