@@ -135,6 +135,7 @@ fn execute_run(request: RunRequest) -> Result<()> {
         kubeconfig: request.kubeconfig.clone(),
         state_dir: request.state_dir.clone(),
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        exec_aliases: Default::default(),
     };
     let session = Session::new(
         runtime.handle().clone(),

@@ -56,6 +56,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     /// Standard input is a terminal (prompts are possible).
     pub interactive: bool,
+    /// Programs `exec` runs as another command line (`az` -> the simulator's emulation).
+    pub exec_aliases: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What one host function call needs: runtime, parameters, output, cancellation, settings.

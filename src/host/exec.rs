@@ -147,8 +147,18 @@ pub mod exec_functions {
             .get("input")
             .filter(|i| !i.is_unit())
             .map(|i| i.to_string());
+        // An alias (e.g. the simulated clusters' own `az`) runs instead, with the same arguments.
+        let (program, args) = match session
+            .settings
+            .exec_aliases
+            .get(program)
+            .and_then(|a| a.split_first())
+        {
+            Some((alias, prefix)) => (alias.clone(), prefix.iter().cloned().chain(args).collect()),
+            None => (program.to_string(), args),
+        };
         let finished = session
-            .block_on(run_program(program.to_string(), args, input, timeout))
+            .block_on(run_program(program, args, input, timeout))
             .map_err(raise)?
             .map_err(|message| raise(Error::Other { message }))?;
         result.insert("status".into(), Dynamic::from_int(finished.status));
