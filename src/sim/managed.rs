@@ -279,6 +279,34 @@ pub fn record_update(
     Ok(())
 }
 
+/// The fields kubectl's last client-side apply set and that still have those values: a
+/// server-side apply by `kubectl` may take them over without a conflict, which is how the
+/// real server lets users move from client-side to server-side apply.
+pub fn last_applied_takeover(live: &Value, shape: &Shape) -> Option<FieldSet> {
+    let text = live
+        .get("metadata")?
+        .get("annotations")?
+        .get("kubectl.kubernetes.io/last-applied-configuration")?
+        .as_str()?;
+    let last_applied: Value = serde_json::from_str(text).ok()?;
+    let changed_since = compare(&last_applied, &without_managed_fields(live), shape).modified;
+    Some(to_field_set(&last_applied, shape).difference(&changed_since))
+}
+
+/// Fields an apply would take from other managers.
+#[derive(Debug)]
+pub struct Conflicts {
+    /// (manager as messages name it, path) pairs, sorted.
+    pub fields: Vec<(String, FieldPath)>,
+}
+
+impl Conflicts {
+    /// The `409 Conflict` Status the real server answers with.
+    pub fn to_error(&self) -> ApiError {
+        conflict_error(self.fields.clone())
+    }
+}
+
 /// Applies `config` over `live` (the kind's zero value on create) for `manager`; returns the
 /// merged object with its managedFields, or the conflicts with other managers.
 pub fn apply(
@@ -287,7 +315,7 @@ pub fn apply(
     context: &WriteContext,
     manager: &str,
     force: bool,
-) -> Result<Value, ApiError> {
+) -> Result<Value, Conflicts> {
     let mut entries = decode(live).unwrap_or_default();
     let live_plain = without_managed_fields(live);
     let config_plain = without_managed_fields(config);
@@ -345,7 +373,8 @@ pub fn apply(
         }
     }
     if !conflicts.is_empty() && !force {
-        return Err(conflict_error(conflicts));
+        conflicts.sort();
+        return Err(Conflicts { fields: conflicts });
     }
     for (i, entry) in entries.iter_mut().enumerate() {
         if i != self_index {
@@ -463,7 +492,9 @@ mod tests {
         let mut live = configmap(json!({"k": "v"}));
         record_update(None, &json!({"metadata": {}}), &mut live, &ctx, "curl").expect("records");
         let config = configmap(json!({"k": "other"}));
-        let error = apply(&live, &config, &ctx, "m1", false).expect_err("conflict");
+        let error = apply(&live, &config, &ctx, "m1", false)
+            .expect_err("conflict")
+            .to_error();
         assert_eq!(
             error.message,
             "Apply failed with 1 conflict: conflict with \"curl\" using v1: .data.k"

@@ -118,6 +118,11 @@ impl Store {
         }
     }
 
+    /// How many changes are kept for watches.
+    pub fn history_limit(&self) -> usize {
+        self.history_limit
+    }
+
     /// The current resource version.
     pub fn revision(&self) -> u64 {
         self.revision
