@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::resource::ResourceType;
+use super::schema::Shape;
 
 fn object_mut<'a>(parent: &'a mut Value, key: &str) -> Option<&'a mut Map<String, Value>> {
     let map = parent.as_object_mut()?;
@@ -20,9 +21,47 @@ fn default_field(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// Removes empty maps and lists where typed objects omit them (`omitempty`): the metadata
+/// collections of every object, and the declared map and list fields of built-in kinds.
+fn drop_empty(value: &mut Value, shape: &Shape) {
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    map.retain(|key, child| {
+        let child_shape = shape.field(key);
+        let collection = matches!(child_shape, Shape::Map(_) | Shape::List(_));
+        let empty = match child {
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        !(collection && empty)
+    });
+    for (key, child) in map.iter_mut() {
+        let child_shape = shape.field(key);
+        match child {
+            Value::Object(_) => drop_empty(child, &child_shape),
+            Value::Array(items) => {
+                let item_shape = child_shape.item();
+                for item in items.iter_mut() {
+                    drop_empty(item, &item_shape);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Applies the defaults of `rt`'s kind to `object`.
 pub fn apply(rt: &ResourceType, object: &mut Value) {
     super::object::drop_nulls(object);
+    if rt.is_custom() {
+        if let Some(meta) = object.get_mut("metadata") {
+            drop_empty(meta, &super::schema::object_meta());
+        }
+    } else {
+        drop_empty(object, &rt.shape);
+    }
     match (rt.group.as_str(), rt.kind.as_str()) {
         ("", "Pod") => pod(object),
         ("", "Service") => service(object),
