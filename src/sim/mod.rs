@@ -48,9 +48,10 @@
 //!   `propagationPolicy`, deletecollection, `dryRun=All`, `/status` and `/scale`.
 //! - `Accept: ...;as=Table` answers with `meta.k8s.io/v1` Tables for `kubectl get`.
 //!
-//! Request bodies must be JSON or YAML: kubectl's `create <kind>` generators (for example
-//! `kubectl create namespace x`) send protobuf, which is refused with `415`; use
-//! `kubectl create -f` or `kubectl apply` instead.
+//! Request bodies are JSON or YAML. kubectl's typed `create <kind>` generators send
+//! protobuf; [`protobuf`] understands what they send for Namespaces, ConfigMaps, Secrets,
+//! ServiceAccounts, Services and Deployments, and other protobuf bodies are refused with
+//! `415` (`kubectl create -f` and `kubectl apply` send JSON and work for every kind).
 //!
 //! # Admission hooks
 //!
@@ -120,6 +121,7 @@ pub mod negotiate;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod resource;
 pub mod router;

@@ -309,7 +309,10 @@ fn builtin_columns(rt: &ResourceType) -> Option<Vec<Column>> {
             ("Role", "string", 0),
             ("Age", "string", 0),
         ]),
-        ("admissionregistration.k8s.io", _) => named(&[
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        ) => named(&[
             ("Name", "string", 0),
             ("Webhooks", "integer", 0),
             ("Age", "string", 0),
@@ -592,7 +595,10 @@ fn builtin_cells(rt: &ResourceType, object: &Value, now: jiff::Timestamp) -> Vec
             )),
             age,
         ],
-        ("admissionregistration.k8s.io", _) => {
+        (
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration",
+        ) => {
             let hooks = super::object::get_path(object, "webhooks")
                 .and_then(Value::as_array)
                 .map_or(0, Vec::len);
