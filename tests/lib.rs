@@ -1,2 +1,3 @@
 mod sim_api;
+mod sim_kubectl;
 mod sim_support;

@@ -311,10 +311,11 @@ impl ClusterState {
                 continue;
             };
             let mut object = object.clone();
-            if key == "configmaps" && meta_str(&object, "name") == "kube-root-ca.crt" {
-                if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
-                    data.insert("ca.crt".into(), json!(ca_pem));
-                }
+            if key == "configmaps"
+                && meta_str(&object, "name") == "kube-root-ca.crt"
+                && let Some(data) = object.get_mut("data").and_then(Value::as_object_mut)
+            {
+                data.insert("ca.crt".into(), json!(ca_pem));
             }
             if key == "services"
                 && let Some(ip) = get_path(&object, "spec.clusterIP").and_then(Value::as_str)
@@ -581,7 +582,7 @@ impl ClusterState {
                 return Err(ApiError::new(
                     405,
                     "MethodNotAllowed",
-                    format!("create not allowed while custom resource definition is terminating"),
+                    "create not allowed while custom resource definition is terminating",
                 ));
             }
         }
@@ -749,9 +750,10 @@ impl ClusterState {
         }
         {
             let meta = meta_mut(&mut object);
-            if !meta
+            if meta
                 .get("uid")
-                .is_some_and(|u| u.as_str().is_some_and(|s| !s.is_empty()))
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
             {
                 meta.insert("uid".into(), json!(new_uid()));
             }
@@ -1600,7 +1602,7 @@ impl ClusterState {
             if let Some(map) = updated.as_object_mut() {
                 map.insert("status".into(), status);
             }
-            if let Some(mut entries) = managed::decode(&updated).ok() {
+            if let Ok(mut entries) = managed::decode(&updated) {
                 let fields = super::patch::structured::to_field_set(
                     &json!({"status": {"acceptedNames": {}, "conditions": {}}}),
                     &super::schema::Shape::Untyped,

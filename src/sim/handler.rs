@@ -138,7 +138,7 @@ pub async fn handle(
     }
 }
 
-fn header_str<'a>(request: &'a Request<Incoming>, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(request: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -436,11 +436,11 @@ fn conflict_error(mut conflicts: Vec<(String, FieldPath)>) -> ApiError {
         )
     };
     let mut error = ApiError::new(409, "Conflict", message);
-    error.details = Some(json!({
+    error.details = Some(Box::new(json!({
         "causes": causes.iter().map(|c| json!({
             "reason": c.reason, "message": c.message, "field": c.field
         })).collect::<Vec<_>>()
-    }));
+    })));
     error
 }
 

@@ -236,7 +236,7 @@ impl Parser {
                 let op = self.next();
                 let text = self.identifier("integer")?;
                 let number: i64 = text.parse().map_err(|_| {
-                    format!("unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")
+                    "unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer".to_string()
                 })?;
                 if op == Token::Greater {
                     Ok(Requirement::GreaterThan(key, number))
@@ -261,7 +261,7 @@ fn validate_key(key: &str) -> Result<(), String> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| super::validation::is_dns1123_subdomain(p));
+    let prefix_ok = prefix.is_none_or(super::validation::is_dns1123_subdomain);
     if name_ok && prefix_ok {
         Ok(())
     } else {

@@ -16,8 +16,9 @@ pub struct ApiError {
     pub reason: String,
     /// Human-readable message.
     pub message: String,
-    /// The `details` object (name, group, kind, causes), when there is one.
-    pub details: Option<Value>,
+    /// The `details` object (name, group, kind, causes), when there is one (boxed to keep
+    /// `Result<_, ApiError>` small).
+    pub details: Option<Box<Value>>,
     /// Seconds the client should wait before retrying (sets `Retry-After`).
     pub retry_after_seconds: Option<u32>,
 }
@@ -144,7 +145,7 @@ impl ApiError {
 
     /// Adds a `details` object.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -264,7 +265,7 @@ impl ApiError {
         } else {
             json!({"causes": [{"reason": "UnexpectedServerResponse", "message": server_message}]})
         };
-        error.details = Some(details);
+        error.details = Some(Box::new(details));
         error
     }
 
@@ -355,7 +356,7 @@ impl ApiError {
             "the server has received too many requests and has asked us to try again later",
         );
         error.retry_after_seconds = Some(seconds);
-        error.details = Some(json!({"retryAfterSeconds": seconds}));
+        error.details = Some(Box::new(json!({"retryAfterSeconds": seconds})));
         error
     }
 
@@ -374,7 +375,7 @@ impl ApiError {
         status.insert("message".into(), Value::String(self.message.clone()));
         status.insert("reason".into(), Value::String(self.reason.clone()));
         if let Some(details) = &self.details {
-            status.insert("details".into(), details.clone());
+            status.insert("details".into(), (**details).clone());
         }
         status.insert("code".into(), json!(self.code));
         Value::Object(status)

@@ -703,6 +703,9 @@ fn row_object(object: &Value, include: IncludeObject) -> Option<Value> {
     }
 }
 
+/// Computes the cells of one row.
+type CellsOf = Box<dyn Fn(&Value) -> Vec<Value>>;
+
 /// Builds a Table of `objects` (each with kind and apiVersion) of type `rt` at `version`.
 pub fn table(
     rt: &ResourceType,
@@ -713,7 +716,7 @@ pub fn table(
     include: IncludeObject,
 ) -> Value {
     let now = jiff::Timestamp::now();
-    let (columns, cells): (Vec<Column>, Box<dyn Fn(&Value) -> Vec<Value>>) = if rt.is_custom() {
+    let (columns, cells): (Vec<Column>, CellsOf) = if rt.is_custom() {
         let extra = rt.printer_columns.get(version).cloned().unwrap_or_default();
         let mut columns = vec![column("Name", "string", 0)];
         let custom_columns = extra.clone();

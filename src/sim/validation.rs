@@ -292,6 +292,30 @@ fn check_service(object: &Value, causes: &mut Vec<Cause>) {
             None => causes.push(Cause::required(&format!("spec.ports[{i}].port"), "")),
         }
     }
+    // Simulated clusters are single-stack IPv4, like most real ones.
+    if spec
+        .and_then(|s| s.get("ipFamilyPolicy"))
+        .and_then(Value::as_str)
+        == Some("RequireDualStack")
+    {
+        causes.push(Cause::invalid(
+            "spec.ipFamilyPolicy",
+            &json!("RequireDualStack"),
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
+    let families = spec
+        .and_then(|s| s.get("ipFamilies"))
+        .and_then(Value::as_array);
+    for (i, family) in families.into_iter().flatten().enumerate() {
+        if family != "IPv4" {
+            causes.push(Cause::invalid(
+                &format!("spec.ipFamilies[{i}]"),
+                family,
+                "not configured on this cluster",
+            ));
+        }
+    }
     if !["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"].contains(&service_type) {
         causes.push(Cause::unsupported(
             "spec.type",
@@ -469,6 +493,18 @@ mod tests {
                 .message
                 .starts_with("Invalid value: \"a.b\": a DNS-1035 label")
         );
+    }
+
+    #[test]
+    fn services_cannot_require_dual_stack() {
+        let service = json!({
+            "metadata": {"name": "details"},
+            "spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv6", "IPv4"],
+                     "ports": [{"port": 9080}]}
+        });
+        let causes = validate(&rt("", "services"), &service, None);
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, ["spec.ipFamilyPolicy", "spec.ipFamilies[0]"]);
     }
 
     #[test]
