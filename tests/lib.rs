@@ -1,3 +1,4 @@
 mod sim_api;
+mod sim_kube_rs;
 mod sim_kubectl;
 mod sim_support;
