@@ -364,12 +364,7 @@ impl ClusterState {
     }
 
     fn zero_object(rt: &ResourceType) -> Value {
-        let mut zero = Map::new();
-        zero.insert("metadata".into(), json!({}));
-        for field in &rt.zero_fields {
-            zero.insert(field.clone(), json!({}));
-        }
-        Value::Object(zero)
+        rt.zero.clone()
     }
 
     fn key_of(target: &Target, name: &str) -> ObjectKey {
@@ -620,6 +615,7 @@ impl ClusterState {
             hook.admit(&request, object)?;
         }
         defaults::apply(&target.rt, object);
+        defaults::prepare(&target.rt, object);
         Ok(())
     }
 
@@ -708,6 +704,9 @@ impl ClusterState {
         let zero = Self::zero_object(&target.rt);
         let manager = options.manager();
         let api_version = target.api_version();
+        // Defaults are applied when the body is decoded, so their fields belong to the
+        // writer, as on the real server.
+        defaults::apply(&target.rt, &mut object);
         let context =
             Self::write_context(&target.rt, &api_version, &target.subresource, &object, &now);
         managed::record_update(None, &zero, &mut object, &context, &manager)?;
@@ -774,6 +773,7 @@ impl ClusterState {
             map.shift_remove("status");
         }
         defaults::apply(&rt, &mut object);
+        defaults::prepare(&rt, &mut object);
         if rt.group.is_empty() && rt.kind == "Service" {
             self.allocate_service_addresses(&mut object, None);
         }
@@ -862,7 +862,7 @@ impl ClusterState {
                 let patch_value: Value = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 strategic::apply(&old, &patch_value, &rt.shape)
-                    .map_err(|e| ApiError::unprocessable(&e))?
+                    .map_err(|_| ApiError::unprocessable())?
             }
             PatchType::Apply => unreachable!("handled above"),
         };
@@ -1096,14 +1096,15 @@ impl ClusterState {
             }
         }
         defaults::apply(&rt, &mut new);
-        if rt.group.is_empty() && rt.kind == "Service" {
-            self.allocate_service_addresses(&mut new, Some(old));
-        }
         if !managed_done {
             let api_version = target.api_version();
             let context = Self::write_context(&rt, &api_version, &target.subresource, old, &now);
             let zero = Self::zero_object(&rt);
             managed::record_update(Some(old), &zero, &mut new, &context, &options.manager())?;
+        }
+        defaults::prepare(&rt, &mut new);
+        if rt.group.is_empty() && rt.kind == "Service" {
+            self.allocate_service_addresses(&mut new, Some(old));
         }
         self.admit(
             target,
@@ -1204,7 +1205,7 @@ impl ClusterState {
                 let patch_value: Value = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 strategic::apply(&scale, &patch_value, &super::schema::Shape::Untyped)
-                    .map_err(|e| ApiError::unprocessable(&e))?
+                    .map_err(|_| ApiError::unprocessable())?
             }
             PatchType::Apply => {
                 let config: Value = serde_yaml::from_slice(body)

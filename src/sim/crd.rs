@@ -115,8 +115,8 @@ pub fn resource_type(crd: &Value) -> Option<ResourceType> {
         status_subresource: subresources.and_then(|s| s.get("status")).is_some(),
         scale,
         has_generation: true,
-        returns_deleted_object: true,
-        zero_fields: Vec::new(),
+        returns_deleted_object: false,
+        zero: serde_json::json!({}),
         shape: schema::from_crd_schema(
             storage.get("schema").and_then(|s| s.get("openAPIV3Schema")),
         ),

@@ -52,7 +52,27 @@ fn drop_empty(value: &mut Value, shape: &Shape) {
     }
 }
 
-/// Applies the defaults of `rt`'s kind to `object`.
+/// What the server sets itself after recording field ownership (registry strategies and
+/// admission plugins), and the struct fields typed objects always carry.
+pub fn prepare(rt: &ResourceType, object: &mut Value) {
+    match (rt.group.as_str(), rt.kind.as_str()) {
+        ("", "Pod") => prepare_pod(object),
+        ("", "Namespace") => prepare_namespace(object),
+        _ => {}
+    }
+    if !rt.is_custom()
+        && let (Some(map), Some(zero)) = (object.as_object_mut(), rt.zero.as_object())
+    {
+        for (key, value) in zero {
+            if key != "metadata" && !map.contains_key(key) {
+                map.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Applies the defaults of `rt`'s kind to `object`: what the real server's decoding does,
+/// so these fields count as set by the writer.
 pub fn apply(rt: &ResourceType, object: &mut Value) {
     super::object::drop_nulls(object);
     if rt.is_custom() {
@@ -211,13 +231,21 @@ fn pod(object: &mut Value) {
         return;
     };
     pod_spec(spec);
+    default_field(spec, "enableServiceLinks", json!(true));
+}
+
+/// What the pod registry and the default admission plugins set: the service account,
+/// priority, the standard tolerations and the initial status.
+fn prepare_pod(object: &mut Value) {
+    let Some(spec) = object_mut(object, "spec") else {
+        return;
+    };
     default_field(spec, "serviceAccountName", json!("default"));
     let account = spec
         .get("serviceAccountName")
         .cloned()
         .unwrap_or(json!("default"));
     default_field(spec, "serviceAccount", account);
-    default_field(spec, "enableServiceLinks", json!(true));
     default_field(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     default_field(spec, "priority", json!(0));
     let qos = quality_of_service(spec);
@@ -281,6 +309,7 @@ fn service(object: &mut Value) {
     }
 }
 
+/// Namespace defaults, including the name label (set when decoding, so the writer owns it).
 fn namespace(object: &mut Value) {
     let name = super::object::meta_str(object, "name").to_string();
     let meta = super::object::meta_mut(object);
@@ -291,11 +320,15 @@ fn namespace(object: &mut Value) {
     {
         labels.insert("kubernetes.io/metadata.name".into(), Value::String(name));
     }
-    if let Some(spec) = object_mut(object, "spec") {
-        default_field(spec, "finalizers", json!(["kubernetes"]));
-    }
     if let Some(status) = object_mut(object, "status") {
         default_field(status, "phase", json!("Active"));
+    }
+}
+
+/// What the namespace registry sets itself: the `kubernetes` finalizer.
+fn prepare_namespace(object: &mut Value) {
+    if let Some(spec) = object_mut(object, "spec") {
+        default_field(spec, "finalizers", json!(["kubernetes"]));
     }
 }
 
@@ -471,6 +504,7 @@ mod tests {
             .by_path(group, "v1", plural)
             .expect("built-in type");
         apply(&rt, &mut object);
+        prepare(&rt, &mut object);
         object
     }
 

@@ -33,8 +33,9 @@ pub struct ResourceType {
     pub has_generation: bool,
     /// Whether deletes answer with the object rather than a Status.
     pub returns_deleted_object: bool,
-    /// Top-level fields the typed zero value has (`spec`, `status`), for managedFields.
-    pub zero_fields: Vec<String>,
+    /// The typed zero value of the kind (struct fields that are always serialized, such as
+    /// `spec` and `status`): the "before" of a create, as field ownership sees it.
+    pub zero: serde_json::Value,
     /// Merge semantics of the fields.
     pub shape: Shape,
     /// Where the type comes from.
@@ -182,6 +183,35 @@ const BUILTINS: &[Builtin] = &[
     Builtin { group: "admissionregistration.k8s.io", version: "v1", kind: "ValidatingAdmissionPolicyBinding", plural: "validatingadmissionpolicybindings", namespaced: CLUSTER, short_names: &[], categories: &["api-extensions"], status: false, scale: false, generation: true, zero_fields: &["spec"] },
 ];
 
+/// The typed zero value of a built-in kind: its always-serialized struct fields.
+fn zero_value(kind: &str, top_level: &[&str]) -> serde_json::Value {
+    use serde_json::json;
+    let mut zero = json!({"metadata": {}});
+    for field in top_level {
+        zero[*field] = json!({});
+    }
+    // `containers` has no omitempty: a zero PodSpec carries it as null.
+    let template = json!({"metadata": {}, "spec": {"containers": null}});
+    match kind {
+        "Pod" => zero["spec"] = json!({"containers": null}),
+        "Deployment" => zero["spec"] = json!({"template": template, "strategy": {}}),
+        "StatefulSet" | "DaemonSet" => {
+            zero["spec"] = json!({"template": template, "updateStrategy": {}})
+        }
+        "ReplicaSet" | "Job" => zero["spec"] = json!({"template": template}),
+        "CronJob" => {
+            zero["spec"] = json!({"jobTemplate": {"metadata": {}, "spec": {"template": template}}})
+        }
+        "Service" | "Ingress" => zero["status"] = json!({"loadBalancer": {}}),
+        "CustomResourceDefinition" => {
+            zero["spec"] = json!({"names": {}});
+            zero["status"] = json!({"acceptedNames": {}});
+        }
+        _ => {}
+    }
+    zero
+}
+
 /// The built-in resource types, in discovery order.
 pub fn builtin_types() -> Vec<ResourceType> {
     BUILTINS
@@ -203,8 +233,11 @@ pub fn builtin_types() -> Vec<ResourceType> {
                 label_selector: Some(".spec.selector".into()),
             }),
             has_generation: b.generation,
-            returns_deleted_object: matches!(b.kind, "Pod" | "Namespace"),
-            zero_fields: b.zero_fields.iter().map(|s| s.to_string()).collect(),
+            returns_deleted_object: matches!(
+                b.kind,
+                "Pod" | "Namespace" | "Service" | "CustomResourceDefinition"
+            ),
+            zero: zero_value(b.kind, b.zero_fields),
             shape: super::schema::builtin(b.kind),
             origin: Origin::Builtin,
             printer_columns: BTreeMap::new(),

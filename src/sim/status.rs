@@ -254,19 +254,15 @@ impl ApiError {
     }
 
     /// 422 without field causes, as sent for patches that cannot be applied.
-    pub fn unprocessable(server_message: &str) -> Self {
-        let mut error = ApiError::new(
+    ///
+    /// The real server leaves the patch library's own message out of the answer.
+    pub fn unprocessable() -> Self {
+        ApiError::new(
             422,
             "Invalid",
             "the server rejected our request due to an error in our request",
-        );
-        let details = if server_message.is_empty() {
-            json!({})
-        } else {
-            json!({"causes": [{"reason": "UnexpectedServerResponse", "message": server_message}]})
-        };
-        error.details = Some(Box::new(details));
-        error
+        )
+        .with_details(json!({}))
     }
 
     /// A 400 with the given message.

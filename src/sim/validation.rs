@@ -240,10 +240,13 @@ fn check_workload(object: &Value, causes: &mut Vec<Cause>, needs_selector: bool)
                 .and_then(|m| m.get("labels"))
                 .cloned()
                 .unwrap_or(Value::Null);
-            causes.push(Cause::invalid(
+            causes.push(Cause::new(
+                "FieldValueInvalid",
+                format!(
+                    "Invalid value: {}: `selector` does not match template `labels`",
+                    go_map(&labels)
+                ),
                 "spec.template.metadata.labels",
-                &Value::String(go_map(&labels)),
-                "`selector` does not match template `labels`",
             ));
         }
         check_pod_spec(
@@ -290,6 +293,15 @@ fn check_service(object: &Value, causes: &mut Vec<Cause>) {
                 "must be between 1 and 65535, inclusive",
             )),
             None => causes.push(Cause::required(&format!("spec.ports[{i}].port"), "")),
+        }
+        if let Some(target) = port.get("targetPort").and_then(Value::as_i64)
+            && !(1..=65535).contains(&target)
+        {
+            causes.push(Cause::invalid(
+                &format!("spec.ports[{i}].targetPort"),
+                &json!(target),
+                "must be between 1 and 65535, inclusive",
+            ));
         }
     }
     // Simulated clusters are single-stack IPv4, like most real ones.

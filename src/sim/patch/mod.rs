@@ -43,8 +43,7 @@ pub fn apply_json_patch(original: &Value, body: &[u8]) -> Result<Value, ApiError
     let patch: json_patch::Patch =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut document = original.clone();
-    json_patch::patch(&mut document, &patch)
-        .map_err(|e| ApiError::unprocessable(&e.to_string()))?;
+    json_patch::patch(&mut document, &patch).map_err(|_| ApiError::unprocessable())?;
     Ok(document)
 }
 

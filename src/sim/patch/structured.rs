@@ -232,18 +232,23 @@ fn compare_node(
     path: &mut FieldPath,
     out: &mut Comparison,
 ) {
-    let granular_map = |v: Option<&Value>| v.is_none_or(Value::is_object) && !shape.is_atomic();
+    // A null counts as an empty map or list present on that side (Go serializes unset
+    // non-omitempty slices as null), so its parent is not reported as added.
+    let granular_map =
+        |v: Option<&Value>| v.is_none_or(|v| v.is_object() || v.is_null()) && !shape.is_atomic();
     let kind = shape.list_kind();
     let granular_list = |v: Option<&Value>| match v {
-        None => true,
+        None | Some(Value::Null) => true,
         Some(Value::Array(items)) => item_elements(&kind, items).is_some(),
         Some(_) => false,
     };
-    let both_maps = granular_map(old) && granular_map(new) && (old.is_some() || new.is_some());
+    let both_maps = granular_map(old)
+        && granular_map(new)
+        && (old.is_some_and(Value::is_object) || new.is_some_and(Value::is_object));
     let both_lists = granular_list(old)
         && granular_list(new)
         && (old.is_some_and(Value::is_array) || new.is_some_and(Value::is_array));
-    if both_maps && old.is_none_or(Value::is_object) && new.is_none_or(Value::is_object) {
+    if both_maps {
         let empty = Map::new();
         let old_map = old.and_then(Value::as_object).unwrap_or(&empty);
         let new_map = new.and_then(Value::as_object).unwrap_or(&empty);
@@ -421,6 +426,22 @@ mod tests {
         assert!(comparison.removed.is_empty());
         let back = compare(&new, &old, &shape);
         assert!(back.removed.contains(&field_path(&["data", "c"])));
+    }
+
+    #[test]
+    fn a_null_list_is_present_but_empty() {
+        let shape = schema::builtin("Pod");
+        let old = json!({"spec": {"containers": null}});
+        let new = json!({"spec": {"containers": [{"name": "c", "image": "i"}]}});
+        let comparison = compare(&old, &new, &shape);
+        assert!(
+            !comparison
+                .added
+                .contains(&field_path(&["spec", "containers"]))
+        );
+        let mut item = field_path(&["spec", "containers"]);
+        item.push(PathElement::Key(vec![("name".into(), "\"c\"".into())]));
+        assert!(comparison.added.contains(&item));
     }
 
     #[test]
