@@ -355,6 +355,132 @@ fn http2_is_negotiated_over_alpn() {
 }
 
 #[test]
+fn unknown_fields_are_refused_warned_about_or_dropped() {
+    let server = TestServer::start();
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    let mut typo = deployment("web", "nginx");
+    typo["spec"]["replica"] = json!(3);
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = json!("Always");
+    let body = typo.to_string();
+    let (code, _, strict) = server.request_warned(
+        "POST",
+        &format!("{deployments}?fieldValidation=Strict"),
+        "application/json",
+        &body,
+    );
+    assert_eq!((code, strict["reason"].as_str()), (400, Some("BadRequest")));
+    assert_eq!(
+        strict["message"],
+        "Deployment in version \"v1\" cannot be handled as a Deployment: strict decoding error: unknown field \"spec.template.spec.containers[0].imagePolicy\", unknown field \"spec.replica\""
+    );
+    let (code, warnings, created) =
+        server.request_warned("POST", deployments, "application/json", &body);
+    assert_eq!(code, 201);
+    assert_eq!(
+        warnings,
+        [
+            "299 - \"unknown field \\\"spec.template.spec.containers[0].imagePolicy\\\"\"",
+            "299 - \"unknown field \\\"spec.replica\\\"\""
+        ]
+    );
+    assert!(
+        created["spec"].get("replica").is_none(),
+        "unknown fields are dropped"
+    );
+    let (code, warnings, _) = server.request_warned(
+        "PATCH",
+        &format!("{deployments}/web?fieldValidation=Ignore"),
+        "application/merge-patch+json",
+        r#"{"spec":{"paused":true,"pasued":true}}"#,
+    );
+    assert_eq!((code, warnings.len()), (200, 0));
+    assert_eq!(
+        server.get(&format!("{deployments}/web")).1["spec"].get("pasued"),
+        None
+    );
+
+    let (code, _, wrong_type) = server.request_warned(
+        "PATCH",
+        &format!("{deployments}/web"),
+        "application/merge-patch+json",
+        r#"{"spec":{"replicas":"three"}}"#,
+    );
+    assert_eq!(
+        (code, wrong_type["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{wrong_type}"
+    );
+
+    let apply =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: applied}\ndata: {a: b}\nextra: 1\n";
+    let (code, _, refused) = server.request_warned(
+        "PATCH",
+        &format!("{CM}/applied?fieldManager=x&fieldValidation=Strict"),
+        "application/apply-patch+yaml",
+        apply,
+    );
+    assert_eq!(code, 400);
+    assert_eq!(
+        refused["message"],
+        "failed to create typed patch object (v1, Kind=ConfigMap) applied: .extra: field not declared in schema"
+    );
+    let (code, _, _) = server.request_warned(
+        "POST",
+        &format!("{CM}?fieldValidation=Lenient"),
+        "application/json",
+        &configmap("x", json!({})).to_string(),
+    );
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn custom_resources_are_pruned_to_their_schema() {
+    let server = TestServer::start();
+    let crd: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(fixture("routes-crd.yaml")).expect("fixture"),
+    )
+    .expect("yaml");
+    assert_eq!(
+        server
+            .post(
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+                &crd
+            )
+            .0,
+        201
+    );
+    let routes = "/apis/mesh.example.com/v1/namespaces/default/routes";
+    let route = json!({"apiVersion": "mesh.example.com/v1", "kind": "Route", "metadata": {"name": "r"},
+                       "spec": {"host": "reviews", "hostz": "typo", "subsets": [{"name": "v1", "weigth": 3}]},
+                       "status": {"anything": {"goes": true}}});
+    let (code, _, strict) = server.request_warned(
+        "POST",
+        &format!("{routes}?fieldValidation=Strict"),
+        "application/json",
+        &route.to_string(),
+    );
+    assert_eq!(code, 400);
+    assert_eq!(
+        strict["message"],
+        "Route in version \"v1\" cannot be handled as a Route: strict decoding error: unknown field \"spec.hostz\", unknown field \"spec.subsets[0].weigth\""
+    );
+    let (code, warnings, created) =
+        server.request_warned("POST", routes, "application/json", &route.to_string());
+    assert_eq!((code, warnings.len()), (201, 2));
+    assert_eq!(
+        created["spec"],
+        json!({"host": "reviews", "subsets": [{"name": "v1"}]})
+    );
+    let (code, _, lenient) = server.request_warned(
+        "POST",
+        "/apis/mesh.example.com/v1beta1/namespaces/default/routes?fieldValidation=Strict",
+        "application/json",
+        &json!({"apiVersion": "mesh.example.com/v1beta1", "kind": "Route", "metadata": {"name": "free"}, "spec": {"whatever": 1}}).to_string(),
+    );
+    assert_eq!(code, 201, "v1beta1 preserves unknown fields: {lenient}");
+}
+
+#[test]
 fn generate_name_makes_unique_names() {
     let server = TestServer::start();
     let body =

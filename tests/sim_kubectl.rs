@@ -68,6 +68,23 @@ fn apply_client_side_then_unchanged_then_server_side() {
 }
 
 #[test]
+fn kubectl_validation_refuses_unknown_fields_unless_turned_off() {
+    let server = TestServer::start();
+    let typo =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo}\ndata: {a: b}\ndatta: {c: d}\n";
+    let refused = failed(&server.kubectl_stdin(&["apply", "-f", "-"], typo));
+    assert!(
+        refused.contains("strict decoding error: unknown field \"datta\""),
+        "{refused}"
+    );
+    let applied = server.kubectl_stdin(&["apply", "--validate=warn", "-f", "-"], typo);
+    let warned = String::from_utf8_lossy(&applied.stderr).into_owned();
+    ok(&applied);
+    assert!(warned.contains("unknown field \"datta\""), "{warned}");
+    assert_eq!(jsonpath(&server, &["cm", "typo"], "{.data.a}"), "b");
+}
+
+#[test]
 fn get_prints_tables_yaml_json_and_jsonpath() {
     let server = TestServer::start();
     ok(&server.kubectl(&["apply", "-f", &path_arg(&fixture("bookinfo-mini.yaml"))]));

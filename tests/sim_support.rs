@@ -123,6 +123,38 @@ impl TestServer {
         })
     }
 
+    /// Like [`TestServer::request`], also returning the `Warning` headers.
+    pub fn request_warned(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, Vec<String>, Value) {
+        let request = self
+            .client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                format!("{}{}", self.url, path),
+            )
+            .bearer_auth(self.token())
+            .header("content-type", content_type)
+            .body(body.to_string());
+        self.runtime.block_on(async move {
+            let response = request.send().await.expect("request sent");
+            let status = response.status().as_u16();
+            let warnings = response
+                .headers()
+                .get_all("warning")
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            let bytes = response.bytes().await.expect("body read");
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            (status, warnings, body)
+        })
+    }
+
     pub fn get(&self, path: &str) -> (u16, Value) {
         self.request("GET", path, None, None)
     }

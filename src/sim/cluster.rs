@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::admission::{AdmissionHook, AdmissionOperation, AdmissionRequest, ClusterView};
 use super::crd;
 use super::defaults;
+use super::field_validation::{self, FieldValidation};
 use super::managed::{self, WriteContext};
 use super::object::{
     StoredObject, get_path, meta_mut, meta_str, new_uid, now_timestamp, random_suffix, set_path,
@@ -83,6 +84,8 @@ pub struct WriteOptions {
     pub user_agent: String,
     /// `force=true` for server-side apply.
     pub force: bool,
+    /// `fieldValidation`: what to do about unknown fields.
+    pub field_validation: FieldValidation,
 }
 
 impl WriteOptions {
@@ -129,18 +132,33 @@ pub struct ListOptions {
     pub continue_token: Option<String>,
 }
 
-/// A successful answer: HTTP code and JSON body.
+/// A successful answer: HTTP code, JSON body and warnings for the client.
 #[derive(Debug)]
 pub struct Reply {
     /// HTTP status code.
     pub code: u16,
     /// Response body.
     pub body: Value,
+    /// Messages for `Warning` headers.
+    pub warnings: Vec<String>,
 }
 
 impl Reply {
     fn ok(body: Value) -> Self {
-        Reply { code: 200, body }
+        Reply::new(200, body)
+    }
+
+    fn new(code: u16, body: Value) -> Self {
+        Reply {
+            code,
+            body,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn warned(mut self, warnings: Vec<String>) -> Self {
+        self.warnings.extend(warnings);
+        self
     }
 }
 
@@ -520,6 +538,65 @@ impl ClusterState {
         Ok(())
     }
 
+    /// Applies `fieldValidation` to a client's object: refuses unknown fields (`Strict`) or
+    /// drops them, returning the warnings to send (`Warn`).
+    fn check_fields(
+        target: &Target,
+        object: &mut Value,
+        validation: FieldValidation,
+        in_apply: bool,
+    ) -> Result<Vec<String>, ApiError> {
+        let rt = &target.rt;
+        let schema = rt.schemas.get(&target.version).cloned();
+        let cannot_handle = |detail: String| {
+            ApiError::bad_request(format!(
+                "{kind} in version {version:?} cannot be handled as a {kind}: {detail}",
+                kind = rt.kind,
+                version = target.version
+            ))
+        };
+        let unknown = field_validation::unknown_fields(rt, object, schema.as_deref())
+            .map_err(cannot_handle)?;
+        if unknown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = unknown
+            .iter()
+            .map(|l| field_validation::display(l))
+            .collect();
+        if validation == FieldValidation::Strict {
+            if in_apply {
+                return Err(ApiError::bad_request(format!(
+                    "failed to create typed patch object ({}, Kind={}) {}: {}",
+                    target.api_version(),
+                    rt.kind,
+                    target.name,
+                    names
+                        .iter()
+                        .map(|n| format!(".{n}: field not declared in schema"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            return Err(cannot_handle(format!(
+                "strict decoding error: {}",
+                names
+                    .iter()
+                    .map(|n| format!("unknown field {n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        field_validation::prune(object, &unknown);
+        Ok(match validation {
+            FieldValidation::Warn => names
+                .iter()
+                .map(|n| format!("unknown field {n:?}"))
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
     fn check_namespace_field(target: &Target, object: &mut Value) -> Result<(), ApiError> {
         let rt = &target.rt;
         let body_namespace = meta_str(object, "namespace").to_string();
@@ -699,6 +776,7 @@ impl ClusterState {
         }
         Self::check_type_meta(target, &body)?;
         let mut object = body;
+        let warnings = Self::check_fields(target, &mut object, options.field_validation, false)?;
         Self::check_namespace_field(target, &mut object)?;
         let now = now_timestamp();
         let zero = Self::zero_object(&target.rt);
@@ -711,6 +789,7 @@ impl ClusterState {
             Self::write_context(&target.rt, &api_version, &target.subresource, &object, &now);
         managed::record_update(None, &zero, &mut object, &context, &manager)?;
         self.create_prepared(target, object, options, &now)
+            .map(|reply| reply.warned(warnings))
     }
 
     /// The common tail of POST and of server-side apply creating an object: managed fields
@@ -797,16 +876,13 @@ impl ClusterState {
         }
         let object = order_fields(object);
         if options.dry_run {
-            return Ok(Reply {
-                code: 201,
-                body: object,
-            });
+            return Ok(Reply::new(201, object));
         }
         let stored = self.put(&rt, object);
-        Ok(Reply {
-            code: 201,
-            body: Self::value_of(&rt, &stored, &target.version),
-        })
+        Ok(Reply::new(
+            201,
+            Self::value_of(&rt, &stored, &target.version),
+        ))
     }
 
     /// PUT: replaces an object (or its status, or its scale).
@@ -826,9 +902,12 @@ impl ClusterState {
             )));
         }
         Self::check_type_meta(target, &body)?;
+        let mut body = body;
+        let warnings = Self::check_fields(target, &mut body, options.field_validation, false)?;
         let stored = self.get_stored(target)?;
         let old = Self::value_of(&target.rt, &stored, &target.version);
         self.write_existing(target, &old, body, options, false)
+            .map(|reply| reply.warned(warnings))
     }
 
     /// PATCH in any of the four formats.
@@ -866,7 +945,10 @@ impl ClusterState {
             }
             PatchType::Apply => unreachable!("handled above"),
         };
+        let mut patched = patched;
+        let warnings = Self::check_fields(target, &mut patched, options.field_validation, false)?;
         self.write_existing(target, &old, patched, options, false)
+            .map(|reply| reply.warned(warnings))
     }
 
     fn apply(
@@ -911,6 +993,7 @@ impl ClusterState {
         }
         Self::check_type_meta(target, &config)?;
         let mut config = config;
+        let warnings = Self::check_fields(target, &mut config, options.field_validation, true)?;
         let config_name = meta_str(&config, "name").to_string();
         if !config_name.is_empty() && config_name != target.name {
             return Err(ApiError::bad_request(format!(
@@ -944,6 +1027,7 @@ impl ClusterState {
                     map.insert("kind".into(), json!(rt.kind));
                 }
                 self.create_prepared(target, merged, options, &now)
+                    .map(|reply| reply.warned(warnings))
             }
             Some(stored) => {
                 let old = Self::value_of(&rt, &stored, &target.version);
@@ -974,6 +1058,7 @@ impl ClusterState {
                     sync_last_applied(&old, &config, &mut merged);
                 }
                 self.write_existing(target, &old, merged, options, true)
+                    .map(|reply| reply.warned(warnings))
             }
         }
     }

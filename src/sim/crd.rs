@@ -74,7 +74,11 @@ pub fn resource_type(crd: &Value) -> Option<ResourceType> {
                 .map(str::to_string),
         });
     let mut printer_columns = BTreeMap::new();
+    let mut schemas = BTreeMap::new();
     for version in &served {
+        if let Some(schema) = version.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
+            schemas.insert(text(version, "name"), std::sync::Arc::new(schema.clone()));
+        }
         let version_name = text(version, "name");
         let columns: Vec<PrinterColumn> = version
             .get("additionalPrinterColumns")
@@ -122,6 +126,7 @@ pub fn resource_type(crd: &Value) -> Option<ResourceType> {
         ),
         origin: Origin::Crd(name),
         printer_columns,
+        schemas,
     })
 }
 

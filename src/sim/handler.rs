@@ -13,10 +13,11 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
 use super::cluster::{
-    ClusterState, DeleteOptions, ListOptions, ListPage, Subresource, Target, WriteOptions,
+    ClusterState, DeleteOptions, ListOptions, ListPage, Reply, Subresource, Target, WriteOptions,
 };
 use super::discovery;
 use super::fault::FaultDecision;
+use super::field_validation::FieldValidation;
 use super::negotiate::{Offers, Representation, negotiate};
 use super::object::push_json_string;
 use super::openapi;
@@ -321,12 +322,36 @@ fn write_options(
     user_agent: &str,
     verb_options: &str,
 ) -> Result<WriteOptions, ApiError> {
+    let requested = query.get("fieldValidation").map(String::as_str);
+    let field_validation = FieldValidation::parse(requested).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "fieldValidation must be one of \"Ignore\", \"Warn\", or \"Strict\", got {:?}",
+            requested.unwrap_or_default()
+        ))
+    })?;
     Ok(WriteOptions {
         dry_run: dry_run(query, verb_options)?,
         field_manager: query.get("fieldManager").cloned(),
         user_agent: user_agent.to_string(),
         force: flag(query, "force"),
+        field_validation,
     })
+}
+
+/// The answer to a write: the body, with a `Warning` header per warning.
+fn reply_response(reply: Reply, pretty: bool) -> Response<Body> {
+    let body = if pretty {
+        serde_json::to_vec_pretty(&reply.body).unwrap_or_default()
+    } else {
+        reply.body.to_string().into_bytes()
+    };
+    let mut response = respond(reply.code, "application/json", body);
+    for warning in &reply.warnings {
+        if let Ok(value) = HeaderValue::from_str(&format!("299 - {warning:?}")) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn list_options(query: &HashMap<String, String>, target: &Target) -> Result<ListOptions, ApiError> {
@@ -604,7 +629,7 @@ async fn resource(
             let body = read_body(request).await?;
             let object = parse_object(&body, content_type.as_deref(), &target.rt.kind)?;
             let reply = lock(&shared).create(&target, object, &options)?;
-            Ok(finish(reply.code, &reply.body))
+            Ok(reply_response(reply, pretty))
         }
         Method::PUT if !is_collection => {
             let options = write_options(&query, &user_agent, "UpdateOptions")?;
@@ -616,7 +641,7 @@ async fn resource(
             };
             let object = parse_object(&body, content_type.as_deref(), kind)?;
             let reply = lock(&shared).update(&target, object, &options)?;
-            Ok(finish(reply.code, &reply.body))
+            Ok(reply_response(reply, pretty))
         }
         Method::PATCH if !is_collection => {
             let patch_type = content_type
@@ -633,7 +658,7 @@ async fn resource(
             let options = write_options(&query, &user_agent, "PatchOptions")?;
             let body = read_body(request).await?;
             let reply = lock(&shared).patch(&target, patch_type, &body, &options)?;
-            Ok(finish(reply.code, &reply.body))
+            Ok(reply_response(reply, pretty))
         }
         Method::DELETE if target.subresource == Subresource::None => {
             let body = read_body(request).await?;
@@ -641,10 +666,10 @@ async fn resource(
             if is_collection {
                 let list = list_options(&query, &target)?;
                 let reply = lock(&shared).delete_collection(&target, &list, &options)?;
-                Ok(finish(reply.code, &reply.body))
+                Ok(reply_response(reply, pretty))
             } else {
                 let reply = lock(&shared).delete(&target, &options)?;
-                Ok(finish(reply.code, &reply.body))
+                Ok(reply_response(reply, pretty))
             }
         }
         _ => Err(ApiError::method_not_allowed()),

@@ -112,6 +112,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod fault;
+pub mod field_validation;
 pub mod fieldset;
 pub mod handler;
 pub mod http;

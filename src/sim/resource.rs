@@ -42,6 +42,8 @@ pub struct ResourceType {
     pub origin: Origin,
     /// Extra `kubectl get` columns per version (custom resources).
     pub printer_columns: BTreeMap<String, Vec<PrinterColumn>>,
+    /// OpenAPI schema per version (custom resources).
+    pub schemas: BTreeMap<String, std::sync::Arc<serde_json::Value>>,
 }
 
 /// Where a resource type comes from.
@@ -241,6 +243,7 @@ pub fn builtin_types() -> Vec<ResourceType> {
             shape: super::schema::builtin(b.kind),
             origin: Origin::Builtin,
             printer_columns: BTreeMap::new(),
+            schemas: BTreeMap::new(),
         })
         .collect()
 }
