@@ -573,6 +573,16 @@ async fn resource(
         .to_string();
     let target = resolve(&shared, &path)?;
     let is_collection = target.name.is_empty();
+    // Namespaced kinds are only listed and watched across namespaces; everything else
+    // needs the namespace in the path (the real server has no such routes).
+    if target.rt.namespaced && path.namespace.is_none() {
+        if !is_collection {
+            return Err(ApiError::unknown_resource());
+        }
+        if method != Method::GET {
+            return Err(ApiError::method_not_allowed());
+        }
+    }
     let watching = path.watch_prefix || flag(&query, "watch");
     let offers = Offers {
         tables: true,

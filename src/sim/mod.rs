@@ -46,7 +46,15 @@
 //!   (`generateName`), update (resourceVersion conflicts), JSON/merge/strategic merge patch,
 //!   server-side apply with `managedFields` and conflicts, delete with finalizers and
 //!   `propagationPolicy`, deletecollection, `dryRun=All`, `/status` and `/scale`.
-//! - `Accept: ...;as=Table` answers with `meta.k8s.io/v1` Tables for `kubectl get`.
+//! - `Accept: ...;as=Table` answers with `meta.k8s.io/v1` Tables for `kubectl get`
+//!   (`as=PartialObjectMetadata` with metadata only).
+//! - `fieldValidation`: unknown fields (checked against the k8s-openapi types for built-in
+//!   kinds and against the CRD schema for custom resources) are refused with `Strict`,
+//!   dropped with a `Warning` header with `Warn` (the default) and dropped silently with
+//!   `Ignore`; fields of the wrong type are refused.
+//! - Defaulting as the real server does it for the common kinds (container, pod template,
+//!   workload, Service, Job defaults), with ownership in `managedFields` following the same
+//!   rules: decoding defaults belong to the writer, registry-set fields to nobody.
 //!
 //! Request bodies are JSON or YAML. kubectl's typed `create <kind>` generators send
 //! protobuf; [`protobuf`] understands what they send for Namespaces, ConfigMaps, Secrets,
@@ -98,12 +106,17 @@
 //! # Limits and differences from a real server
 //!
 //! Bodies over 3 MiB are refused with `413`. Every write happens under one lock, so it is
-//! applied completely or not at all. Controllers a real cluster runs are reduced to what
+//! applied completely or not at all. The clusters are single-stack IPv4 (Services get
+//! addresses from `10.96.0.0/12`; `RequireDualStack` is refused), present themselves as
+//! Kubernetes v1.33, and keep the last 10,000 changes for watches
+//! ([`ApiServerConfig::watch_window`]). Controllers a real cluster runs are reduced to what
 //! the API server itself does synchronously: garbage collection of owned objects, namespace
 //! deletion, CRD establishment and cleanup, default ServiceAccounts. There is no scheduler
-//! or kubelet: Deployments do not create Pods here. Built-in kinds are not validated
-//! against their full schemas (unknown fields are kept); RBAC objects are stored as they
-//! are and not enforced.
+//! or kubelet: Deployments do not create Pods here. Validation covers names, labels,
+//! the required fields and immutable fields users meet most, not every upstream rule; CEL
+//! rules in CRDs (`x-kubernetes-validations`) are not evaluated; RBAC objects are stored as
+//! they are and not enforced; OpenAPI documents describe custom resources fully but
+//! built-in kinds only by name (so `kubectl explain` is useful for CRDs only).
 
 pub mod admission;
 pub mod cluster;
