@@ -93,9 +93,11 @@ impl RunState {
             "processStartTicks": self.start_ticks,
             "executable": self.executable,
             "kubeconfig": self.kubeconfig,
-            "clusters": self.clusters.iter().map(|(name, server, ca)| json!({
-                "name": name, "server": server, "caPem": ca,
-            })).collect::<Vec<_>>(),
+            "clusters": self.clusters.iter().map(|(name, server, ca)| {
+                let address = server.strip_prefix("https://").unwrap_or(server);
+                let port = address.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                json!({"name": name, "server": server, "address": address, "port": port, "caPem": ca})
+            }).collect::<Vec<_>>(),
         })
     }
 
@@ -430,7 +432,10 @@ mod tests {
                 "PEM".into(),
             )],
         };
-        let parsed = RunState::from_json(&state.to_json()).expect("parses");
+        let recorded = state.to_json();
+        assert_eq!(recorded["clusters"][0]["port"], 1);
+        assert_eq!(recorded["clusters"][0]["address"], "127.0.0.1:1");
+        let parsed = RunState::from_json(&recorded).expect("parses");
         assert_eq!(parsed.clusters, state.clusters);
         assert!(parsed.is_alive());
         let reused = RunState {
