@@ -485,7 +485,6 @@ fn render_object(
 }
 
 fn render_list(
-    state: &ClusterState,
     target: &Target,
     page: ListPage,
     representation: Representation,
@@ -520,7 +519,6 @@ fn render_list(
             respond(200, representation.content_type(), body.to_string())
         }
         _ => {
-            let _ = state;
             let mut out = Vec::with_capacity(
                 64 + page
                     .items
@@ -615,9 +613,9 @@ async fn resource(
                     return Err(ApiError::method_not_allowed());
                 }
                 let options = list_options(&query, &target)?;
-                let state = lock(&shared);
-                let page = state.list(&target, &options)?;
-                Ok(render_list(&state, &target, page, representation, &query))
+                // The page holds shared references, so it is rendered without the lock.
+                let page = lock(&shared).list(&target, &options)?;
+                Ok(render_list(&target, page, representation, &query))
             } else {
                 let (object, revision) = {
                     let state = lock(&shared);

@@ -133,8 +133,8 @@ impl ClusterState {
             version: rt.preferred_version().to_string(),
             ..target.clone()
         };
-        let reply = self.write_existing(&main, &old, new, options, false)?;
-        let _ = reply;
+        // The answer is the Scale view of the object as now stored.
+        self.write_existing(&main, &old, new, options, false)?;
         let stored = self.get_stored(target)?;
         let mut answer = self.scale_of(target, &stored);
         if options.dry_run {

@@ -727,10 +727,6 @@ impl ClusterState {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(generation + 1));
         }
-        if rt.is_custom() || rt.kind == "CustomResourceDefinition" {
-            // Unstructured kinds keep field order as sent; typed kinds serialize in a fixed
-            // order, which `order_fields` approximates.
-        }
         let new = order_fields(new);
         if new == *old {
             return Ok(Reply::ok(new));
