@@ -121,6 +121,9 @@ pub enum SimCommand {
         /// Return once both clusters answer, leaving them running in the background.
         #[arg(long)]
         detach: bool,
+        /// Start empty instead of restoring the objects saved when they last stopped.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Stop simulated clusters started with `--detach`.
     Down,

@@ -21,6 +21,7 @@ pub mod output;
 pub mod report;
 pub mod run;
 pub mod runbook;
+pub mod sim;
 pub mod snippet;
 pub mod subcommand;
 pub mod suggestion;

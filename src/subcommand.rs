@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::arguments::{Arguments, Command, RunArguments};
+use crate::arguments::{Arguments, Command, RunArguments, SimCommand};
 use crate::engine::resolver::ResolveMode;
 use crate::engine::{self, Params, Resolver, RunContext, Session, Settings};
 use crate::error::{Error, Result};
@@ -32,8 +32,25 @@ pub fn execute(arguments: Arguments) -> Result<()> {
         }
         Command::Resume { run_id, yes } => resume(run_id, yes, state_dir),
         Command::Repl(_) => Err(not_yet("repl")),
-        Command::Sim { .. } => Err(not_yet("sim")),
+        Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
+}
+
+/// `meshshift sim up | down | status`.
+fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
+    use crate::sim::command::{self, DownOptions, StatusOptions, UpOptions};
+    let result = match command {
+        SimCommand::Up { detach, fresh } => command::up(&UpOptions {
+            detach,
+            state_dir,
+            fresh,
+        }),
+        SimCommand::Down => command::down(&DownOptions { state_dir }),
+        SimCommand::Status => command::status(&StatusOptions { state_dir }),
+    };
+    result.map_err(|error| Error::Other {
+        message: error.to_string(),
+    })
 }
 
 fn not_yet(command: &str) -> Error {

@@ -2,6 +2,7 @@
 
 mod cluster_support;
 mod http_server;
+mod sim_support;
 mod test;
 
 mod bad_input;
@@ -14,5 +15,9 @@ mod fixtures_istio;
 mod manifest;
 mod run_journal;
 mod runbooks;
+mod sim_api;
+mod sim_differential;
+mod sim_kube_rs;
+mod sim_kubectl;
 mod stdlib;
 mod traffic;

@@ -1,0 +1,456 @@
+//! `meshshift sim up | down | status`: the simulated clusters as a command-line service.
+//!
+//! `up` runs `sim-source` and `sim-target` in the foreground until Ctrl-C or SIGTERM,
+//! writing `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (pid, addresses).
+//! `up --detach` starts the same thing as a background process of the current executable
+//! (`<exe> sim up --state-dir <dir>`, output in `<state dir>/sim/sim.log`) and returns once
+//! both clusters answer `/readyz`. `down` stops a detached simulator by its recorded pid,
+//! after checking that the pid still belongs to the process that wrote the state. Objects
+//! are saved to `<state dir>/sim/<cluster>.json` on shutdown and restored by the next `up`
+//! unless `fresh` is set.
+//!
+//! These functions build their own Tokio runtime: call them from synchronous code.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::server::{ApiServerConfig, SOURCE_NAME, Sim, SimError, TARGET_NAME};
+
+/// Options of `sim up`.
+#[derive(Clone, Debug, Default)]
+pub struct UpOptions {
+    /// Run in the background and return once both clusters are ready.
+    pub detach: bool,
+    /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`).
+    pub state_dir: Option<PathBuf>,
+    /// Start empty instead of restoring the saved objects.
+    pub fresh: bool,
+}
+
+/// Options of `sim down`.
+#[derive(Clone, Debug, Default)]
+pub struct DownOptions {
+    /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Options of `sim status`.
+#[derive(Clone, Debug, Default)]
+pub struct StatusOptions {
+    /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Environment variable set in the detached child.
+const DAEMON_ENV: &str = "MESHSHIFT_SIM_DAEMON";
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The simulator's directory inside the state directory, made absolute.
+pub fn sim_dir(state_dir: Option<&Path>) -> Result<PathBuf, SimError> {
+    let base = match state_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => match std::env::var_os("MESHSHIFT_STATE_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            _ => PathBuf::from(".meshshift"),
+        },
+    };
+    let absolute = if base.is_absolute() {
+        base
+    } else {
+        std::env::current_dir()
+            .map_err(|e| SimError::io("failed to read the working directory", e))?
+            .join(base)
+    };
+    Ok(absolute.join("sim"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, SimError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SimError::io("failed to start the async runtime", e))
+}
+
+/// The recorded state of a running simulator.
+#[derive(Clone, Debug)]
+struct RunState {
+    pid: u32,
+    start_ticks: u64,
+    executable: String,
+    kubeconfig: String,
+    clusters: Vec<(String, String, String)>,
+}
+
+impl RunState {
+    fn to_json(&self) -> Value {
+        json!({
+            "pid": self.pid,
+            "processStartTicks": self.start_ticks,
+            "executable": self.executable,
+            "kubeconfig": self.kubeconfig,
+            "clusters": self.clusters.iter().map(|(name, server, ca)| {
+                let address = server.strip_prefix("https://").unwrap_or(server);
+                let port = address.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+                json!({"name": name, "server": server, "address": address, "port": port, "caPem": ca})
+            }).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(value: &Value) -> Option<RunState> {
+        Some(RunState {
+            pid: u32::try_from(value.get("pid")?.as_u64()?).ok()?,
+            start_ticks: value.get("processStartTicks")?.as_u64()?,
+            executable: value.get("executable")?.as_str()?.to_string(),
+            kubeconfig: value.get("kubeconfig")?.as_str()?.to_string(),
+            clusters: value
+                .get("clusters")?
+                .as_array()?
+                .iter()
+                .filter_map(|c| {
+                    Some((
+                        c.get("name")?.as_str()?.to_string(),
+                        c.get("server")?.as_str()?.to_string(),
+                        c.get("caPem")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect(),
+        })
+    }
+
+    fn read(dir: &Path) -> Option<RunState> {
+        let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+        RunState::from_json(&serde_json::from_str(&text).ok()?)
+    }
+
+    fn write(&self, dir: &Path) -> Result<(), SimError> {
+        let path = dir.join("state.json");
+        let temporary = dir.join("state.json.tmp");
+        std::fs::write(&temporary, self.to_json().to_string())
+            .map_err(|e| SimError::io(format!("failed to write {}", temporary.display()), e))?;
+        std::fs::rename(&temporary, &path)
+            .map_err(|e| SimError::io(format!("failed to write {}", path.display()), e))
+    }
+
+    /// Whether the recorded pid is still the process that wrote this state.
+    fn is_alive(&self) -> bool {
+        process_start_ticks(self.pid) == Some(self.start_ticks)
+            && std::fs::read_link(format!("/proc/{}/exe", self.pid))
+                .map(|exe| exe.to_string_lossy().trim_end_matches(" (deleted)") == self.executable)
+                .unwrap_or(false)
+    }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+fn process_start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; fields resume after the last ')'.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn current_executable() -> Result<PathBuf, SimError> {
+    std::env::current_exe().map_err(|e| SimError::io("failed to find the current executable", e))
+}
+
+fn print_clusters(state: &RunState) {
+    for (name, server, _) in &state.clusters {
+        println!("{name:<11} {server}");
+    }
+    println!("kubeconfig  {}", state.kubeconfig);
+}
+
+/// `sim up`: starts the simulated clusters, in the foreground or detached.
+pub fn up(options: &UpOptions) -> Result<(), SimError> {
+    let dir = sim_dir(options.state_dir.as_deref())?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
+    if let Some(state) = RunState::read(&dir)
+        && state.is_alive()
+        && state.pid != std::process::id()
+    {
+        return Err(SimError::Daemon(format!(
+            "a simulator is already running (pid {}) for {}; stop it with `meshshift sim down`",
+            state.pid,
+            dir.display()
+        )));
+    }
+    if options.detach {
+        detach(&dir, options.fresh)
+    } else {
+        runtime()?.block_on(foreground(&dir, options.fresh))
+    }
+}
+
+async fn foreground(dir: &Path, fresh: bool) -> Result<(), SimError> {
+    if fresh {
+        for name in [SOURCE_NAME, TARGET_NAME] {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
+        }
+    }
+    let started = Instant::now();
+    let kubeconfig = dir.join("kubeconfig");
+    let snapshot_dir = dir.to_path_buf();
+    let sim = Sim::start_pair(&kubeconfig, move |config: ApiServerConfig| {
+        let snapshot = snapshot_dir.join(format!("{}.json", config.name));
+        ApiServerConfig {
+            snapshot: Some(snapshot),
+            ..config
+        }
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    let state = RunState {
+        pid: std::process::id(),
+        start_ticks: process_start_ticks(std::process::id()).unwrap_or(0),
+        executable: current_executable()?.to_string_lossy().into_owned(),
+        kubeconfig: kubeconfig.to_string_lossy().into_owned(),
+        clusters: [&sim.source, &sim.target]
+            .iter()
+            .map(|h| (h.name().to_string(), h.url(), h.ca_pem().to_string()))
+            .collect(),
+    };
+    state.write(dir)?;
+    print_clusters(&state);
+    println!(
+        "started in {} ms; use `export KUBECONFIG={}`; Ctrl-C stops",
+        elapsed.as_millis(),
+        state.kubeconfig
+    );
+    let _ = std::io::stdout().flush();
+    wait_for_stop_signal().await;
+    println!("stopping");
+    let result = sim.shutdown().await;
+    if RunState::read(dir).is_some_and(|s| s.pid == std::process::id()) {
+        let _ = std::fs::remove_file(dir.join("state.json"));
+    }
+    result
+}
+
+async fn wait_for_stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn detach(dir: &Path, fresh: bool) -> Result<(), SimError> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(DAEMON_ENV).is_some() {
+        return Err(SimError::Daemon(
+            "refusing to detach from a detached simulator".into(),
+        ));
+    }
+    let executable = current_executable()?;
+    let log_path = dir.join("sim.log");
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| SimError::io(format!("failed to create {}", log_path.display()), e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| SimError::io(format!("failed to open {}", log_path.display()), e))?;
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    let mut command = std::process::Command::new(&executable);
+    command
+        .args(["sim", "up", "--state-dir"])
+        .arg(dir.parent().unwrap_or(dir))
+        .env(DAEMON_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        // Its own process group: Ctrl-C in this terminal must not stop it.
+        .process_group(0);
+    if fresh {
+        // The child restores whatever snapshots exist, so remove them here rather than
+        // relying on the command line to carry the option.
+        for name in [SOURCE_NAME, TARGET_NAME] {
+            let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
+        }
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| SimError::io(format!("failed to start {}", executable.display()), e))?;
+    let pid = child.id();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let runtime = runtime()?;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(SimError::Daemon(format!(
+                "the detached simulator exited ({status}) before it was ready:\n{}",
+                log.trim_end()
+            )));
+        }
+        if let Some(state) = RunState::read(dir).filter(|s| s.pid == pid) {
+            let ready = runtime.block_on(all_ready(&state));
+            if ready {
+                print_clusters(&state);
+                println!(
+                    "running in the background (pid {pid}); stop it with `meshshift sim down`"
+                );
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(SimError::Daemon(format!(
+                "the detached simulator was not ready within {} s; see {}",
+                READY_TIMEOUT.as_secs(),
+                log_path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn all_ready(state: &RunState) -> bool {
+    for (_, server, ca) in &state.clusters {
+        if !probe_ready(server, ca).await {
+            return false;
+        }
+    }
+    !state.clusters.is_empty()
+}
+
+/// Whether `GET <server>/readyz` answers 200, trusting only `ca_pem`.
+pub async fn probe_ready(server: &str, ca_pem: &str) -> bool {
+    let Some(address) = server.strip_prefix("https://") else {
+        return false;
+    };
+    let Ok(config) = super::tls::client_config(ca_pem) else {
+        return false;
+    };
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
+        let mut tls = connector.connect(name, stream).await.ok()?;
+        tls.write_all(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// `sim down`: stops the detached simulator recorded in the state directory.
+pub fn down(options: &DownOptions) -> Result<(), SimError> {
+    let dir = sim_dir(options.state_dir.as_deref())?;
+    let Some(state) = RunState::read(&dir) else {
+        println!("no simulator is running for {}", dir.display());
+        return Ok(());
+    };
+    if !state.is_alive() {
+        let _ = std::fs::remove_file(dir.join("state.json"));
+        println!(
+            "no simulator is running for {} (removed the stale record of pid {})",
+            dir.display(),
+            state.pid
+        );
+        return Ok(());
+    }
+    let pid = libc::pid_t::try_from(state.pid)
+        .map_err(|_| SimError::Daemon(format!("invalid pid {}", state.pid)))?;
+    // SAFETY: kill(2) with a pid verified above to be the simulator we started.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        return Err(SimError::io(
+            format!("failed to stop pid {pid}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while state.is_alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if state.is_alive() {
+        // SAFETY: as above; the process ignored SIGTERM for too long.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let _ = std::fs::remove_file(dir.join("state.json"));
+    println!("stopped the simulator (pid {pid})");
+    Ok(())
+}
+
+/// `sim status`: what runs where.
+pub fn status(options: &StatusOptions) -> Result<(), SimError> {
+    let dir = sim_dir(options.state_dir.as_deref())?;
+    let state = match RunState::read(&dir) {
+        Some(state) if state.is_alive() => state,
+        _ => {
+            println!("not running (state directory {})", dir.display());
+            return Ok(());
+        }
+    };
+    let runtime = runtime()?;
+    println!("running (pid {})", state.pid);
+    for (name, server, ca) in &state.clusters {
+        let ready = runtime.block_on(probe_ready(server, ca));
+        println!(
+            "{name:<11} {server}  {}",
+            if ready { "ready" } else { "not ready" }
+        );
+    }
+    println!("kubeconfig  {}", state.kubeconfig);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_checks_the_process() {
+        let state = RunState {
+            pid: std::process::id(),
+            start_ticks: process_start_ticks(std::process::id()).expect("own stat"),
+            executable: std::env::current_exe()
+                .expect("exe")
+                .to_string_lossy()
+                .into_owned(),
+            kubeconfig: "/x/kubeconfig".into(),
+            clusters: vec![(
+                "sim-source".into(),
+                "https://127.0.0.1:1".into(),
+                "PEM".into(),
+            )],
+        };
+        let recorded = state.to_json();
+        assert_eq!(recorded["clusters"][0]["port"], 1);
+        assert_eq!(recorded["clusters"][0]["address"], "127.0.0.1:1");
+        let parsed = RunState::from_json(&recorded).expect("parses");
+        assert_eq!(parsed.clusters, state.clusters);
+        assert!(parsed.is_alive());
+        let reused = RunState {
+            start_ticks: parsed.start_ticks + 1,
+            ..parsed
+        };
+        assert!(
+            !reused.is_alive(),
+            "a different start time means the pid was reused"
+        );
+    }
+
+    #[test]
+    fn state_dir_defaults_to_dot_meshshift() {
+        let dir = sim_dir(Some(Path::new("/tmp/state"))).expect("absolute");
+        assert_eq!(dir, PathBuf::from("/tmp/state/sim"));
+    }
+}

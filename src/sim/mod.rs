@@ -1,0 +1,155 @@
+//! Simulated Kubernetes clusters: an in-process API server that speaks the real REST API.
+//!
+//! Unmodified kubectl and kube-rs work against it, so code that manages clusters runs the
+//! same way against simulated and real ones. Nothing outside this module knows the
+//! simulator exists: it is reached only over HTTPS, with a kubeconfig.
+//!
+//! # Starting servers
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), meshshift::sim::SimError> {
+//! use meshshift::sim::{ApiServer, ApiServerConfig, Sim};
+//!
+//! // One cluster on an ephemeral loopback port, with its own CA and bearer token.
+//! let server = ApiServer::start(ApiServerConfig::named("sim-a")?).await?;
+//! server.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig-a"))?;
+//! println!("{} trusts {} bytes of CA", server.url(), server.ca_pem().len());
+//! server.shutdown().await?;
+//!
+//! // `sim-source` and `sim-target` plus a kubeconfig with both contexts.
+//! let pair = Sim::start_pair(std::path::Path::new("/tmp/kubeconfig"), |config| config).await?;
+//! pair.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! [`command`] holds the `meshshift sim up | down | status` entry points.
+//!
+//! # What is served
+//!
+//! - `/version`, `/healthz`, `/livez`, `/readyz` (these four without authentication, as on
+//!   clusters that allow anonymous health checks); everything else needs the bearer token
+//!   and answers `401` otherwise.
+//! - Discovery: `/api`, `/apis`, group and resource lists (legacy and aggregated
+//!   `apidiscovery.k8s.io/v2`), OpenAPI v3 documents declaring `fieldValidation` (so kubectl
+//!   validates on the server side and needs no schemas) with CRD schemas for
+//!   `kubectl explain`. `/openapi/v2` answers 404, which kubectl tolerates.
+//! - Built-in kinds: Namespace, Pod, Service, Endpoints, ConfigMap, Secret, ServiceAccount,
+//!   Node, Event, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,
+//!   CustomResourceDefinition, Mutating/ValidatingWebhookConfiguration, Lease, Role,
+//!   RoleBinding, ClusterRole, ClusterRoleBinding. A stored CRD serves its kinds in every
+//!   served version, gets `NamesAccepted`/`Established` conditions, and deleting it deletes
+//!   its objects first.
+//! - Verbs: get, list (label selectors with `in`/`notin`/`!key`, field selectors on
+//!   `metadata.name`/`metadata.namespace` and per-kind fields such as `status.phase`,
+//!   `limit`/`continue`), watch (from a resource version, bookmarks, `sendInitialEvents`,
+//!   `timeoutSeconds`, `410 Expired` when the version left the change window), create
+//!   (`generateName`), update (resourceVersion conflicts), JSON/merge/strategic merge patch,
+//!   server-side apply with `managedFields` and conflicts, delete with finalizers and
+//!   `propagationPolicy`, deletecollection, `dryRun=All`, `/status` and `/scale`.
+//! - `Accept: ...;as=Table` answers with `meta.k8s.io/v1` Tables for `kubectl get`
+//!   (`as=PartialObjectMetadata` with metadata only).
+//! - `fieldValidation`: unknown fields (checked against the k8s-openapi types for built-in
+//!   kinds and against the CRD schema for custom resources) are refused with `Strict`,
+//!   dropped with a `Warning` header with `Warn` (the default) and dropped silently with
+//!   `Ignore`; fields of the wrong type are refused.
+//! - Defaulting as the real server does it for the common kinds (container, pod template,
+//!   workload, Service, Job defaults), with ownership in `managedFields` following the same
+//!   rules: decoding defaults belong to the writer, registry-set fields to nobody.
+//!
+//! Request bodies are JSON or YAML. kubectl's typed `create <kind>` generators send
+//! protobuf; [`protobuf`] understands what they send for Namespaces, ConfigMaps, Secrets,
+//! ServiceAccounts, Services and Deployments, and other protobuf bodies are refused with
+//! `415` (`kubectl create -f` and `kubectl apply` send JSON and work for every kind).
+//!
+//! # Admission hooks
+//!
+//! [`admission::AdmissionHook`] is called on every create, update, patch and apply, after
+//! defaulting and before validation and storage. It sees the request (kind, namespace,
+//! operation, old object) and a read-only [`admission::ClusterView`], may change the object
+//! (sidecar injection) or refuse the write with an [`status::ApiError`] (a managed add-on
+//! refusing kinds it does not support):
+//!
+//! ```
+//! use meshshift::sim::admission::{AdmissionHook, AdmissionRequest};
+//! use meshshift::sim::status::ApiError;
+//! use serde_json::Value;
+//!
+//! struct NoEnvoyFilters;
+//!
+//! impl AdmissionHook for NoEnvoyFilters {
+//!     fn admit(&self, request: &AdmissionRequest<'_>, _object: &mut Value) -> Result<(), ApiError> {
+//!         if request.kind == "EnvoyFilter" {
+//!             return Err(ApiError::new(403, "Forbidden", "EnvoyFilter is not supported"));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! Register hooks in [`ApiServerConfig::admission`].
+//!
+//! # Fault injection
+//!
+//! [`fault::FaultConfig`] (in [`ApiServerConfig::fault`]) injects random `500`/`503`/`429`
+//! Status answers, latency, and dropped requests into API and discovery requests (never
+//! into health checks). [`ApiServerConfig::named`] reads it from the environment:
+//!
+//! | variable | meaning |
+//! | --- | --- |
+//! | `MESHSHIFT_SIM_ERROR_RATE` | probability of an error answer, e.g. `0.05` |
+//! | `MESHSHIFT_SIM_DROP_RATE` | probability of dropping the request (closed connection or reset stream) |
+//! | `MESHSHIFT_SIM_LATENCY_MS` | added latency, `50` or a range `20-80` |
+//!
+//! Each variable can be given for one cluster by appending its name in upper case with
+//! `_` for `-`: `MESHSHIFT_SIM_ERROR_RATE_SIM_TARGET=0.2`.
+//!
+//! # Limits and differences from a real server
+//!
+//! Bodies over 3 MiB are refused with `413`. Every write happens under one lock, so it is
+//! applied completely or not at all. The clusters are single-stack IPv4 (Services get
+//! addresses from `10.96.0.0/12`; `RequireDualStack` is refused), present themselves as
+//! Kubernetes v1.33, and keep the last 10,000 changes for watches
+//! ([`ApiServerConfig::watch_window`]). Controllers a real cluster runs are reduced to what
+//! the API server itself does synchronously: garbage collection of owned objects, namespace
+//! deletion, CRD establishment and cleanup, default ServiceAccounts. There is no scheduler
+//! or kubelet: Deployments do not create Pods here. Validation covers names, labels,
+//! the required fields and immutable fields users meet most, not every upstream rule; CEL
+//! rules in CRDs (`x-kubernetes-validations`) are not evaluated; RBAC objects are stored as
+//! they are and not enforced; OpenAPI documents describe custom resources fully but
+//! built-in kinds only by name (so `kubectl explain` is useful for CRDs only).
+
+pub mod admission;
+pub mod cluster;
+pub mod command;
+pub mod crd;
+pub mod defaults;
+pub mod discovery;
+pub mod fault;
+pub mod field_validation;
+pub mod fieldset;
+pub mod handler;
+pub mod http;
+pub mod kubeconfig;
+pub mod managed;
+pub mod negotiate;
+pub mod object;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod registry;
+pub mod resource;
+pub mod router;
+pub mod schema;
+pub mod selector;
+pub mod server;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod table;
+pub mod tls;
+pub mod validation;
+pub mod watch;
+
+pub use server::{
+    ApiServer, ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME,
+};
