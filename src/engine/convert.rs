@@ -6,21 +6,45 @@ use serde_json::{Number, Value};
 
 /// Converts a JSON value into a Rhai value, consuming it so large manifests are not held twice.
 pub fn to_dynamic(value: Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => b.into(),
-        Value::Number(n) => number_to_dynamic(&n),
-        Value::String(s) => s.into(),
-        Value::Array(items) => {
-            let array: Array = items.into_iter().map(to_dynamic).collect();
-            array.into()
-        }
-        Value::Object(fields) => {
-            let mut map = Map::new();
-            for (key, value) in fields {
-                map.insert(key.into(), to_dynamic(value));
+    Converter::default().convert(value)
+}
+
+/// Converts many values, sharing one copy of each short string that repeats (`TCP`, `v1`, a
+/// namespace): manifests repeat the same few values thousands of times.
+#[derive(Default)]
+pub struct Converter {
+    strings: std::collections::HashMap<String, rhai::ImmutableString>,
+}
+
+/// Strings longer than this are rarely repeated; sharing them would only cost lookups.
+const SHARED_STRING_MAX: usize = 40;
+
+impl Converter {
+    /// Converts one value.
+    pub fn convert(&mut self, value: Value) -> Dynamic {
+        match value {
+            Value::Null => Dynamic::UNIT,
+            Value::Bool(b) => b.into(),
+            Value::Number(n) => number_to_dynamic(&n),
+            Value::String(s) if s.len() <= SHARED_STRING_MAX => {
+                let shared = self
+                    .strings
+                    .entry(s)
+                    .or_insert_with_key(|s| s.as_str().into());
+                Dynamic::from(shared.clone())
             }
-            map.into()
+            Value::String(s) => s.into(),
+            Value::Array(items) => {
+                let array: Array = items.into_iter().map(|item| self.convert(item)).collect();
+                array.into()
+            }
+            Value::Object(fields) => {
+                let mut map = Map::new();
+                for (key, value) in fields {
+                    map.insert(key.into(), self.convert(value));
+                }
+                map.into()
+            }
         }
     }
 }

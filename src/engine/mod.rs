@@ -37,7 +37,7 @@ pub mod limits {
     pub const MAX_FUNCTION_EXPR_DEPTH: usize = 64;
     pub const MAX_STRING_SIZE: usize = 64 * 1024 * 1024;
     pub const MAX_ARRAY_SIZE: usize = 1_000_000;
-    pub const MAX_MAP_SIZE: usize = 100_000;
+    pub const MAX_MAP_SIZE: usize = 0;
     pub const MAX_MODULES: usize = 256;
 }
 

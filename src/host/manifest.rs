@@ -196,9 +196,11 @@ pub mod manifest_functions {
     #[rhai_fn(return_raw)]
     pub fn load(context: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
         let resolved = caller_directory(&context).join(path);
-        manifest::load(&resolved)
-            .map(objects_to_array)
-            .map_err(raise)
+        let mut objects = Array::new();
+        let mut converter = crate::engine::convert::Converter::default();
+        manifest::load_each(&resolved, |object| objects.push(converter.convert(object)))
+            .map_err(raise)?;
+        Ok(objects)
     }
 
     /// Renders a map as pretty-printed JSON (replaces Rhai's compact built-in for maps).

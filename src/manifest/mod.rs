@@ -23,6 +23,13 @@ pub const MAX_MANIFEST_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Reads a YAML or JSON manifest file into Kubernetes objects (`List` kinds flattened).
 pub fn load(path: &Path) -> Result<Vec<Value>> {
+    let mut objects = Vec::new();
+    load_each(path, |object| objects.push(object))?;
+    Ok(objects)
+}
+
+/// [`load`] one object at a time.
+pub fn load_each(path: &Path, each: impl FnMut(Value)) -> Result<()> {
     let shown = crate::engine::display_path(path);
     let metadata = std::fs::metadata(path).map_err(|error| Error::ReadFile {
         path: shown.clone(),
@@ -45,20 +52,27 @@ pub fn load(path: &Path) -> Result<Vec<Value>> {
         path: shown.clone(),
         reason: error.to_string(),
     })?;
-    parse_objects(&shown, &text)
+    for_each_object(&shown, &text, each)
 }
 
 /// Parses manifest text into Kubernetes objects: every document must be a mapping with
 /// `apiVersion` and `kind`; `List` kinds are flattened into their items.
 pub fn parse_objects(file: &str, text: &str) -> Result<Vec<Value>> {
     let mut objects = Vec::new();
-    for document in yaml::parse_documents(file, text)? {
-        let at = Some(Location::in_source(file, text, document.line, 1));
+    for_each_object(file, text, |object| objects.push(object))?;
+    Ok(objects)
+}
+
+/// [`parse_objects`] one object at a time: each is handed over as soon as it is parsed.
+pub fn for_each_object(file: &str, text: &str, mut each: impl FnMut(Value)) -> Result<()> {
+    yaml::for_each_document(file, text, |document| {
+        // The location is only worked out for an error: finding a line is a scan of the text.
+        let line = document.line;
         let problem = |message: String| Error::ManifestObject {
             file: file.to_string(),
             document: document.index,
             message,
-            at: at.clone(),
+            at: Some(Location::in_source(file, text, line, 1)),
         };
         check_object(&document.value).map_err(problem)?;
         let is_list = document.value["kind"]
@@ -74,13 +88,13 @@ pub fn parse_objects(file: &str, text: &str) -> Result<Vec<Value>> {
             };
             for (position, item) in items.into_iter().enumerate() {
                 check_object(&item).map_err(|m| problem(format!("item {}: {m}", position + 1)))?;
-                objects.push(item);
+                each(item);
             }
         } else {
-            objects.push(document.value);
+            each(document.value);
         }
-    }
-    Ok(objects)
+        Ok(())
+    })
 }
 
 /// What every object needs before anything can apply it.

@@ -22,12 +22,29 @@ pub struct Document {
 /// Parses YAML (one or more `---`-separated documents) or JSON (when the text starts with `{`
 /// or `[`). Empty documents are skipped; indexes still count them.
 pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
+    let mut documents = Vec::new();
+    for_each_document(file, text, |document| {
+        documents.push(document);
+        Ok(())
+    })?;
+    Ok(documents)
+}
+
+/// [`parse_documents`] one document at a time, so a caller can convert and drop each one
+/// before the next is parsed (large manifests are never held twice).
+pub fn for_each_document(
+    file: &str,
+    text: &str,
+    mut each: impl FnMut(Document) -> Result<(), Error>,
+) -> Result<(), Error> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return parse_json(file, text);
+        for document in parse_json(file, text)? {
+            each(document)?;
+        }
+        return Ok(());
     }
     let starts = document_start_lines(text);
-    let mut documents = Vec::new();
     for (offset, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = offset + 1;
         let value = StrictValue::deserialize(deserializer).map_err(|error| {
@@ -50,13 +67,13 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Document>, Error> {
             continue;
         }
         let line = starts.get(offset).copied().unwrap_or(1);
-        documents.push(Document {
+        each(Document {
             index,
             line,
             value: value.0,
-        });
+        })?;
     }
-    Ok(documents)
+    Ok(())
 }
 
 fn parse_json(file: &str, text: &str) -> Result<Vec<Document>, Error> {
