@@ -149,7 +149,7 @@ fn convert(
                 limit: format!("{} is too large", lower_first(what)),
                 at: Some(here(*pos)),
                 hint:
-                    "strings are limited to 64 MiB, arrays to a million items, maps to 100,000 keys"
+                    "strings are limited to 64 MiB and arrays to a million items"
                         .into(),
             },
             None,
