@@ -30,7 +30,7 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             Ok(())
         }
         Command::Resume { .. } => Err(not_yet("resume")),
-        Command::Repl(_) => Err(not_yet("repl")),
+        Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { .. } => Err(not_yet("sim")),
     }
 }

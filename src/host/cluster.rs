@@ -66,7 +66,10 @@ type HostResult<T> = Result<T, Box<EvalAltResult>>;
 pub fn bound_clusters(session: &Session) -> Vec<(String, Cluster)> {
     let registry = session.extension("clusters", Registry::default);
     let handles = registry.handles.lock().unwrap_or_else(|e| e.into_inner());
-    let mut bound: Vec<(String, Cluster)> = handles.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut bound: Vec<(String, Cluster)> = handles
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     bound.sort_by(|a, b| a.0.cmp(&b.0));
     bound
 }
