@@ -2,6 +2,7 @@
 
 mod cluster_support;
 mod http_server;
+mod pty;
 mod test;
 
 mod bad_input;
@@ -12,5 +13,6 @@ mod doc;
 mod examples;
 mod fixtures_istio;
 mod manifest;
+mod repl;
 mod stdlib;
 mod traffic;

@@ -70,6 +70,9 @@ pub struct FunctionInfo {
     pub signature: String,
     /// The type of the first parameter (`Cluster`, `map`, `string`), for method completion.
     pub receiver: Option<String>,
+    /// One of Rhai's own functions (`split`, `len`): offered as methods after `.`, not as
+    /// names, where they would crowd out the host functions.
+    pub builtin: bool,
 }
 
 /// Keys and methods of a value.
@@ -379,7 +382,7 @@ fn string_argument(text: &str, tokens: &[Token]) -> Want {
 /// The completions for a request, sorted, without duplicates.
 pub fn candidates(request: &Request, sources: &dyn Sources) -> Vec<Candidate> {
     let prefix = request.prefix.as_str();
-    let mut found: Vec<Candidate> = match &request.want {
+    let found: Vec<Candidate> = match &request.want {
         Want::Nothing | Want::File => Vec::new(),
         Want::Command => COMMANDS
             .iter()
@@ -389,13 +392,27 @@ pub fn candidates(request: &Request, sources: &dyn Sources) -> Vec<Candidate> {
         Want::Step => sources.steps().into_iter().map(plain).collect(),
         Want::Switch => vec![plain("on".into()), plain("off".into())],
         Want::Name => names(sources),
-        Want::Member { receiver } => members(&sources.members(receiver)),
+        // Keys first, then methods: what a value holds matters more than what it can do.
+        Want::Member { receiver } => {
+            let members = sources.members(receiver);
+            let keys: Vec<Candidate> = members.keys.iter().cloned().map(plain).collect();
+            let methods: Vec<Candidate> = members.methods.iter().map(function_candidate).collect();
+            return [keys, methods]
+                .into_iter()
+                .flat_map(|group| matching(group, prefix))
+                .collect();
+        }
         Want::Live { what, receiver } => sources
             .live(what, receiver.as_deref())
             .into_iter()
             .map(plain)
             .collect(),
     };
+    matching(found, prefix)
+}
+
+/// The candidates starting with `prefix`, sorted, one per name.
+fn matching(mut found: Vec<Candidate>, prefix: &str) -> Vec<Candidate> {
     found.retain(|c| c.replacement.starts_with(prefix));
     found.sort_by(|a, b| a.replacement.cmp(&b.replacement));
     found.dedup_by(|a, b| a.replacement == b.replacement);
@@ -422,14 +439,14 @@ fn function_candidate(function: &FunctionInfo) -> Candidate {
 
 fn names(sources: &dyn Sources) -> Vec<Candidate> {
     let mut found: Vec<Candidate> = sources.variables().into_iter().map(plain).collect();
-    found.extend(sources.functions().iter().map(function_candidate));
+    found.extend(
+        sources
+            .functions()
+            .iter()
+            .filter(|f| !f.builtin)
+            .map(function_candidate),
+    );
     found.extend(KEYWORDS.iter().map(|k| plain(k.to_string())));
-    found
-}
-
-fn members(members: &Members) -> Vec<Candidate> {
-    let mut found: Vec<Candidate> = members.keys.iter().cloned().map(plain).collect();
-    found.extend(members.methods.iter().map(function_candidate));
     found
 }
 
@@ -474,7 +491,7 @@ fn rest_of_name(prefix: &str, sources: &dyn Sources) -> Option<Hint> {
     let functions = sources.functions();
     let mut matching: Vec<&FunctionInfo> = functions
         .iter()
-        .filter(|f| f.name.starts_with(prefix) && f.name != prefix)
+        .filter(|f| !f.builtin && f.name.starts_with(prefix) && f.name != prefix)
         .collect();
     matching.dedup_by(|a, b| a.name == b.name);
     let variables: Vec<String> = sources
@@ -640,6 +657,7 @@ mod tests {
                 name: s.split('(').next().unwrap().to_string(),
                 signature: s.to_string(),
                 receiver: None,
+                builtin: false,
             })
             .collect()
         }
@@ -650,7 +668,20 @@ mod tests {
             match receiver {
                 "pod.metadata" => Members {
                     keys: vec!["name".into(), "labels".into(), "namespace".into()],
-                    methods: vec![],
+                    methods: vec![
+                        FunctionInfo {
+                            name: "len".into(),
+                            signature: "len(map: map) -> int".into(),
+                            receiver: Some("map".into()),
+                            builtin: true,
+                        },
+                        FunctionInfo {
+                            name: "keys".into(),
+                            signature: "keys(map: map) -> array".into(),
+                            receiver: Some("map".into()),
+                            builtin: true,
+                        },
+                    ],
                 },
                 _ => Members::default(),
             }
@@ -683,6 +714,10 @@ mod tests {
         assert_eq!(complete("spl"), vec!["split_check"]);
         assert_eq!(complete("sa"), vec!["sample", "samples"]);
         assert_eq!(complete("pod.metadata.na"), vec!["name", "namespace"]);
+        assert_eq!(
+            complete("pod.metadata."),
+            vec!["labels", "name", "namespace", "keys", "len"]
+        );
         assert_eq!(complete("c.pods(\"kube-p"), vec!["kube-public"]);
         assert_eq!(complete(":pl"), vec!["plan"]);
         let display = candidates(&analyse("spl", 3), &Fixed)[0].display.clone();

@@ -24,7 +24,7 @@ use crate::host::cluster::bound_clusters;
 /// Every function completion can offer, built once in the background at start-up.
 pub struct Catalog {
     pub reference: Reference,
-    /// Host functions and Rhai's built-in functions.
+    /// Host functions, then Rhai's built-in functions (marked `builtin`).
     pub global: Vec<FunctionInfo>,
     /// Stdlib functions by module, named without the module (`shift`).
     pub stdlib: Vec<(String, Vec<FunctionInfo>)>,
@@ -39,14 +39,14 @@ impl Catalog {
             .iter()
             .filter(|m| !m.is_stdlib)
             .flat_map(|m| m.functions.iter())
-            .map(|f| function_info(&f.call_name, &f.signature))
+            .map(|f| function_info(&f.call_name, &f.signature, false))
             .collect();
         let builtins = Engine::new().gen_fn_signatures(true);
         global.extend(builtins.iter().filter_map(|signature| {
             let name = signature.split('(').next()?.trim();
             let is_name = name.chars().all(|c| c.is_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
-            is_name.then(|| function_info(name, &clean_signature_text(signature)))
+            is_name.then(|| function_info(name, &clean_signature_text(signature), true))
         }));
         let stdlib = reference
             .modules
@@ -59,7 +59,7 @@ impl Catalog {
                     .map(|f| {
                         let prefix = format!("{}::", m.name);
                         let name = f.call_name.trim_start_matches(&prefix);
-                        function_info(name, f.signature.trim_start_matches(&prefix))
+                        function_info(name, f.signature.trim_start_matches(&prefix), false)
                     })
                     .collect();
                 (m.name.clone(), functions)
@@ -73,7 +73,7 @@ impl Catalog {
     }
 }
 
-fn function_info(name: &str, signature: &str) -> FunctionInfo {
+fn function_info(name: &str, signature: &str, builtin: bool) -> FunctionInfo {
     let receiver = signature
         .split_once('(')
         .and_then(|(_, rest)| rest.split([',', ')']).next())
@@ -83,6 +83,7 @@ fn function_info(name: &str, signature: &str) -> FunctionInfo {
         name: name.to_string(),
         signature: signature.to_string(),
         receiver,
+        builtin,
     }
 }
 
@@ -237,6 +238,7 @@ impl Sources for ReplSources {
                 name: format!("{alias}::{}", f.name),
                 signature: format!("{alias}::{}", f.signature),
                 receiver: None,
+                builtin: false,
             }));
         }
         functions

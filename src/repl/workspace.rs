@@ -265,6 +265,7 @@ impl Workspace {
                 name: f.name.to_string(),
                 signature: format!("{}({})", f.name, f.params.join(", ")),
                 receiver: None,
+                builtin: false,
             })
             .collect();
         let steps = self
