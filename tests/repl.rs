@@ -9,12 +9,13 @@ use std::time::Duration;
 use crate::pty::Pty;
 use crate::test::{Test, meshshift_binary, skip};
 
-const PROMPT: &str = "meshshift> ";
+/// A fresh prompt: line redraws while typing show the prompt too, but never after a newline.
+const PROMPT: &str = "\nmeshshift> ";
 
 fn repl(dir: &Path, env: &[(&str, &str)]) -> Pty {
     let mut pty = Pty::spawn(dir, &["repl"], env);
-    let startup = pty.expect(PROMPT);
-    eprintln!("repl start-up to prompt: {startup:?}");
+    pty.expect(PROMPT);
+    eprintln!("repl start-up to prompt: {:?}", pty.started.elapsed());
     pty
 }
 
@@ -78,22 +79,34 @@ fn tab_completes_namespaces_from_a_real_api_server() {
     pty.send("let c = cluster(\"real-sou\t\")\r");
     pty.expect(PROMPT);
     pty.send(":clusters\r");
-    pty.expect("real-source");
+    pty.expect("https://127.0.0.1:");
     pty.expect(PROMPT);
-    // Namespaces come from the server; a slow first fetch answers on a later Tab.
+    // Namespaces, kinds and object names come from the server; a fetch slower than the
+    // completion's wait answers on a later Tab.
     pty.send("c.pods(\"kube-pub");
-    let mut completed = false;
-    for _ in 0..50 {
-        pty.send("\t");
-        if pty.wait_for("kube-public", Duration::from_millis(200)) {
-            completed = true;
-            break;
-        }
-    }
-    assert!(completed, "no completion\n{}", pty.plain());
+    tab_until(&mut pty, "kube-public");
     pty.send("\").len()\r");
     pty.expect(PROMPT);
+    pty.send("c.get(\"Namesp");
+    tab_until(&mut pty, "Namespace");
+    pty.send("\", \"kube-node-le");
+    tab_until(&mut pty, "kube-node-lease");
+    pty.send("\").metadata.name.len()\r");
+    // `kube-node-lease` has 15 characters.
+    pty.expect("15");
+    pty.expect(PROMPT);
     assert!(!pty.plain().contains("error"), "{}", pty.plain());
+}
+
+/// Presses Tab until `text` shows up (the cache may still be fetching).
+fn tab_until(pty: &mut Pty, text: &str) {
+    for _ in 0..50 {
+        pty.send("\t");
+        if pty.wait_for(text, Duration::from_millis(200)) {
+            return;
+        }
+    }
+    panic!("Tab never completed {text:?}\n{}", pty.plain());
 }
 
 #[test]
@@ -117,6 +130,7 @@ fn ctrl_c_stops_a_sleep_and_returns_to_the_prompt() {
     // The session goes on with its state.
     pty.send("kept * 6\r");
     pty.expect("42");
+    pty.expect(PROMPT);
     // Ctrl-C at the prompt clears the line.
     pty.send("this is not rhai\x03");
     pty.expect(PROMPT);

@@ -433,6 +433,12 @@ fn plain_with(name: &str, display: &str) -> Candidate {
     }
 }
 
+/// Functions offered where a name is typed: not Rhai's built-ins (methods in practice), and
+/// not the host overloads of keywords such as `print` (the keyword is offered instead).
+fn is_name_candidate(function: &FunctionInfo) -> bool {
+    !function.builtin && !KEYWORDS.contains(&function.name.as_str())
+}
+
 fn function_candidate(function: &FunctionInfo) -> Candidate {
     plain_with(&function.name, &function.signature)
 }
@@ -443,7 +449,7 @@ fn names(sources: &dyn Sources) -> Vec<Candidate> {
         sources
             .functions()
             .iter()
-            .filter(|f| !f.builtin)
+            .filter(|f| is_name_candidate(f))
             .map(function_candidate),
     );
     found.extend(KEYWORDS.iter().map(|k| plain(k.to_string())));
@@ -491,7 +497,7 @@ fn rest_of_name(prefix: &str, sources: &dyn Sources) -> Option<Hint> {
     let functions = sources.functions();
     let mut matching: Vec<&FunctionInfo> = functions
         .iter()
-        .filter(|f| !f.builtin && f.name.starts_with(prefix) && f.name != prefix)
+        .filter(|f| is_name_candidate(f) && f.name.starts_with(prefix) && f.name != prefix)
         .collect();
     matching.dedup_by(|a, b| a.name == b.name);
     let variables: Vec<String> = sources
