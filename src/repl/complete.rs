@@ -486,11 +486,24 @@ pub fn hint(line: &str, pos: usize, sources: &dyn Sources) -> Option<Hint> {
     }
     let tokens = significant(&tokens);
     let frames = open_frames(line, &tokens);
-    let (function, _) = frames
+    let (frame, (function, receiver)) = frames
         .iter()
         .rev()
-        .find_map(|f| call_of(line, &tokens, f))?;
-    signature_hint(&function, sources)
+        .find_map(|f| Some((f, call_of(line, &tokens, f)?)))?;
+    let typed = tokens
+        .last()
+        .is_some_and(|t| t.start > tokens[frame.token].start);
+    let overloads = match &receiver {
+        Some(receiver) => sources.members(receiver).methods,
+        None => Vec::new(),
+    };
+    let overloads = if overloads.iter().any(|f| f.name == function) {
+        overloads
+    } else {
+        sources.functions()
+    };
+    let argument = frame.argument + usize::from(receiver.is_some());
+    signature_hint(&function, &overloads, argument, typed)
 }
 
 fn rest_of_name(prefix: &str, sources: &dyn Sources) -> Option<Hint> {
@@ -517,22 +530,45 @@ fn rest_of_name(prefix: &str, sources: &dyn Sources) -> Option<Hint> {
     }
 }
 
-fn signature_hint(function: &str, sources: &dyn Sources) -> Option<Hint> {
-    let overloads: Vec<String> = sources
-        .functions()
-        .into_iter()
+/// The signature of the overload that fits the argument being typed: the one with the fewest
+/// parameters that still has a place for it (a method's receiver counts as the first).
+fn signature_hint(
+    function: &str,
+    functions: &[FunctionInfo],
+    argument: usize,
+    typed: bool,
+) -> Option<Hint> {
+    let mut overloads: Vec<&FunctionInfo> = functions
+        .iter()
         .filter(|f| f.name == function || f.name.rsplit("::").next() == Some(function))
-        .map(|f| f.signature)
         .collect();
-    let first = overloads.first()?;
+    overloads.sort_by_key(|f| parameter_count(&f.signature));
+    overloads.dedup_by(|a, b| a.signature == b.signature);
+    let needed = argument + usize::from(typed);
+    let best = overloads
+        .iter()
+        .find(|f| parameter_count(&f.signature) >= needed)
+        .or(overloads.last())?;
     let more = match overloads.len() {
         1 => String::new(),
         n => format!("  (+{} more)", n - 1),
     };
     Some(Hint {
-        display: format!("  {first}{more}"),
+        display: format!("  {}{more}", best.signature),
         completion: None,
     })
+}
+
+/// How many parameters `name(a: x, b: y) -> z` has.
+fn parameter_count(signature: &str) -> usize {
+    let parameters = signature
+        .split_once('(')
+        .and_then(|(_, rest)| rest.rsplit_once(')'))
+        .map_or("", |(inside, _)| inside);
+    match parameters.trim() {
+        "" => 0,
+        list => list.split(',').count(),
+    }
 }
 
 #[cfg(test)]
@@ -738,7 +774,7 @@ mod tests {
         assert_eq!(
             hint("let s = sample(\"http://x\", ", 27, &Fixed),
             Some(Hint {
-                display: "  sample(url: string) -> map  (+1 more)".into(),
+                display: "  sample(url: string, options: map) -> map  (+1 more)".into(),
                 completion: None
             })
         );
@@ -749,6 +785,15 @@ mod tests {
                     .into(),
                 completion: Some("heck".into())
             })
+        );
+        assert_eq!(
+            hint("sample(", 7, &Fixed).unwrap().display,
+            "  sample(url: string) -> map  (+1 more)"
+        );
+        let line = "sample(\"http://x\", #{";
+        assert_eq!(
+            hint(line, line.len(), &Fixed).unwrap().display,
+            "  sample(url: string, options: map) -> map  (+1 more)"
         );
         assert_eq!(hint("sa", 2, &Fixed), None);
         assert_eq!(hint("sleep(1); x", 11, &Fixed), None);

@@ -436,8 +436,50 @@ mod tests {
     }
 
     #[test]
+    fn completion_answers_within_twenty_milliseconds() {
+        let runtime = crate::subcommand::runtime().unwrap();
+        let session = crate::engine::Session::new(
+            runtime.handle().clone(),
+            crate::engine::Settings::default(),
+            crate::engine::Params::isolated(Default::default()),
+            Arc::new(crate::output::Output::buffer()),
+        );
+        let sources = ReplSources {
+            catalog: LazyCatalog::start(),
+            view: Arc::default(),
+            scope: Default::default(),
+            live: LiveNames::new(session),
+        };
+        sources.catalog.get();
+        let pod = crate::engine::convert::to_dynamic(
+            serde_json::json!({"metadata": {"name": "x", "labels": {"app": "a"}}, "spec": {}}),
+        );
+        lock(&sources.scope).push("pod", pod);
+        for line in ["spl", "pod.metadata.", "pod.", "c.get(\"Dep", ":help sa"] {
+            let started = std::time::Instant::now();
+            let rounds = 100;
+            for _ in 0..rounds {
+                let request = complete::analyse(line, line.len());
+                assert!(
+                    line.starts_with("c.") || !complete::candidates(&request, &sources).is_empty(),
+                    "{line}"
+                );
+                complete::hint(line, line.len(), &sources);
+            }
+            let each = started.elapsed() / rounds;
+            eprintln!("completion and hint of {line:?}: {each:?}");
+            assert!(
+                each < std::time::Duration::from_millis(20),
+                "{line}: {each:?}"
+            );
+        }
+    }
+
+    #[test]
     fn the_catalog_knows_host_builtin_and_stdlib_functions() {
+        let started = std::time::Instant::now();
         let catalog = Catalog::build();
+        eprintln!("catalog built in {:?}", started.elapsed());
         let find = |name: &str| catalog.global.iter().find(|f| f.name == name).cloned();
         let split = find("split_check").unwrap();
         assert!(split.signature.starts_with("split_check("), "{split:?}");

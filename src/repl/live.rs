@@ -246,6 +246,7 @@ mod tests {
             assert_eq!(live.names(&Key::Contexts), vec!["a", "b"]);
         }
         let each = started.elapsed() / 1000;
+        eprintln!("cached live-name lookup: {each:?}");
         assert!(
             each < Duration::from_millis(20),
             "{each:?} per cached lookup"
