@@ -201,10 +201,13 @@ fn vars(workspace: &Workspace) -> String {
     if scope.is_empty() {
         return "no variables yet".into();
     }
-    let rows: Vec<Vec<String>> = scope
-        .iter_raw()
+    // Declaration order (the scope iterates newest first).
+    let mut entries: Vec<(&str, bool, &rhai::Dynamic)> = scope.iter_raw().collect();
+    entries.reverse();
+    let rows: Vec<Vec<String>> = entries
+        .into_iter()
         .map(|(name, constant, value)| {
-            let kind = workspace.engine().map_type_name(value.type_name());
+            let kind = crate::doc::script_type(workspace.engine().map_type_name(value.type_name()));
             let kind = if constant {
                 format!("const {kind}")
             } else {

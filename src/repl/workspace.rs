@@ -183,9 +183,12 @@ impl Workspace {
     /// Runs an AST in the persistent scope, cancellable with Ctrl-C.
     fn run(&mut self, ast: &AST, name: &str) -> Result<Dynamic> {
         self.session.cancel.reset();
-        let result = self
-            .engine
-            .eval_ast_with_scope::<Dynamic>(&mut lock(&self.scope), ast);
+        let result = {
+            let mut scope = lock(&self.scope);
+            let result = self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, ast);
+            drop_shadowed(&mut scope);
+            result
+        };
         // An interrupted step leaves its indentation behind.
         self.session.out.reset_depth();
         result.map_err(|error| self.convert(*error, name))
@@ -284,6 +287,41 @@ impl Workspace {
     }
 }
 
+/// Keeps only the latest of variables declared again (`let x` twice): earlier ones can never
+/// be read, would show up twice in `:vars`, and would hold their values forever.
+fn drop_shadowed(scope: &mut Scope<'static>) {
+    let names: Vec<&str> = scope.iter_raw().map(|(name, ..)| name).collect();
+    let unique: std::collections::HashSet<&str> = names.iter().copied().collect();
+    if unique.len() == names.len() {
+        return;
+    }
+    let constants: Vec<bool> = scope.iter().map(|(_, constant, _)| constant).collect();
+    let entries: Vec<(String, Dynamic)> = std::mem::take(scope)
+        .into_iter()
+        .map(|(name, value, _)| (name, value))
+        .collect();
+    let kept: Vec<bool> = (0..entries.len())
+        .map(|index| {
+            !entries[index + 1..]
+                .iter()
+                .any(|(later, _)| *later == entries[index].0)
+        })
+        .collect();
+    for ((name, value), (keep, constant)) in
+        entries.into_iter().zip(kept.into_iter().zip(constants))
+    {
+        match (keep, constant) {
+            (false, _) => {}
+            (true, true) => {
+                scope.push_constant_dynamic(name, value);
+            }
+            (true, false) => {
+                scope.push_dynamic(name, value);
+            }
+        }
+    }
+}
+
 /// Rhai reports errors inside session functions against the caller's source; point each at
 /// the input or runbook that defined the function instead. (Functions of imported modules
 /// already name their module.)
@@ -299,5 +337,34 @@ fn attribute_sources(error: EvalAltResult, sources: &HashMap<String, String>) ->
             EvalAltResult::ErrorInFunctionCall(function, source, Box::new(inner), pos)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shadowed_variables_are_dropped_and_constants_stay_constant() {
+        let engine = Engine::new();
+        let mut scope = Scope::new();
+        // Separate inputs, as in the REPL: each `let` adds an entry.
+        for input in ["let a = 1;", "const b = 2;", "let a = 3;", "let c = a;"] {
+            engine.run_with_scope(&mut scope, input).unwrap();
+        }
+        assert_eq!(scope.len(), 4);
+        drop_shadowed(&mut scope);
+        let entries: Vec<(String, bool, String)> = scope
+            .iter()
+            .map(|(name, constant, value)| (name.to_string(), constant, value.to_string()))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("b".into(), true, "2".into()),
+                ("a".into(), false, "3".into()),
+                ("c".into(), false, "3".into()),
+            ]
+        );
     }
 }
