@@ -81,6 +81,14 @@ fn tab_completes_namespaces_from_a_real_api_server() {
     pty.send(":clusters\r");
     pty.expect("https://127.0.0.1:");
     pty.expect(PROMPT);
+    // A handle's properties and methods complete after `.`.
+    pty.send("c.ident\t.server.len() > 8\r");
+    pty.expect("true");
+    pty.expect(PROMPT);
+    pty.send("c.wait_roll\t");
+    pty.expect("wait_rollout");
+    pty.send("\x03");
+    pty.expect(PROMPT);
     // Namespaces, kinds and object names come from the server; a fetch slower than the
     // completion's wait answers on a later Tab.
     pty.send("c.pods(\"kube-pub");

@@ -203,6 +203,13 @@ fn path_segments(path: &str) -> Option<Vec<Segment>> {
     Some(segments)
 }
 
+/// The properties of a cluster handle (getters, not functions, so not in the catalog).
+fn cluster_properties() -> Vec<String> {
+    ["name", "server", "namespace", "identity"]
+        .map(String::from)
+        .to_vec()
+}
+
 /// The script type name methods are registered for.
 fn type_of(value: &Dynamic) -> &'static str {
     if value.is_map() {
@@ -253,6 +260,7 @@ impl Sources for ReplSources {
 
     fn members(&self, receiver: &str) -> Members {
         let (keys, kind) = match evaluate_path(&self.scope, receiver) {
+            Some(value) if value.is::<Cluster>() => (cluster_properties(), "Cluster"),
             Some(value) => {
                 let keys = value
                     .read_lock::<Map>()
@@ -261,7 +269,7 @@ impl Sources for ReplSources {
                 (keys, type_of(&value))
             }
             None if literal_cluster_call(receiver).is_some() || receiver == "cluster()" => {
-                (Vec::new(), "Cluster")
+                (cluster_properties(), "Cluster")
             }
             None => return Members::default(),
         };
