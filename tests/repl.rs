@@ -40,6 +40,10 @@ fn functions_persist_and_blocks_continue_across_lines() {
     pty.expect("error: syntax error");
     pty.expect("^");
     pty.expect(PROMPT);
+    pty.send(":history\r");
+    pty.expect("   1  fn double(x) { x * 2 }");
+    pty.expect("   4  if double(1) == 2 {");
+    pty.expect(PROMPT);
     pty.send("\x04");
     assert_eq!(pty.wait_exit(), 0);
     let history = std::fs::read_to_string(dir.path().join(".meshshift/repl_history")).unwrap();
