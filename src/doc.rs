@@ -323,6 +323,14 @@ fn split_params(text: &str) -> Vec<String> {
 /// Rust type names in metadata, as script types.
 pub fn script_type(rust: &str) -> String {
     let mut t = rust.trim().to_string();
+    // `Result<T, E>` and aliases of it such as `HostResult<T>`: the script sees `T`.
+    if let Some(inner) = t
+        .strip_prefix("HostResult<")
+        .and_then(|s| s.strip_suffix('>'))
+        .map(str::to_string)
+    {
+        t = inner;
+    }
     if let Some(inner) = t
         .strip_prefix("Result<")
         .and_then(|s| s.rsplit_once(','))
@@ -417,6 +425,7 @@ mod tests {
         assert_eq!(script_type("&str"), "string");
         assert_eq!(script_type("Result<Array, Box<EvalAltResult>>"), "array");
         assert_eq!(script_type("&mut Map"), "map");
+        assert_eq!(script_type("HostResult<Array>"), "array");
         assert_eq!(script_type("i64"), "int");
         assert_eq!(
             clean_signature_text("load(path: &str) -> Result<Array, Box<EvalAltResult>>"),

@@ -6,6 +6,7 @@
 //! - [`host`]: every script-visible function, registered from one list;
 //! - [`manifest`], [`traffic`]: pure logic the host functions call;
 //! - [`cluster`]: Kubernetes access over kube-rs, every write through one entry point;
+//! - [`repl`]: the interactive session on the same engine;
 //! - [`sim`]: the simulated clusters (nothing else knows they exist).
 
 pub mod arguments;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod journal;
 pub mod manifest;
 pub mod output;
+pub mod repl;
 pub mod report;
 pub mod run;
 pub mod runbook;

@@ -31,7 +31,7 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             Ok(())
         }
         Command::Resume { run_id, yes } => resume(run_id, yes, state_dir),
-        Command::Repl(_) => Err(not_yet("repl")),
+        Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
 }

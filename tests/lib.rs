@@ -2,6 +2,7 @@
 
 mod cluster_support;
 mod http_server;
+mod pty;
 mod sim_support;
 mod test;
 
@@ -13,6 +14,7 @@ mod doc;
 mod examples;
 mod fixtures_istio;
 mod manifest;
+mod repl;
 mod run_journal;
 mod runbooks;
 mod sim_api;

@@ -162,34 +162,66 @@ struct Validation {
 }
 
 impl Validation {
-    /// Applying would change nothing: not the spec, not labels, not field ownership.
-    fn is_no_op(&self) -> bool {
-        match &self.live {
-            Some(live) if self.status != 201 => comparable(live) == comparable(&self.planned),
-            _ => false,
+    /// Applying `applied` would change nothing: every field it sets already holds the value
+    /// the dry run would store, and `manager`'s ownership would stay the same (which also
+    /// catches fields it stopped applying, since those are removed). Fields other managers
+    /// change on their own (controllers writing status, annotations, token secrets) do not
+    /// count.
+    fn is_no_op(&self, applied: &Value, manager: &str) -> bool {
+        let Some(live) = &self.live else { return false };
+        if self.status == 201 {
+            return false;
         }
+        let mut shape = applied.clone();
+        if let Some(fields) = shape.as_object_mut() {
+            fields.remove("status");
+            if let Some(metadata) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
+                metadata.remove("resourceVersion");
+                metadata.remove("managedFields");
+            }
+        }
+        restrict(live, &shape) == restrict(&self.planned, &shape)
+            && ownership(live, manager) == ownership(&self.planned, manager)
     }
 }
 
-/// An object without what changes on its own: status, resourceVersion, ownership timestamps.
-fn comparable(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(fields) = object.as_object_mut() {
-        fields.remove("status");
+/// The parts of `value` that `shape` has keys for (arrays element by element).
+fn restrict(value: &Value, shape: &Value) -> Value {
+    match (value, shape) {
+        (Value::Object(fields), Value::Object(wanted)) => Value::Object(
+            wanted
+                .iter()
+                .map(|(key, inner)| {
+                    (
+                        key.clone(),
+                        fields
+                            .get(key)
+                            .map(|v| restrict(v, inner))
+                            .unwrap_or(Value::Null),
+                    )
+                })
+                .collect(),
+        ),
+        (Value::Array(items), Value::Array(wanted)) if items.len() == wanted.len() => Value::Array(
+            items
+                .iter()
+                .zip(wanted)
+                .map(|(v, s)| restrict(v, s))
+                .collect(),
+        ),
+        _ => value.clone(),
     }
-    if let Some(metadata) = object["metadata"].as_object_mut() {
-        metadata.remove("resourceVersion");
-        if let Some(Value::Array(entries)) = metadata.get_mut("managedFields") {
-            // Status updates by controllers are recorded here too; they are not our business.
-            entries.retain(|e| e["subresource"] != "status");
-            for entry in entries.iter_mut() {
-                if let Some(entry) = entry.as_object_mut() {
-                    entry.remove("time");
-                }
-            }
-        }
-    }
-    object
+}
+
+/// The fields `manager` owns by applying (its `managedFields` entry without the timestamp).
+fn ownership(object: &Value, manager: &str) -> Option<Value> {
+    object["metadata"]["managedFields"]
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e["manager"] == manager && e["operation"] == "Apply" && e["subresource"].is_null()
+        })
+        .map(|e| e["fieldsV1"].clone())
 }
 
 /// An object ready to apply: its resource and the path to patch.
@@ -287,7 +319,9 @@ impl Cluster {
         tracing::debug!(elapsed = ?started.elapsed(), objects = validations.len(), "validated");
 
         if options.dry_run {
-            return self.plan_changes(&prepared, &validations).await;
+            return self
+                .plan_changes(&prepared, &validations, &options.field_manager)
+                .await;
         }
         let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
         let is_namespace =
@@ -613,7 +647,9 @@ impl Cluster {
         let mut to_write = Vec::new();
         for &index in indexes {
             match validations.get(&index) {
-                Some(validation) if validation.is_no_op() => {
+                Some(validation)
+                    if validation.is_no_op(&prepared[index].object, &options.field_manager) =>
+                {
                     changes.push((
                         index,
                         self.change(&prepared[index].object, Action::Unchanged, false),
@@ -664,6 +700,7 @@ impl Cluster {
         &self,
         prepared: &[Prepared],
         validations: &BTreeMap<usize, Validation>,
+        manager: &str,
     ) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for (index, item) in prepared.iter().enumerate() {
@@ -672,11 +709,12 @@ impl Cluster {
                 Some(validation) => {
                     let live = validation.live.as_ref().map(strip).unwrap_or(Value::Null);
                     let text = diff(&live, &strip(&validation.planned), "live", "planned");
-                    change.action = match (&validation.live, validation.is_no_op()) {
-                        (None, _) => Action::Created,
-                        (Some(_), true) => Action::Unchanged,
-                        (Some(_), false) => Action::Configured,
-                    };
+                    change.action =
+                        match (&validation.live, validation.is_no_op(&item.object, manager)) {
+                            (None, _) => Action::Created,
+                            (Some(_), true) => Action::Unchanged,
+                            (Some(_), false) => Action::Configured,
+                        };
                     change.diff = Some(text);
                     change.before = validation.live.as_ref().map(strip);
                 }
@@ -914,6 +952,64 @@ fn default_port_protocols(object: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn live() -> Value {
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "reviews", "namespace": "bookinfo", "resourceVersion": "7",
+                "annotations": {"added-by-a-controller": "yes"},
+                "managedFields": [
+                    {"manager": "meshshift", "operation": "Apply", "time": "2026-01-01T00:00:00Z", "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}},
+                    {"manager": "token-controller", "operation": "Update", "fieldsV1": {"f:secrets": {}}}]},
+            "secrets": [{"name": "reviews-token-abc"}]})
+    }
+
+    #[test]
+    fn no_op_ignores_what_other_managers_change() {
+        let mut with_label = live();
+        with_label["metadata"]["labels"] = json!({"app": "reviews"});
+        let applied = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reviews", "namespace": "bookinfo", "labels": {"app": "reviews"}}});
+        let mut planned = with_label.clone();
+        planned["metadata"]["resourceVersion"] = json!("8");
+        planned["metadata"]["managedFields"][0]["time"] = json!("2026-02-02T00:00:00Z");
+        let validation = Validation {
+            status: 200,
+            planned,
+            live: Some(with_label.clone()),
+        };
+        assert!(validation.is_no_op(&applied, "meshshift"));
+        // A field we set to a new value is a change.
+        let mut changed = validation.planned.clone();
+        changed["metadata"]["labels"]["app"] = json!("ratings");
+        assert!(
+            !Validation {
+                status: 200,
+                planned: changed,
+                live: Some(with_label.clone())
+            }
+            .is_no_op(&applied, "meshshift")
+        );
+        // So is taking over ownership (the same values, another manager owned them before).
+        let mut taken = validation.planned.clone();
+        taken["metadata"]["managedFields"][0]["fieldsV1"] =
+            json!({"f:metadata": {"f:labels": {"f:app": {}, "f:team": {}}}});
+        assert!(
+            !Validation {
+                status: 200,
+                planned: taken,
+                live: Some(with_label)
+            }
+            .is_no_op(&applied, "meshshift")
+        );
+        // And creating.
+        assert!(
+            !Validation {
+                status: 201,
+                planned: live(),
+                live: None
+            }
+            .is_no_op(&applied, "meshshift")
+        );
+    }
 
     #[test]
     fn ports_get_their_default_protocol() {

@@ -148,9 +148,7 @@ fn convert(
             Error::LimitExceeded {
                 limit: format!("{} is too large", lower_first(what)),
                 at: Some(here(*pos)),
-                hint:
-                    "strings are limited to 64 MiB and arrays to a million items"
-                        .into(),
+                hint: "strings are limited to 64 MiB and arrays to a million items".into(),
             },
             None,
         ),

@@ -1,0 +1,283 @@
+//! `meshshift repl`: on a pseudo-terminal (state across inputs, multi-line input, completion,
+//! Ctrl-C) and from a pipe (line by line, errors, exit status), `:help`, and `:save` producing
+//! a runbook that `check` and `run` accept.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::pty::Pty;
+use crate::test::{Test, meshshift_binary, skip};
+
+/// A fresh prompt: line redraws while typing show the prompt too, but never after a newline.
+const PROMPT: &str = "\nmeshshift> ";
+
+fn repl(dir: &Path, env: &[(&str, &str)]) -> Pty {
+    let mut pty = Pty::spawn(dir, &["repl"], env);
+    pty.expect(PROMPT);
+    eprintln!("repl start-up to prompt: {:?}", pty.started.elapsed());
+    pty
+}
+
+#[test]
+fn functions_persist_and_blocks_continue_across_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = repl(dir.path(), &[]);
+    pty.send("fn double(x) { x * 2 }\r");
+    pty.expect(PROMPT);
+    pty.send("let base = double(20);\r");
+    pty.expect(PROMPT);
+    pty.send("double(base + 1)\r");
+    // Results are computed, never typed, so the echo cannot match them.
+    pty.expect("82");
+    pty.expect(PROMPT);
+    pty.send("if double(1) == 2 {\r");
+    pty.send("  print(\"multi\" + \"-line ok\");\r");
+    pty.send("}\r");
+    pty.expect("multi-line ok");
+    pty.expect(PROMPT);
+    pty.send("let a = ;\r");
+    pty.expect("error: syntax error");
+    pty.expect("^");
+    pty.expect(PROMPT);
+    pty.send(":history\r");
+    pty.expect("   1  fn double(x) { x * 2 }");
+    pty.expect("   4  if double(1) == 2 {");
+    pty.expect(PROMPT);
+    pty.send("\x04");
+    assert_eq!(pty.wait_exit(), 0);
+    let history = std::fs::read_to_string(dir.path().join(".meshshift/repl_history")).unwrap();
+    assert!(history.contains("fn double(x) { x * 2 }"), "{history}");
+}
+
+#[test]
+fn tab_completes_host_functions_and_map_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = repl(dir.path(), &[]);
+    // A unique completion fills in the name; evaluating it shows what the line held.
+    pty.send("spl\t\r");
+    pty.expect("unknown variable `split_check`");
+    pty.expect(PROMPT);
+    pty.send("let pod = #{metadata: #{name: \"reviews-v1\", labels: #{app: \"reviews\"}}};\r");
+    pty.expect(PROMPT);
+    pty.send("pod.metadata.lab\t.app + \"!\"\r");
+    pty.expect("reviews!");
+    pty.expect(PROMPT);
+}
+
+#[test]
+fn tab_completes_namespaces_from_a_real_api_server() {
+    let Some(kubeconfig) = std::env::var("MESHSHIFT_REAL_KUBECONFIG")
+        .ok()
+        .filter(|k| !k.is_empty())
+    else {
+        skip(
+            "tab_completes_namespaces_from_a_real_api_server",
+            "MESHSHIFT_REAL_KUBECONFIG is not set (.ci/run starts a real kube-apiserver and sets it)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = repl(dir.path(), &[("KUBECONFIG", &kubeconfig)]);
+    // Contexts come from the kubeconfig.
+    pty.send("let c = cluster(\"real-sou\t\")\r");
+    pty.expect(PROMPT);
+    pty.send(":clusters\r");
+    pty.expect("https://127.0.0.1:");
+    pty.expect(PROMPT);
+    // A handle's properties and methods complete after `.`.
+    pty.send("c.ident\t.server.len() > 8\r");
+    pty.expect("true");
+    pty.expect(PROMPT);
+    pty.send("c.wait_roll\t");
+    pty.expect("wait_rollout");
+    pty.send("\x03");
+    pty.expect(PROMPT);
+    // Namespaces, kinds and object names come from the server; a fetch slower than the
+    // completion's wait answers on a later Tab.
+    pty.send("c.pods(\"kube-pub");
+    tab_until(&mut pty, "kube-public");
+    pty.send("\").len()\r");
+    pty.expect(PROMPT);
+    pty.send("c.get(\"Namesp");
+    tab_until(&mut pty, "Namespace");
+    pty.send("\", \"kube-node-le");
+    tab_until(&mut pty, "kube-node-lease");
+    pty.send("\").metadata.name.len()\r");
+    // `kube-node-lease` has 15 characters.
+    pty.expect("15");
+    pty.expect(PROMPT);
+    assert!(!pty.plain().contains("error"), "{}", pty.plain());
+}
+
+/// Presses Tab until `text` shows up (the cache may still be fetching).
+fn tab_until(pty: &mut Pty, text: &str) {
+    for _ in 0..50 {
+        pty.send("\t");
+        if pty.wait_for(text, Duration::from_millis(200)) {
+            return;
+        }
+    }
+    panic!("Tab never completed {text:?}\n{}", pty.plain());
+}
+
+#[test]
+fn ctrl_c_stops_a_sleep_and_returns_to_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = repl(dir.path(), &[]);
+    pty.send("let kept = 7;\r");
+    pty.expect(PROMPT);
+    pty.send("print(\"sleep\" + \"ing\"); sleep(30); print(\"not \" + \"reached\");\r");
+    pty.expect("sleeping");
+    // Give the input time to reach `sleep` (print and sleep are one input, so it is close).
+    std::thread::sleep(Duration::from_millis(200));
+    let interrupted = std::time::Instant::now();
+    pty.send("\x03");
+    pty.expect("error: interrupted");
+    pty.expect(PROMPT);
+    let back = interrupted.elapsed();
+    eprintln!("Ctrl-C to prompt: {back:?}");
+    assert!(back < Duration::from_secs(1), "took {back:?}");
+    assert!(!pty.plain().contains("not reached"));
+    // The session goes on with its state.
+    pty.send("kept * 6\r");
+    pty.expect("42");
+    pty.expect(PROMPT);
+    // Ctrl-C at the prompt clears the line.
+    pty.send("this is not rhai\x03");
+    pty.expect(PROMPT);
+    pty.send("kept + 1\r");
+    pty.expect("8");
+    pty.expect(PROMPT);
+}
+
+#[test]
+fn piped_input_runs_line_by_line_and_fails_at_the_end() {
+    Test::new()
+        .args(&["repl"])
+        .stdin(
+            "let a = 1;\nundefined_thing\nprint(a + 1)\nlet m = [1,\n  2];\nm.len()\nfn f(x) {\n  x * 10\n}\nf(m[1])\n",
+        )
+        .status(1)
+        .stdout("2\n2\n20\n")
+        .stderr(
+            "
+            error: unknown variable `undefined_thing`
+             --> <input 2>:1:1
+              |
+            1 | undefined_thing
+              | ^^^^^^^^^^^^^^^
+            error: 1 of 7 inputs failed
+            ",
+        )
+        .run();
+}
+
+#[test]
+fn piped_input_that_all_succeeds_exits_zero_and_prints_objects_readably() {
+    Test::new()
+        .args(&["repl"])
+        .stdin(concat!(
+            "let objects = parse_manifests(\"apiVersion: v1\\nkind: Secret\\nmetadata: {name: db, namespace: app}\\nstringData: {password: hunter2}\\n---\\napiVersion: apps/v1\\nkind: Deployment\\nmetadata: {name: web, namespace: app}\\nspec: {replicas: 3}\\nstatus: {readyReplicas: 2}\\n\");\n",
+            "objects[0]\n",
+            "objects\n",
+            "\"plain text\"\n",
+        ))
+        .stdout(
+            "
+            apiVersion: v1
+            kind: Secret
+            metadata:
+              name: db
+              namespace: app
+            stringData:
+              password: '***'
+            KIND        NAMESPACE  NAME  STATUS
+            Secret      app        db
+            Deployment  app        web   2/3 ready
+            plain text
+            ",
+        )
+        .run();
+}
+
+#[test]
+fn help_shows_a_functions_signature_and_example() {
+    Test::new()
+        .args(&["repl"])
+        .stdin(":help sample\n:help\n")
+        .stdout_contains(&[
+            "### `sample(url: string, options: map) -> map`",
+            "# Example",
+            "let s = sample(\"http://",
+            ":run STEP",
+            "up to and including",
+        ])
+        .run();
+}
+
+#[test]
+fn saved_sessions_check_and_run() {
+    let outcome = Test::new()
+        .write("lib.rhai", "fn triple(x) { x * 3 }\nstep(\"first\", || print(\"step one\"));\nstep(\"second\", || print(\"step two\"));\n")
+        .args(&["repl", "lib.rhai"])
+        .stdin(concat!(
+            "let base = triple(2);\n",
+            "fn describe(n) {\n  `n is ${n}`\n}\n",
+            "no_such_function(base)\n",
+            "#{kind: \"ConfigMap\", metadata: #{name: \"x\"}}\n",
+            "print(describe(base + 1))\n",
+            ":steps\n",
+            ":run second\n",
+            ":save saved.rhai\n",
+        ))
+        .status(1)
+        .stdout_contains(&[
+            "n is 7",
+            "1  first  (line 2)",
+            "2  second  (line 3)",
+            "step two",
+            "saved ",
+        ])
+        .run();
+    assert!(!outcome.stdout.contains("step one"), "{}", outcome.stdout);
+    let dir = outcome.dir.path();
+    let saved = std::fs::read_to_string(dir.join("saved.rhai")).unwrap();
+    assert!(
+        saved.starts_with("//! Saved from a meshshift REPL session"),
+        "{saved}"
+    );
+    assert!(!saved.contains("no_such_function"), "{saved}");
+    assert!(saved.contains("fn triple(x)"), "{saved}");
+    let check = meshshift(dir, &["check", "saved.rhai"]);
+    assert_eq!(check.0, 0, "{saved}\n{}", check.2);
+    let run = meshshift(dir, &["run", "saved.rhai"]);
+    assert_eq!(run.0, 0, "{saved}\n{}", run.2);
+    assert_eq!(run.1, "n is 7\n");
+}
+
+#[test]
+fn sim_is_refused_until_the_simulator_exists() {
+    Test::new()
+        .args(&["repl", "--sim"])
+        .stdin("")
+        .status(1)
+        .stderr_contains(&["`meshshift repl --sim` needs the simulated clusters"])
+        .run();
+}
+
+/// Runs the binary in `dir`: (exit code, stdout, stderr).
+fn meshshift(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(meshshift_binary())
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
