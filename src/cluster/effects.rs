@@ -548,14 +548,18 @@ impl Cluster {
                     let Some(path) = item.path() else {
                         return (index, Err(RestError::Transport("unresolved".into())));
                     };
-                    let (planned, live) = tokio::join!(
-                        self.server_side_apply(&path, &item.object, options, true),
-                        self.rest().get(&path)
-                    );
+                    let planned = self
+                        .server_side_apply(&path, &item.object, options, true)
+                        .await;
+                    // 201: the object does not exist, so there is nothing live to compare with.
+                    let live = match &planned {
+                        Ok((200, _)) => self.rest().get(&path).await.ok().map(|r| r.body),
+                        _ => None,
+                    };
                     let validation = planned.map(|(status, planned)| Validation {
                         status,
                         planned,
-                        live: live.ok().map(|r| r.body),
+                        live,
                     });
                     (index, validation)
                 })
