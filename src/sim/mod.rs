@@ -118,6 +118,7 @@
 //! they are and not enforced; OpenAPI documents describe custom resources fully but
 //! built-in kinds only by name (so `kubectl explain` is useful for CRDs only).
 
+pub mod addresses;
 pub mod admission;
 pub mod cluster;
 pub mod command;
@@ -128,7 +129,9 @@ pub mod fault;
 pub mod field_validation;
 pub mod fieldset;
 pub mod handler;
+pub mod hooks;
 pub mod http;
+pub mod injection;
 pub mod kubeconfig;
 pub mod managed;
 pub mod negotiate;
@@ -139,6 +142,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resource;
 pub mod router;
+pub mod scenario;
 pub mod schema;
 pub mod selector;
 pub mod server;
@@ -149,6 +153,7 @@ pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod workload;
 
 pub use server::{
     ApiServer, ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME,
