@@ -40,10 +40,21 @@ pub fn execute(arguments: Arguments) -> Result<()> {
 fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
     use crate::sim::command::{self, DownOptions, StatusOptions, UpOptions};
     let result = match command {
-        SimCommand::Up { detach, fresh } => command::up(&UpOptions {
+        SimCommand::Up {
+            detach,
+            fresh,
+            istio_version,
+            mesh_config,
+            native_sidecars,
+            map_ports,
+        } => command::up(&UpOptions {
             detach,
             state_dir,
             fresh,
+            istio_version,
+            mesh_config,
+            native_sidecars,
+            map_ports,
         }),
         SimCommand::Down => command::down(&DownOptions { state_dir }),
         SimCommand::Status => command::status(&StatusOptions { state_dir }),

@@ -120,11 +120,14 @@
 
 pub mod addresses;
 pub mod admission;
+pub mod agents;
+pub mod az;
 pub mod cluster;
 pub mod command;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod environment;
 pub mod fault;
 pub mod field_validation;
 pub mod fieldset;
@@ -132,8 +135,10 @@ pub mod handler;
 pub mod hooks;
 pub mod http;
 pub mod injection;
+pub mod install;
 pub mod kubeconfig;
 pub mod managed;
+pub mod mesh;
 pub mod negotiate;
 pub mod object;
 pub mod openapi;
@@ -155,6 +160,7 @@ pub mod validation;
 pub mod watch;
 pub mod workload;
 
+pub use environment::{Environment, EnvironmentOptions, SimEnvironment};
 pub use server::{
     ApiServer, ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME,
 };
