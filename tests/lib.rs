@@ -2,6 +2,7 @@
 
 mod cluster_support;
 mod http_server;
+mod sim_env_support;
 mod sim_support;
 mod test;
 
@@ -17,7 +18,10 @@ mod run_journal;
 mod runbooks;
 mod sim_api;
 mod sim_differential;
+mod sim_guide;
+mod sim_injection;
 mod sim_kube_rs;
 mod sim_kubectl;
+mod sim_mesh;
 mod stdlib;
 mod traffic;

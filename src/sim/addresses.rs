@@ -23,7 +23,9 @@ pub struct LoadBalancerPool {
 impl LoadBalancerPool {
     /// The pool of cluster number `cluster` (1: source, 2: target) in `slot`.
     pub fn new(slot: u8, cluster: u8) -> LoadBalancerPool {
-        LoadBalancerPool { prefix: [slot, cluster] }
+        LoadBalancerPool {
+            prefix: [slot, cluster],
+        }
     }
 
     /// Whether `ip` belongs to the pool.
@@ -31,7 +33,11 @@ impl LoadBalancerPool {
         match ip.parse::<Ipv4Addr>() {
             Ok(ip) => {
                 let o = ip.octets();
-                o[0] == 127 && o[1] == self.prefix[0] && o[2] == self.prefix[1] && o[3] != 0 && o[3] != 255
+                o[0] == 127
+                    && o[1] == self.prefix[0]
+                    && o[2] == self.prefix[1]
+                    && o[3] != 0
+                    && o[3] != 255
             }
             Err(_) => false,
         }
@@ -55,7 +61,10 @@ pub struct SlotLease {
 
 fn try_lease(slot: u8) -> Option<SlotLease> {
     let address = SocketAddrV4::new(Ipv4Addr::new(127, slot, 0, 1), LEASE_PORT);
-    TcpListener::bind(address).ok().map(|listener| SlotLease { slot, _listener: listener })
+    TcpListener::bind(address).ok().map(|listener| SlotLease {
+        slot,
+        _listener: listener,
+    })
 }
 
 /// Takes slot `slot`, or with `None` the first free slot from 1 on (starting at a point that
@@ -83,8 +92,15 @@ mod tests {
     fn pools_are_distinct_and_allocate_in_order() {
         let source = LoadBalancerPool::new(7, 1);
         assert!(source.contains("127.7.1.4"));
-        assert!(!source.contains("127.7.2.4") && !source.contains("127.7.1.0") && !source.contains("10.0.0.1"));
-        assert_eq!(source.allocate(&["127.7.1.1".into()]).as_deref(), Some("127.7.1.2"));
+        assert!(
+            !source.contains("127.7.2.4")
+                && !source.contains("127.7.1.0")
+                && !source.contains("10.0.0.1")
+        );
+        assert_eq!(
+            source.allocate(&["127.7.1.1".into()]).as_deref(),
+            Some("127.7.1.2")
+        );
     }
 
     #[test]

@@ -44,11 +44,19 @@ pub struct AzOutcome {
 
 impl AzOutcome {
     fn ok(stdout: String) -> AzOutcome {
-        AzOutcome { code: 0, stdout, stderr: String::new() }
+        AzOutcome {
+            code: 0,
+            stdout,
+            stderr: String::new(),
+        }
     }
 
     fn error(code: i32, message: impl Into<String>) -> AzOutcome {
-        AzOutcome { code, stdout: String::new(), stderr: format!("ERROR: {}\n", message.into()) }
+        AzOutcome {
+            code,
+            stdout: String::new(),
+            stderr: format!("ERROR: {}\n", message.into()),
+        }
     }
 }
 
@@ -64,8 +72,17 @@ pub struct AzArguments {
 }
 
 const VALUE_OPTIONS: &[&str] = &[
-    "name", "resource-group", "location", "output", "query", "subscription",
-    "ingress-gateway-type", "revision", "kubernetes-version", "file", "context",
+    "name",
+    "resource-group",
+    "location",
+    "output",
+    "query",
+    "subscription",
+    "ingress-gateway-type",
+    "revision",
+    "kubernetes-version",
+    "file",
+    "context",
 ];
 
 /// Parses `az` arguments (short options `-n -g -l -o -y` included).
@@ -92,7 +109,10 @@ pub fn parse(args: &[String]) -> Result<AzArguments, String> {
                 if VALUE_OPTIONS.contains(&name.as_str()) {
                     let value = match inline {
                         Some(value) => value,
-                        None => iter.next().cloned().ok_or_else(|| format!("argument --{name}: expected one argument"))?,
+                        None => iter
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| format!("argument --{name}: expected one argument"))?,
                     };
                     parsed.options.insert(name, value);
                 } else {
@@ -106,10 +126,12 @@ pub fn parse(args: &[String]) -> Result<AzArguments, String> {
 
 /// `az aks mesh get-revisions`: the revisions the simulated region offers.
 pub fn revisions() -> Value {
-    let compatible = |versions: &[&str]| json!([
-        {"name": "KubernetesOfficial", "versions": versions},
-        {"name": "AKSLongTermSupport", "versions": versions},
-    ]);
+    let compatible = |versions: &[&str]| {
+        json!([
+            {"name": "KubernetesOfficial", "versions": versions},
+            {"name": "AKSLongTermSupport", "versions": versions},
+        ])
+    };
     json!({"meshRevisions": [
         {"revision": "asm-1-29", "upgrades": ["asm-1-30"], "compatibleWith": compatible(&["1.31", "1.32", "1.33", "1.34", "1.35", "1.36"])},
         {"revision": "asm-1-30", "upgrades": [], "compatibleWith": compatible(&["1.32", "1.33", "1.34", "1.35", "1.36"])},
@@ -121,11 +143,17 @@ pub fn revisions() -> Value {
 pub fn query(value: &Value, path: &str) -> Result<Value, String> {
     let mut current = value.clone();
     for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        let (name, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(n, rest)| (n, rest));
         if !name.is_empty() {
             current = current.get(name).cloned().unwrap_or(Value::Null);
         }
-        for index in indices.split('[').map(|i| i.trim_end_matches(']')).filter(|i| !i.is_empty()) {
+        for index in indices
+            .split('[')
+            .map(|i| i.trim_end_matches(']'))
+            .filter(|i| !i.is_empty())
+        {
             let index: usize = index.parse().map_err(|_| format!("--query: `{path}` is not supported by the simulator (dotted paths and [n] only)"))?;
             current = current.get(index).cloned().unwrap_or(Value::Null);
         }
@@ -143,13 +171,20 @@ pub fn render(value: &Value, output: &str) -> String {
             Value::String(s) => format!("{s}\n"),
             Value::Array(items) => items.iter().map(|i| render(i, "tsv")).collect(),
             Value::Object(map) => {
-                let fields: Vec<String> = map.values().filter(|v| !v.is_object() && !v.is_array()).map(super::object::scalar_text).collect();
+                let fields: Vec<String> = map
+                    .values()
+                    .filter(|v| !v.is_object() && !v.is_array())
+                    .map(super::object::scalar_text)
+                    .collect();
                 format!("{}\n", fields.join("\t"))
             }
             other => format!("{other}\n"),
         },
         "yaml" | "yamlc" => serde_yaml::to_string(value).unwrap_or_default(),
-        _ => format!("{}\n", serde_json::to_string_pretty(value).unwrap_or_default()),
+        _ => format!(
+            "{}\n",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        ),
     }
 }
 
@@ -161,7 +196,11 @@ fn output_of(arguments: &AzArguments, value: &Value) -> AzOutcome {
         },
         None => value.clone(),
     };
-    let output = arguments.options.get("output").map(String::as_str).unwrap_or("json");
+    let output = arguments
+        .options
+        .get("output")
+        .map(String::as_str)
+        .unwrap_or("json");
     AzOutcome::ok(render(&value, output))
 }
 
@@ -170,7 +209,10 @@ fn output_of(arguments: &AzArguments, value: &Value) -> AzOutcome {
 /// synchronous code (inside a runtime, use [`run_async`]).
 pub fn run(args: &[String], state_dir: Option<&Path>) -> AzOutcome {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime.block_on(run_async(args, state_dir)),
         Err(error) => AzOutcome::error(1, format!("cannot start the async runtime: {error}")),
     }
@@ -184,35 +226,60 @@ pub async fn run_async(args: &[String], state_dir: Option<&Path>) -> AzOutcome {
     };
     let words: Vec<&str> = arguments.words.iter().map(String::as_str).collect();
     match words.as_slice() {
-        ["version"] => output_of(&arguments, &json!({"azure-cli": AZURE_CLI_VERSION, "azure-cli-core": AZURE_CLI_VERSION,
-                                                    "azure-cli-telemetry": "1.1.0", "extensions": {}})),
+        ["version"] => output_of(
+            &arguments,
+            &json!({"azure-cli": AZURE_CLI_VERSION, "azure-cli-core": AZURE_CLI_VERSION,
+                                                    "azure-cli-telemetry": "1.1.0", "extensions": {}}),
+        ),
         ["aks", "mesh", "get-revisions"] => {
             if !arguments.options.contains_key("location") {
                 return AzOutcome::error(2, "the following arguments are required: --location/-l");
             }
             output_of(&arguments, &revisions())
         }
-        ["aks", "create"] => AzOutcome::error(1, "`az aks create` is not simulated: creating clusters is not possible here; the simulated clusters are sim-source and sim-target (started by `meshshift sim up`)"),
-        ["aks", "show"] | ["aks", "get-credentials"] | ["aks", "delete"]
-        | ["aks", "mesh", "enable-ingress-gateway"] | ["aks", "mesh", "disable-ingress-gateway"] => {
+        ["aks", "create"] => AzOutcome::error(
+            1,
+            "`az aks create` is not simulated: creating clusters is not possible here; the simulated clusters are sim-source and sim-target (started by `meshshift sim up`)",
+        ),
+        ["aks", "show"]
+        | ["aks", "get-credentials"]
+        | ["aks", "delete"]
+        | ["aks", "mesh", "enable-ingress-gateway"]
+        | ["aks", "mesh", "disable-ingress-gateway"] => {
             cluster_command(&arguments, &words, state_dir).await
         }
-        _ => AzOutcome::error(2, format!(
-            "`az {}` is not simulated by meshshift (simulated: version, aks show, aks get-credentials, aks delete, aks create (refused), aks mesh get-revisions, aks mesh enable-ingress-gateway, aks mesh disable-ingress-gateway)",
-            arguments.words.join(" ")
-        )),
+        _ => AzOutcome::error(
+            2,
+            format!(
+                "`az {}` is not simulated by meshshift (simulated: version, aks show, aks get-credentials, aks delete, aks create (refused), aks mesh get-revisions, aks mesh enable-ingress-gateway, aks mesh disable-ingress-gateway)",
+                arguments.words.join(" ")
+            ),
+        ),
     }
 }
 
 fn not_found(resource_group: &str, name: &str) -> AzOutcome {
-    AzOutcome::error(3, format!(
-        "(ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group '{resource_group}' was not found."
-    ))
+    AzOutcome::error(
+        3,
+        format!(
+            "(ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/{name}' under resource group '{resource_group}' was not found."
+        ),
+    )
 }
 
-async fn cluster_command(arguments: &AzArguments, words: &[&str], state_dir: Option<&Path>) -> AzOutcome {
-    let (Some(name), Some(group)) = (arguments.options.get("name"), arguments.options.get("resource-group")) else {
-        return AzOutcome::error(2, "the following arguments are required: --resource-group/-g, --name/-n");
+async fn cluster_command(
+    arguments: &AzArguments,
+    words: &[&str],
+    state_dir: Option<&Path>,
+) -> AzOutcome {
+    let (Some(name), Some(group)) = (
+        arguments.options.get("name"),
+        arguments.options.get("resource-group"),
+    ) else {
+        return AzOutcome::error(
+            2,
+            "the following arguments are required: --resource-group/-g, --name/-n",
+        );
     };
     let dir = match super::command::sim_dir(state_dir) {
         Ok(dir) => dir,
@@ -220,32 +287,67 @@ async fn cluster_command(arguments: &AzArguments, words: &[&str], state_dir: Opt
     };
     let kubeconfig_path = dir.join("kubeconfig");
     let Ok(kubeconfig) = kube::config::Kubeconfig::read_from(&kubeconfig_path) else {
-        return AzOutcome::error(1, format!("no simulated clusters in {}: start them with `meshshift sim up`", dir.display()));
+        return AzOutcome::error(
+            1,
+            format!(
+                "no simulated clusters in {}: start them with `meshshift sim up`",
+                dir.display()
+            ),
+        );
     };
     if !kubeconfig.contexts.iter().any(|c| &c.name == name) {
         return not_found(group, name);
     }
-    let options = kube::config::KubeConfigOptions { context: Some(name.clone()), ..Default::default() };
-    let client = match kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.map(kube::Client::try_from) {
+    let options = kube::config::KubeConfigOptions {
+        context: Some(name.clone()),
+        ..Default::default()
+    };
+    let client = match kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map(kube::Client::try_from)
+    {
         Ok(Ok(client)) => client,
         _ => return AzOutcome::error(1, format!("cannot reach cluster {name}")),
     };
     let namespaces = super::agents::api(&client, NAMESPACES, "");
     let deleted = match namespaces.get("kube-system").await {
-        Ok(ns) => ns.metadata.annotations.as_ref().and_then(|a| a.get(DELETED_ANNOTATION)).is_some_and(|v| v == "true"),
-        Err(_) => return AzOutcome::error(1, format!("cluster {name} does not answer: is `meshshift sim up` still running?")),
+        Ok(ns) => ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(DELETED_ANNOTATION))
+            .is_some_and(|v| v == "true"),
+        Err(_) => {
+            return AzOutcome::error(
+                1,
+                format!("cluster {name} does not answer: is `meshshift sim up` still running?"),
+            );
+        }
     };
     if deleted {
         return not_found(group, name);
     }
     match words {
-        ["aks", "get-credentials"] => AzOutcome::ok(format!("Merged \"{name}\" as current context in {}\n", kubeconfig_path.display())),
+        ["aks", "get-credentials"] => AzOutcome::ok(format!(
+            "Merged \"{name}\" as current context in {}\n",
+            kubeconfig_path.display()
+        )),
         ["aks", "delete"] => {
             if !arguments.flags.iter().any(|f| f == "yes") {
-                return AzOutcome::error(1, "the command requires confirmation and there is no terminal: pass --yes");
+                return AzOutcome::error(
+                    1,
+                    "the command requires confirmation and there is no terminal: pass --yes",
+                );
             }
             let patch = json!({"metadata": {"annotations": {DELETED_ANNOTATION: "true"}}});
-            match namespaces.patch("kube-system", &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match namespaces
+                .patch(
+                    "kube-system",
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+            {
                 Ok(_) => AzOutcome::ok(String::new()),
                 Err(error) => AzOutcome::error(1, format!("deleting {name}: {error}")),
             }
@@ -255,7 +357,10 @@ async fn cluster_command(arguments: &AzArguments, words: &[&str], state_dir: Opt
             Err(why) => AzOutcome::error(1, why),
         },
         ["aks", "mesh", action] => {
-            let kind = arguments.options.get("ingress-gateway-type").map(|k| k.to_ascii_lowercase());
+            let kind = arguments
+                .options
+                .get("ingress-gateway-type")
+                .map(|k| k.to_ascii_lowercase());
             let Some(kind) = kind.filter(|k| k == "external" || k == "internal") else {
                 return AzOutcome::error(2, "--ingress-gateway-type must be external or internal");
             };
@@ -264,7 +369,12 @@ async fn cluster_command(arguments: &AzArguments, words: &[&str], state_dir: Opt
                 Err(why) => return AzOutcome::error(1, why),
             };
             let Some(version) = profile.version.clone() else {
-                return AzOutcome::error(1, format!("(BadRequest) Istio based Azure service mesh is not enabled on managed cluster {name}; enable it with `az aks mesh enable`"));
+                return AzOutcome::error(
+                    1,
+                    format!(
+                        "(BadRequest) Istio based Azure service mesh is not enabled on managed cluster {name}; enable it with `az aks mesh enable`"
+                    ),
+                );
             };
             let objects = super::scenario::addon_ingress_gateway(&version, &kind);
             let result = if *action == "enable-ingress-gateway" {
@@ -272,7 +382,11 @@ async fn cluster_command(arguments: &AzArguments, words: &[&str], state_dir: Opt
             } else {
                 let mut result = Ok(());
                 for object in &objects {
-                    let kind_of = if object["kind"] == "Service" { SERVICES } else { DEPLOYMENTS };
+                    let kind_of = if object["kind"] == "Service" {
+                        SERVICES
+                    } else {
+                        DEPLOYMENTS
+                    };
                     let name = object["metadata"]["name"].as_str().unwrap_or_default();
                     let api = super::agents::api(&client, kind_of, "aks-istio-ingress");
                     if let Err(error) = api.delete(name, &DeleteParams::default()).await
@@ -313,23 +427,44 @@ async fn mesh_profile(client: &kube::Client) -> Result<MeshProfile, String> {
     let mut version = None;
     for plane in &planes {
         let value = serde_json::to_value(plane).unwrap_or(Value::Null);
-        if let Some(revision) = value.pointer("/metadata/labels/istio.io~1rev").and_then(Value::as_str) {
+        if let Some(revision) = value
+            .pointer("/metadata/labels/istio.io~1rev")
+            .and_then(Value::as_str)
+        {
             revisions.push(revision.to_string());
         }
-        let image = value.pointer("/spec/template/spec/containers/0/image").and_then(Value::as_str).unwrap_or_default();
+        let image = value
+            .pointer("/spec/template/spec/containers/0/image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if let Some((_, tag)) = image.rsplit_once(':') {
-            version = Some(tag.trim_start_matches('v').trim_end_matches("-distroless").to_string());
+            version = Some(
+                tag.trim_start_matches('v')
+                    .trim_end_matches("-distroless")
+                    .to_string(),
+            );
         }
     }
     revisions.sort();
-    let services: kube::Api<DynamicObject> = super::agents::api(client, SERVICES, "aks-istio-ingress");
+    let services: kube::Api<DynamicObject> =
+        super::agents::api(client, SERVICES, "aks-istio-ingress");
     let mut gateways = Vec::new();
     for (kind, mode) in [("external", "External"), ("internal", "Internal")] {
-        if services.get_opt(&format!("aks-istio-ingressgateway-{kind}")).await.ok().flatten().is_some() {
+        if services
+            .get_opt(&format!("aks-istio-ingressgateway-{kind}"))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
             gateways.push(json!({"enabled": true, "mode": mode}));
         }
     }
-    Ok(MeshProfile { revisions, version, gateways })
+    Ok(MeshProfile {
+        revisions,
+        version,
+        gateways,
+    })
 }
 
 async fn managed_cluster(client: &kube::Client, name: &str, group: &str) -> Result<Value, String> {
@@ -369,7 +504,10 @@ mod tests {
         assert_eq!(parsed.options["resource-group"], "rg");
         assert_eq!(parsed.options["ingress-gateway-type"], "external");
         assert!(parse(&args("aks show --name")).is_err());
-        assert_eq!(parse(&args("aks delete -y")).expect("parses").flags, vec!["yes"]);
+        assert_eq!(
+            parse(&args("aks delete -y")).expect("parses").flags,
+            vec!["yes"]
+        );
     }
 
     #[test]
@@ -378,11 +516,22 @@ mod tests {
         assert_eq!(version.code, 0);
         let parsed: Value = serde_json::from_str(&version.stdout).expect("json");
         assert_eq!(parsed["azure-cli"], AZURE_CLI_VERSION);
-        let revisions = run(&args("aks mesh get-revisions --location westeurope --query meshRevisions[1].revision -o tsv"), None);
+        let revisions = run(
+            &args(
+                "aks mesh get-revisions --location westeurope --query meshRevisions[1].revision -o tsv",
+            ),
+            None,
+        );
         assert_eq!(revisions.stdout, "asm-1-30\n");
         let other = run(&args("network vnet list"), None);
         assert_eq!(other.code, 2);
-        assert!(other.stderr.contains("`az network vnet list` is not simulated"), "{}", other.stderr);
+        assert!(
+            other
+                .stderr
+                .contains("`az network vnet list` is not simulated"),
+            "{}",
+            other.stderr
+        );
         let create = run(&args("aks create -g rg -n x"), None);
         assert_eq!(create.code, 1);
         assert!(create.stderr.contains("not simulated"));

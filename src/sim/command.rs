@@ -73,7 +73,10 @@ impl UpOptions {
         }
         if let Some(path) = &self.mesh_config {
             let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            arguments.extend(["--mesh-config".to_string(), absolute.to_string_lossy().into_owned()]);
+            arguments.extend([
+                "--mesh-config".to_string(),
+                absolute.to_string_lossy().into_owned(),
+            ]);
         }
         if self.native_sidecars {
             arguments.push("--native-sidecars".into());
@@ -241,7 +244,8 @@ async fn foreground(dir: &Path, options: &UpOptions) -> Result<(), SimError> {
     let started = Instant::now();
     let environment = Environment::start(options.environment()?).await?;
     let elapsed = started.elapsed();
-    let state = RunState::read(dir).ok_or_else(|| SimError::Daemon("the simulator wrote no state".into()))?;
+    let state = RunState::read(dir)
+        .ok_or_else(|| SimError::Daemon("the simulator wrote no state".into()))?;
     print_clusters(&state);
     print_gateways(dir);
     println!(
@@ -282,16 +286,27 @@ fn print_gateways(dir: &Path) {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|m| Some((m["from"].as_str()?.to_string(), m["to"].as_str()?.to_string())))
+        .filter_map(|m| {
+            Some((
+                m["from"].as_str()?.to_string(),
+                m["to"].as_str()?.to_string(),
+            ))
+        })
         .collect();
     if !mappings.is_empty() {
         let curl: Vec<String> = mappings
             .iter()
             .map(|(from, to)| format!("--connect-to {from}:{to}"))
             .collect();
-        let env: Vec<String> = mappings.iter().map(|(from, to)| format!("{from}={to}")).collect();
+        let env: Vec<String> = mappings
+            .iter()
+            .map(|(from, to)| format!("{from}={to}"))
+            .collect();
         println!("port mappings: curl {}", curl.join(" "));
-        println!("               export MESHSHIFT_CONNECT_TO={}", env.join(","));
+        println!(
+            "               export MESHSHIFT_CONNECT_TO={}",
+            env.join(",")
+        );
     }
 }
 

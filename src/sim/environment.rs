@@ -102,13 +102,18 @@ impl StateFile {
         document["listeners"] = listeners
             .values()
             .flatten()
-            .map(|l| json!({"cluster": l.cluster, "namespace": l.service.0, "service": l.service.1,
-                            "address": l.address, "bound": l.bound}))
+            .map(|l| {
+                json!({"cluster": l.cluster, "namespace": l.service.0, "service": l.service.1,
+                            "address": l.address, "bound": l.bound})
+            })
             .collect();
         let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
         let mut mappings: Vec<(&String, &String)> = ports.iter().collect();
         mappings.sort();
-        document["portMappings"] = mappings.iter().map(|(from, to)| json!({"from": from, "to": to})).collect();
+        document["portMappings"] = mappings
+            .iter()
+            .map(|(from, to)| json!({"from": from, "to": to}))
+            .collect();
         document
     }
 
@@ -133,8 +138,12 @@ impl Environment {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let lease = addresses::lease(options.address_slot)?;
         let dir = super::command::sim_dir(options.state_dir.as_deref())?;
-        std::fs::create_dir_all(&dir).map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
-        let state_dir = dir.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.clone());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
+        let state_dir = dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone());
         let kubeconfig = dir.join("kubeconfig");
         if !options.persist {
             for name in [SOURCE_NAME, TARGET_NAME] {
@@ -146,19 +155,26 @@ impl Environment {
         let snapshot_dir = dir.clone();
         let sim = Sim::start_pair(&kubeconfig, move |config: ApiServerConfig| {
             let mut admission: Vec<Arc<dyn super::admission::AdmissionHook>> =
-                vec![Arc::new(IstioInjection { native_sidecars: native })];
+                vec![Arc::new(IstioInjection {
+                    native_sidecars: native,
+                })];
             if config.name == TARGET_NAME {
                 admission.push(Arc::new(AddonPolicy));
             }
             let snapshot = persist.then(|| snapshot_dir.join(format!("{}.json", config.name)));
-            ApiServerConfig { admission, snapshot, ..config }
+            ApiServerConfig {
+                admission,
+                snapshot,
+                ..config
+            }
         })
         .await?;
         let cancel = CancellationToken::new();
         let ports: PortMap = PortMap::default();
         let executable = match &options.executable {
             Some(path) => path.clone(),
-            None => std::env::current_exe().map_err(|e| SimError::io("failed to find the current executable", e))?,
+            None => std::env::current_exe()
+                .map_err(|e| SimError::io("failed to find the current executable", e))?,
         };
         let base = json!({
             "pid": std::process::id(),
@@ -169,7 +185,13 @@ impl Environment {
             "istioVersion": options.scenario.istio_version,
             "clusters": [entry_json(&sim.source), entry_json(&sim.target)],
         });
-        let state = Arc::new(StateFile { path: dir.join("state.json"), base, listeners: Mutex::default(), ports: ports.clone(), ready: Default::default() });
+        let state = Arc::new(StateFile {
+            path: dir.join("state.json"),
+            base,
+            listeners: Mutex::default(),
+            ports: ports.clone(),
+            ready: Default::default(),
+        });
         state.write();
         let mut environment = SimEnvironment {
             kubeconfig,
@@ -190,8 +212,16 @@ impl Environment {
             _lease: lease,
         };
         let clusters = [
-            (sim.source.kubeconfig_entry(), scenario::source_objects(&options.scenario), 1u8),
-            (sim.target.kubeconfig_entry(), scenario::target_objects(&options.scenario), 2u8),
+            (
+                sim.source.kubeconfig_entry(),
+                scenario::source_objects(&options.scenario),
+                1u8,
+            ),
+            (
+                sim.target.kubeconfig_entry(),
+                scenario::target_objects(&options.scenario),
+                2u8,
+            ),
         ];
         environment.sim = Some(sim);
         let forwarder = Arc::new(Forwarder::new(environment.ports.clone()));
@@ -208,12 +238,19 @@ impl Environment {
             }
         }
         // The source's ingress gateway is part of the scenario: wait until it serves.
-        let ready = environment.wait_for_listener(SOURCE_NAME, "istio-ingressgateway", Duration::from_secs(30)).await;
+        let ready = environment
+            .wait_for_listener(SOURCE_NAME, "istio-ingressgateway", Duration::from_secs(30))
+            .await;
         if !ready {
             let _ = environment.shutdown().await;
-            return Err(SimError::Daemon("the source's ingress gateway did not come up within 30 s".into()));
+            return Err(SimError::Daemon(
+                "the source's ingress gateway did not come up within 30 s".into(),
+            ));
         }
-        environment.state.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        environment
+            .state
+            .ready
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         environment.state.write();
         Ok(environment)
     }
@@ -234,7 +271,9 @@ impl SimEnvironment {
         node["status"] = node_status;
         let mut all = objects.to_vec();
         all.push(node);
-        super::install::apply_all(&client, &all).await.map_err(SimError::Config)?;
+        super::install::apply_all(&client, &all)
+            .await
+            .map_err(SimError::Config)?;
         let cache = informer::Cache::start(&client, informer::ALL_KINDS, &self.cancel);
         let cancel = self.cancel.clone();
         self.tasks.push(tokio::spawn(agents::workloads::run(
@@ -258,7 +297,10 @@ impl SimEnvironment {
             LoadBalancerPool::new(self.slot, number),
             cancel.clone(),
         )));
-        let (sender, receiver) = watch::channel(Arc::new(MeshSnapshot { cluster: entry.name.clone(), ..MeshSnapshot::default() }));
+        let (sender, receiver) = watch::channel(Arc::new(MeshSnapshot {
+            cluster: entry.name.clone(),
+            ..MeshSnapshot::default()
+        }));
         self.tasks.push(tokio::spawn(super::mesh::agent::run(
             cache,
             entry.name.clone(),
@@ -267,30 +309,45 @@ impl SimEnvironment {
             cancel.clone(),
         )));
         let state = self.state.clone();
-        let observer: gateway::ListenerObserver = Arc::new(move |cluster: &str, listeners: Vec<ListenerInfo>| {
-            state.listeners.lock().unwrap_or_else(|e| e.into_inner()).insert(cluster.to_string(), listeners);
-            state.write();
-        });
+        let observer: gateway::ListenerObserver =
+            Arc::new(move |cluster: &str, listeners: Vec<ListenerInfo>| {
+                state
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(cluster.to_string(), listeners);
+                state.write();
+            });
         let settings = GatewaySettings {
             cluster: entry.name.clone(),
             force_mapping: options.map_ports,
             ports: self.ports.clone(),
             observer,
         };
-        self.tasks.push(tokio::spawn(gateway::run(settings, receiver, forwarder, cancel)));
+        self.tasks.push(tokio::spawn(gateway::run(
+            settings, receiver, forwarder, cancel,
+        )));
         Ok(())
     }
 
     /// The served load balancer ports of both clusters.
     pub fn listeners(&self) -> Vec<ListenerInfo> {
-        self.state.listeners.lock().unwrap_or_else(|e| e.into_inner()).values().flatten().cloned().collect()
+        self.state
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Port mappings in force (`ip:port` → `ip:bound-port`), as curl's `--connect-to` or
     /// `MESHSHIFT_CONNECT_TO` take them.
     pub fn connect_to(&self) -> Vec<(String, String)> {
         let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
-        let mut pairs: Vec<(String, String)> = ports.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+        let mut pairs: Vec<(String, String)> =
+            ports.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
         pairs.sort();
         pairs
     }
@@ -310,7 +367,11 @@ impl SimEnvironment {
     pub async fn wait_for_listener(&self, cluster: &str, service: &str, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.listeners().iter().any(|l| l.cluster == cluster && l.service.1 == service) {
+            if self
+                .listeners()
+                .iter()
+                .any(|l| l.cluster == cluster && l.service.1 == service)
+            {
                 return true;
             }
             if tokio::time::Instant::now() > deadline {

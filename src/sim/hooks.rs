@@ -25,7 +25,9 @@ fn namespace_labels(cluster: &dyn ClusterView, namespace: &str) -> BTreeMap<Stri
 }
 
 fn pilot_image(deployment: &Value) -> Option<String> {
-    let containers = deployment.pointer("/spec/template/spec/containers")?.as_array()?;
+    let containers = deployment
+        .pointer("/spec/template/spec/containers")?
+        .as_array()?;
     containers
         .iter()
         .find(|c| c.get("name").and_then(Value::as_str) == Some("discovery"))
@@ -103,22 +105,62 @@ pub const ADDON_BLOCKED_KINDS: &[&str] = &[
 
 /// Top-level MeshConfig fields the add-on accepts in `istio-shared-configmap-<revision>`.
 pub const ADDON_MESHCONFIG_FIELDS: &[&str] = &[
-    "proxyListenPort", "proxyInboundListenPort", "proxyHttpPort", "connectTimeout", "tcpKeepalive",
-    "defaultConfig", "outboundTrafficPolicy", "extensionProviders", "defaultProviders",
-    "accessLogFile", "accessLogFormat", "accessLogEncoding", "enableTracing",
-    "enableEnvoyAccessLogService", "disableEnvoyListenerLog", "trustDomain", "trustDomainAliases",
-    "caCertificates", "defaultServiceExportTo", "defaultVirtualServiceExportTo",
-    "defaultDestinationRuleExportTo", "localityLbSetting", "dnsRefreshRate", "h2UpgradePolicy",
-    "enablePrometheusMerge", "discoverySelectors", "pathNormalization", "defaultHttpRetryPolicy",
-    "serviceSettings", "meshMTLS", "tlsDefaults", "ingressService", "ingressSelector",
+    "proxyListenPort",
+    "proxyInboundListenPort",
+    "proxyHttpPort",
+    "connectTimeout",
+    "tcpKeepalive",
+    "defaultConfig",
+    "outboundTrafficPolicy",
+    "extensionProviders",
+    "defaultProviders",
+    "accessLogFile",
+    "accessLogFormat",
+    "accessLogEncoding",
+    "enableTracing",
+    "enableEnvoyAccessLogService",
+    "disableEnvoyListenerLog",
+    "trustDomain",
+    "trustDomainAliases",
+    "caCertificates",
+    "defaultServiceExportTo",
+    "defaultVirtualServiceExportTo",
+    "defaultDestinationRuleExportTo",
+    "localityLbSetting",
+    "dnsRefreshRate",
+    "h2UpgradePolicy",
+    "enablePrometheusMerge",
+    "discoverySelectors",
+    "pathNormalization",
+    "defaultHttpRetryPolicy",
+    "serviceSettings",
+    "meshMTLS",
+    "tlsDefaults",
+    "ingressService",
+    "ingressSelector",
 ];
 
 /// `defaultConfig` (ProxyConfig) fields the add-on accepts.
 pub const ADDON_PROXYCONFIG_FIELDS: &[&str] = &[
-    "tracingServiceName", "drainDuration", "statsUdpAddress", "proxyAdminPort", "tracing",
-    "concurrency", "envoyAccessLogService", "envoyMetricsService", "proxyMetadata", "statusPort",
-    "extraStatTags", "gatewayTopology", "proxyStatsMatcher", "terminationDrainDuration", "meshId",
-    "holdApplicationUntilProxyStarts", "caCertificatesPem", "privateKeyProvider", "proxyHeaders",
+    "tracingServiceName",
+    "drainDuration",
+    "statsUdpAddress",
+    "proxyAdminPort",
+    "tracing",
+    "concurrency",
+    "envoyAccessLogService",
+    "envoyMetricsService",
+    "proxyMetadata",
+    "statusPort",
+    "extraStatTags",
+    "gatewayTopology",
+    "proxyStatsMatcher",
+    "terminationDrainDuration",
+    "meshId",
+    "holdApplicationUntilProxyStarts",
+    "caCertificatesPem",
+    "privateKeyProvider",
+    "proxyHeaders",
 ];
 
 /// The MeshConfig fields of a `data.mesh` document that the add-on blocks
@@ -127,7 +169,8 @@ pub fn blocked_meshconfig_fields(mesh: &str) -> Result<Vec<String>, String> {
     if mesh.contains('\t') {
         return Err("tabs are not allowed in the mesh configuration; indent with spaces".into());
     }
-    let parsed: Value = serde_yaml::from_str(mesh).map_err(|e| format!("invalid mesh configuration: {e}"))?;
+    let parsed: Value =
+        serde_yaml::from_str(mesh).map_err(|e| format!("invalid mesh configuration: {e}"))?;
     let mut blocked = Vec::new();
     let Some(fields) = parsed.as_object() else {
         return Ok(blocked);
@@ -177,9 +220,7 @@ impl AdmissionHook for AddonPolicy {
             && request.kind == "ConfigMap"
             && request.namespace == "aks-istio-system"
             && request.name.starts_with("istio-shared-configmap-");
-        if shared_config
-            && let Some(mesh) = object.pointer("/data/mesh").and_then(Value::as_str)
-        {
+        if shared_config && let Some(mesh) = object.pointer("/data/mesh").and_then(Value::as_str) {
             match blocked_meshconfig_fields(mesh) {
                 Ok(blocked) if blocked.is_empty() => {}
                 Ok(blocked) => {
@@ -202,8 +243,13 @@ mod tests {
     #[test]
     fn meshconfig_allowlist() {
         assert_eq!(
-            blocked_meshconfig_fields("accessLogFile: /dev/stdout\nenableAutoMtls: true\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n  discoveryAddress: x:15012\n"),
-            Ok(vec!["defaultConfig.discoveryAddress".to_string(), "enableAutoMtls".to_string()])
+            blocked_meshconfig_fields(
+                "accessLogFile: /dev/stdout\nenableAutoMtls: true\ndefaultConfig:\n  holdApplicationUntilProxyStarts: true\n  discoveryAddress: x:15012\n"
+            ),
+            Ok(vec![
+                "defaultConfig.discoveryAddress".to_string(),
+                "enableAutoMtls".to_string()
+            ])
         );
         assert!(blocked_meshconfig_fields("a:\n\tb: c").is_err());
         assert_eq!(blocked_meshconfig_fields("{}"), Ok(vec![]));

@@ -45,7 +45,11 @@ pub struct InjectionWebhook {
 /// `clientConfig.service.path` is `/inject` (what istiod serves).
 pub fn webhooks(configurations: &[Value]) -> Vec<InjectionWebhook> {
     let mut configurations: Vec<&Value> = configurations.iter().collect();
-    configurations.sort_by_key(|c| c.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string));
+    configurations.sort_by_key(|c| {
+        c.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let mut found = Vec::new();
     for configuration in configurations {
         let revision = configuration
@@ -60,7 +64,8 @@ pub fn webhooks(configurations: &[Value]) -> Vec<InjectionWebhook> {
             if !path.is_some_and(|p| p.starts_with("/inject")) {
                 continue;
             }
-            let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+            let text =
+                |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
             let selector = |field: &str| {
                 hook.get(field)
                     .map(LabelSelector::from_object)
@@ -145,7 +150,12 @@ fn requirement(key: &str, operator: &str, values: &[&str]) -> Value {
 /// The MutatingWebhookConfiguration Istio's chart installs for `revision`: the two
 /// revision-label webhooks, plus, for the default revision, the `istio-injection` and pod
 /// opt-in webhooks. `service` is istiod's Service (`namespace`, `name`).
-pub fn injector_configuration(revision: &str, default: bool, service: (&str, &str), ca_bundle: &str) -> Value {
+pub fn injector_configuration(
+    revision: &str,
+    default: bool,
+    service: (&str, &str),
+    ca_bundle: &str,
+) -> Value {
     let name = if default {
         "istio-sidecar-injector".to_string()
     } else {
@@ -187,7 +197,10 @@ pub fn injector_configuration(revision: &str, default: bool, service: (&str, &st
                 requirement("istio.io/rev", "DoesNotExist", &[]),
                 requirement("istio-injection", "DoesNotExist", &[]),
             ],
-            vec![not_false.clone(), requirement("istio.io/rev", "In", &[revision_value])],
+            vec![
+                not_false.clone(),
+                requirement("istio.io/rev", "In", &[revision_value]),
+            ],
         ),
     ];
     if default {
@@ -349,12 +362,30 @@ pub fn inject(pod: &mut Value, sidecar: &Sidecar<'_>) {
         .unwrap_or_else(|| json!({}));
     let label_map = labels.as_object().cloned().unwrap_or_default();
     let workload = generated.unwrap_or_else(|| {
-        metadata.get("name").and_then(Value::as_str).unwrap_or("unknown").to_string()
+        metadata
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string()
     });
-    let canonical_name = canonical(&label_map, &["service.istio.io/canonical-name", "app.kubernetes.io/name", "app"])
-        .unwrap_or(workload);
-    let canonical_revision = canonical(&label_map, &["service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"])
-        .unwrap_or_else(|| "latest".into());
+    let canonical_name = canonical(
+        &label_map,
+        &[
+            "service.istio.io/canonical-name",
+            "app.kubernetes.io/name",
+            "app",
+        ],
+    )
+    .unwrap_or(workload);
+    let canonical_revision = canonical(
+        &label_map,
+        &[
+            "service.istio.io/canonical-revision",
+            "app.kubernetes.io/version",
+            "version",
+        ],
+    )
+    .unwrap_or_else(|| "latest".into());
     let mut first_container = String::new();
     if let Some(spec) = object.get("spec") {
         first_container = spec
@@ -363,7 +394,11 @@ pub fn inject(pod: &mut Value, sidecar: &Sidecar<'_>) {
             .unwrap_or_default()
             .to_string();
     }
-    let init_names: Vec<&str> = if native { vec!["istio-init", "istio-proxy"] } else { vec!["istio-init"] };
+    let init_names: Vec<&str> = if native {
+        vec!["istio-init", "istio-proxy"]
+    } else {
+        vec!["istio-init"]
+    };
     let status = json!({
         "initContainers": init_names,
         "containers": if native { json!([]) } else { json!(["istio-proxy"]) },
@@ -376,15 +411,27 @@ pub fn inject(pod: &mut Value, sidecar: &Sidecar<'_>) {
         let labels = metadata.entry("labels").or_insert_with(|| json!({}));
         if let Some(labels) = labels.as_object_mut() {
             labels.insert("security.istio.io/tlsMode".into(), json!("istio"));
-            labels.insert("service.istio.io/canonical-name".into(), json!(canonical_name));
-            labels.insert("service.istio.io/canonical-revision".into(), json!(canonical_revision));
+            labels.insert(
+                "service.istio.io/canonical-name".into(),
+                json!(canonical_name),
+            );
+            labels.insert(
+                "service.istio.io/canonical-revision".into(),
+                json!(canonical_revision),
+            );
         }
         let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
         if let Some(annotations) = annotations.as_object_mut() {
             annotations.insert("istio.io/rev".into(), json!(sidecar.revision));
             if !first_container.is_empty() {
-                annotations.insert("kubectl.kubernetes.io/default-container".into(), json!(first_container));
-                annotations.insert("kubectl.kubernetes.io/default-logs-container".into(), json!(first_container));
+                annotations.insert(
+                    "kubectl.kubernetes.io/default-container".into(),
+                    json!(first_container),
+                );
+                annotations.insert(
+                    "kubectl.kubernetes.io/default-logs-container".into(),
+                    json!(first_container),
+                );
             }
             annotations.insert("prometheus.io/path".into(), json!("/stats/prometheus"));
             annotations.insert("prometheus.io/port".into(), json!("15020"));
@@ -403,10 +450,19 @@ pub fn inject(pod: &mut Value, sidecar: &Sidecar<'_>) {
             init.insert(1, proxy_container(sidecar, true));
         }
     }
-    if !native && let Some(containers) = spec.entry("containers").or_insert_with(|| json!([])).as_array_mut() {
+    if !native
+        && let Some(containers) = spec
+            .entry("containers")
+            .or_insert_with(|| json!([]))
+            .as_array_mut()
+    {
         containers.push(proxy_container(sidecar, false));
     }
-    if let Some(list) = spec.entry("volumes").or_insert_with(|| json!([])).as_array_mut() {
+    if let Some(list) = spec
+        .entry("volumes")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+    {
         list.extend(volumes());
     }
 }
@@ -416,7 +472,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn pod(pairs: &[(&str, &str)]) -> Value {
@@ -424,45 +483,130 @@ mod tests {
     }
 
     fn source_hooks() -> Vec<InjectionWebhook> {
-        webhooks(&[injector_configuration("default", true, ("istio-system", "istiod"), "")])
+        webhooks(&[injector_configuration(
+            "default",
+            true,
+            ("istio-system", "istiod"),
+            "",
+        )])
     }
 
     fn addon_hooks() -> Vec<InjectionWebhook> {
-        webhooks(&[injector_configuration("asm-1-30", false, ("aks-istio-system", "istiod-asm-1-30"), "")])
+        webhooks(&[injector_configuration(
+            "asm-1-30",
+            false,
+            ("aks-istio-system", "istiod-asm-1-30"),
+            "",
+        )])
     }
 
     #[test]
     fn open_source_rules() {
         let hooks = source_hooks();
         assert_eq!(hooks.len(), 4);
-        let decide = |ns: &[(&str, &str)], p: &[(&str, &str)]| injecting_revision(&hooks, "bookinfo", &labels(ns), &pod(p));
-        assert_eq!(decide(&[("istio-injection", "enabled")], &[]).as_deref(), Some("default"));
-        assert_eq!(decide(&[("istio.io/rev", "default")], &[]).as_deref(), Some("default"));
-        assert_eq!(decide(&[("istio-injection", "enabled"), ("istio.io/rev", "canary")], &[]).as_deref(), Some("default"));
-        assert_eq!(decide(&[("istio-injection", "disabled")], &[("sidecar.istio.io/inject", "true")]), None);
-        assert_eq!(decide(&[("istio-injection", "enabled")], &[("sidecar.istio.io/inject", "false")]), None);
-        assert_eq!(decide(&[], &[("sidecar.istio.io/inject", "true")]).as_deref(), Some("default"));
-        assert_eq!(decide(&[], &[("istio.io/rev", "default")]).as_deref(), Some("default"));
+        let decide = |ns: &[(&str, &str)], p: &[(&str, &str)]| {
+            injecting_revision(&hooks, "bookinfo", &labels(ns), &pod(p))
+        };
+        assert_eq!(
+            decide(&[("istio-injection", "enabled")], &[]).as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            decide(&[("istio.io/rev", "default")], &[]).as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            decide(
+                &[("istio-injection", "enabled"), ("istio.io/rev", "canary")],
+                &[]
+            )
+            .as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            decide(
+                &[("istio-injection", "disabled")],
+                &[("sidecar.istio.io/inject", "true")]
+            ),
+            None
+        );
+        assert_eq!(
+            decide(
+                &[("istio-injection", "enabled")],
+                &[("sidecar.istio.io/inject", "false")]
+            ),
+            None
+        );
+        assert_eq!(
+            decide(&[], &[("sidecar.istio.io/inject", "true")]).as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            decide(&[], &[("istio.io/rev", "default")]).as_deref(),
+            Some("default")
+        );
         assert_eq!(decide(&[], &[]), None);
-        assert_eq!(decide(&[("istio.io/rev", "canary")], &[]), None, "no canary revision installed");
+        assert_eq!(
+            decide(&[("istio.io/rev", "canary")], &[]),
+            None,
+            "no canary revision installed"
+        );
         let mut system = pod(&[]);
         system["spec"]["hostNetwork"] = json!(true);
-        assert_eq!(injecting_revision(&hooks, "bookinfo", &labels(&[("istio-injection", "enabled")]), &system), None);
-        assert_eq!(injecting_revision(&hooks, "kube-system", &labels(&[("istio-injection", "enabled")]), &pod(&[])), None);
+        assert_eq!(
+            injecting_revision(
+                &hooks,
+                "bookinfo",
+                &labels(&[("istio-injection", "enabled")]),
+                &system
+            ),
+            None
+        );
+        assert_eq!(
+            injecting_revision(
+                &hooks,
+                "kube-system",
+                &labels(&[("istio-injection", "enabled")]),
+                &pod(&[])
+            ),
+            None
+        );
         let mut annotated = pod(&[]);
         annotated["metadata"]["annotations"] = json!({"sidecar.istio.io/inject": "false"});
-        assert_eq!(injecting_revision(&hooks, "bookinfo", &labels(&[("istio-injection", "enabled")]), &annotated), None);
+        assert_eq!(
+            injecting_revision(
+                &hooks,
+                "bookinfo",
+                &labels(&[("istio-injection", "enabled")]),
+                &annotated
+            ),
+            None
+        );
     }
 
     #[test]
     fn the_addon_has_no_default_revision() {
         let hooks = addon_hooks();
         assert_eq!(hooks.len(), 2);
-        let decide = |ns: &[(&str, &str)], p: &[(&str, &str)]| injecting_revision(&hooks, "bookinfo", &labels(ns), &pod(p));
-        assert_eq!(decide(&[("istio.io/rev", "asm-1-30")], &[]).as_deref(), Some("asm-1-30"));
+        let decide = |ns: &[(&str, &str)], p: &[(&str, &str)]| {
+            injecting_revision(&hooks, "bookinfo", &labels(ns), &pod(p))
+        };
+        assert_eq!(
+            decide(&[("istio.io/rev", "asm-1-30")], &[]).as_deref(),
+            Some("asm-1-30")
+        );
         assert_eq!(decide(&[("istio-injection", "enabled")], &[]), None);
-        assert_eq!(decide(&[("istio-injection", "enabled"), ("istio.io/rev", "asm-1-30")], &[]), None);
-        assert_eq!(decide(&[], &[("istio.io/rev", "asm-1-30")]).as_deref(), Some("asm-1-30"));
+        assert_eq!(
+            decide(
+                &[("istio-injection", "enabled"), ("istio.io/rev", "asm-1-30")],
+                &[]
+            ),
+            None
+        );
+        assert_eq!(
+            decide(&[], &[("istio.io/rev", "asm-1-30")]).as_deref(),
+            Some("asm-1-30")
+        );
         assert_eq!(decide(&[], &[("sidecar.istio.io/inject", "true")]), None);
     }
 
@@ -470,25 +614,57 @@ mod tests {
     fn injects_containers_labels_and_annotations() {
         let mut p = json!({"metadata": {"generateName": "reviews-v2-5c7d8f9b6-", "labels": {"app": "reviews", "version": "v2"}},
                            "spec": {"containers": [{"name": "reviews", "image": "r"}]}});
-        let sidecar = Sidecar { revision: "default", proxy_image: &proxy_image("docker.io/istio/pilot:1.30.2"), native_by_default: false };
+        let sidecar = Sidecar {
+            revision: "default",
+            proxy_image: &proxy_image("docker.io/istio/pilot:1.30.2"),
+            native_by_default: false,
+        };
         inject(&mut p, &sidecar);
         assert_eq!(p["spec"]["containers"][1]["name"], "istio-proxy");
-        assert_eq!(p["spec"]["containers"][1]["image"], "docker.io/istio/proxyv2:1.30.2");
+        assert_eq!(
+            p["spec"]["containers"][1]["image"],
+            "docker.io/istio/proxyv2:1.30.2"
+        );
         assert_eq!(p["spec"]["initContainers"][0]["name"], "istio-init");
-        assert_eq!(p["metadata"]["labels"]["service.istio.io/canonical-name"], "reviews");
-        assert_eq!(p["metadata"]["labels"]["service.istio.io/canonical-revision"], "v2");
-        assert_eq!(p["metadata"]["labels"]["security.istio.io/tlsMode"], "istio");
-        assert_eq!(p["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"], "reviews");
-        assert!(p["metadata"]["annotations"][STATUS_ANNOTATION].as_str().unwrap_or_default().contains("istio-proxy"));
+        assert_eq!(
+            p["metadata"]["labels"]["service.istio.io/canonical-name"],
+            "reviews"
+        );
+        assert_eq!(
+            p["metadata"]["labels"]["service.istio.io/canonical-revision"],
+            "v2"
+        );
+        assert_eq!(
+            p["metadata"]["labels"]["security.istio.io/tlsMode"],
+            "istio"
+        );
+        assert_eq!(
+            p["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],
+            "reviews"
+        );
+        assert!(
+            p["metadata"]["annotations"][STATUS_ANNOTATION]
+                .as_str()
+                .unwrap_or_default()
+                .contains("istio-proxy")
+        );
         assert!(!inject_required("bookinfo", &p), "never twice");
 
         let mut native = json!({"metadata": {"annotations": {"sidecar.istio.io/nativeSidecar": "true"}},
                                 "spec": {"containers": [{"name": "app"}]}});
         inject(&mut native, &sidecar);
-        assert_eq!(native["spec"]["containers"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            native["spec"]["containers"].as_array().map(Vec::len),
+            Some(1)
+        );
         assert_eq!(native["spec"]["initContainers"][1]["name"], "istio-proxy");
-        assert_eq!(native["spec"]["initContainers"][1]["restartPolicy"], "Always");
-        assert_eq!(proxy_image("mcr.microsoft.com/oss/istio/pilot:v1.30.2-distroless"),
-                   "mcr.microsoft.com/oss/istio/proxyv2:v1.30.2-distroless");
+        assert_eq!(
+            native["spec"]["initContainers"][1]["restartPolicy"],
+            "Always"
+        );
+        assert_eq!(
+            proxy_image("mcr.microsoft.com/oss/istio/pilot:v1.30.2-distroless"),
+            "mcr.microsoft.com/oss/istio/proxyv2:v1.30.2-distroless"
+        );
     }
 }

@@ -21,14 +21,27 @@ pub fn resource_of(api_version: &str, kind: &str) -> Option<(ApiResource, bool)>
         "Deployment" => ("deployments", true),
         _ => return None,
     };
-    Some((ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural), namespaced))
+    Some((
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural),
+        namespaced,
+    ))
 }
 
 /// Server-side applies `object` (forcing ownership), then writes its `status` through the
 /// `/status` subresource when it has one (Nodes).
 pub async fn apply(client: &kube::Client, object: &Value) -> Result<(), String> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
-    let (api_version, kind, name, namespace) = (text("/apiVersion"), text("/kind"), text("/metadata/name"), text("/metadata/namespace"));
+    let text = |pointer: &str| {
+        object
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let (api_version, kind, name, namespace) = (
+        text("/apiVersion"),
+        text("/kind"),
+        text("/metadata/name"),
+        text("/metadata/namespace"),
+    );
     let (resource, namespaced) =
         resource_of(api_version, kind).ok_or_else(|| format!("cannot install a {kind}"))?;
     let api: kube::Api<DynamicObject> = if namespaced {

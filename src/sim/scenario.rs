@@ -227,7 +227,11 @@ pub fn node_name(cluster: &str) -> String {
 
 /// The (fictitious, never contacted) address of a cluster's node.
 pub fn node_ip(cluster: &str) -> &'static str {
-    if cluster.ends_with("target") { "10.224.0.4" } else { "172.18.0.2" }
+    if cluster.ends_with("target") {
+        "10.224.0.4"
+    } else {
+        "172.18.0.2"
+    }
 }
 
 /// The objects `sim-source` starts with (CRDs first).
@@ -248,7 +252,12 @@ pub fn source_objects(scenario: &Scenario) -> Vec<Value> {
                      "labels": {"istio.io/rev": "default", "operator.istio.io/component": "Pilot", "release": "istio"}},
         "data": {"mesh": scenario.mesh_config, "meshNetworks": "networks: {}"},
     }));
-    objects.push(injector_configuration("default", true, ("istio-system", "istiod"), ""));
+    objects.push(injector_configuration(
+        "default",
+        true,
+        ("istio-system", "istiod"),
+        "",
+    ));
     objects.extend(ingress_gateway(
         "istio-system",
         "istio-ingressgateway",
@@ -289,7 +298,12 @@ pub fn target_objects(scenario: &Scenario) -> Vec<Value> {
                      "labels": {"istio.io/rev": revision, "operator.istio.io/component": "Pilot"}},
         "data": {"mesh": addon_mesh_config(&revision), "meshNetworks": "networks: {}"},
     }));
-    objects.push(injector_configuration(&revision, false, ("aks-istio-system", &istiod_name), ""));
+    objects.push(injector_configuration(
+        &revision,
+        false,
+        ("aks-istio-system", &istiod_name),
+        "",
+    ));
     objects
 }
 
@@ -328,14 +342,34 @@ mod tests {
         let crds = crds();
         assert_eq!(crds.len(), 15);
         let source = source_objects(&Scenario::default());
-        let istiod = source.iter().find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "istiod").expect("istiod");
-        assert_eq!(istiod["spec"]["template"]["spec"]["containers"][0]["image"], "docker.io/istio/pilot:1.30.2");
+        let istiod = source
+            .iter()
+            .find(|o| o["kind"] == "Deployment" && o["metadata"]["name"] == "istiod")
+            .expect("istiod");
+        assert_eq!(
+            istiod["spec"]["template"]["spec"]["containers"][0]["image"],
+            "docker.io/istio/pilot:1.30.2"
+        );
         let target = target_objects(&Scenario::default());
-        assert!(target.iter().any(|o| o["metadata"]["name"] == "istiod-asm-1-30"));
-        assert!(!target.iter().any(|o| o["kind"] == "Service" && o["spec"]["type"] == "LoadBalancer"));
+        assert!(
+            target
+                .iter()
+                .any(|o| o["metadata"]["name"] == "istiod-asm-1-30")
+        );
+        assert!(
+            !target
+                .iter()
+                .any(|o| o["kind"] == "Service" && o["spec"]["type"] == "LoadBalancer")
+        );
         let gateway = addon_ingress_gateway("1.30.2", "external");
-        assert_eq!(gateway[0]["metadata"]["name"], "aks-istio-ingressgateway-external-asm-1-30");
+        assert_eq!(
+            gateway[0]["metadata"]["name"],
+            "aks-istio-ingressgateway-external-asm-1-30"
+        );
         assert_eq!(gateway[1]["spec"]["ports"][1]["targetPort"], 8080);
-        assert_eq!(gateway[1]["spec"]["selector"]["istio"], "aks-istio-ingressgateway-external");
+        assert_eq!(
+            gateway[1]["spec"]["selector"]["istio"],
+            "aks-istio-ingressgateway-external"
+        );
     }
 }

@@ -328,7 +328,12 @@ impl LabelSelector {
             let values: Vec<String> = expression
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|v| v.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
                 .unwrap_or_default();
             let requirement = match expression.get("operator").and_then(Value::as_str) {
                 Some("In") => Requirement::In(key, values),

@@ -37,32 +37,96 @@ impl Kind {
 }
 
 /// Namespaces.
-pub const NAMESPACES: Kind = Kind { group: "", version: "v1", kind: "Namespace", plural: "namespaces" };
+pub const NAMESPACES: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    plural: "namespaces",
+};
 /// Pods.
-pub const PODS: Kind = Kind { group: "", version: "v1", kind: "Pod", plural: "pods" };
+pub const PODS: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Pod",
+    plural: "pods",
+};
 /// Services.
-pub const SERVICES: Kind = Kind { group: "", version: "v1", kind: "Service", plural: "services" };
+pub const SERVICES: Kind = Kind {
+    group: "",
+    version: "v1",
+    kind: "Service",
+    plural: "services",
+};
 /// Deployments.
-pub const DEPLOYMENTS: Kind = Kind { group: "apps", version: "v1", kind: "Deployment", plural: "deployments" };
+pub const DEPLOYMENTS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+};
 /// ReplicaSets.
-pub const REPLICA_SETS: Kind = Kind { group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets" };
+pub const REPLICA_SETS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    plural: "replicasets",
+};
 /// StatefulSets.
-pub const STATEFUL_SETS: Kind = Kind { group: "apps", version: "v1", kind: "StatefulSet", plural: "statefulsets" };
+pub const STATEFUL_SETS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    kind: "StatefulSet",
+    plural: "statefulsets",
+};
 /// DaemonSets.
-pub const DAEMON_SETS: Kind = Kind { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets" };
+pub const DAEMON_SETS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    kind: "DaemonSet",
+    plural: "daemonsets",
+};
 /// Istio Gateways.
-pub const GATEWAYS: Kind = Kind { group: "networking.istio.io", version: "v1", kind: "Gateway", plural: "gateways" };
+pub const GATEWAYS: Kind = Kind {
+    group: "networking.istio.io",
+    version: "v1",
+    kind: "Gateway",
+    plural: "gateways",
+};
 /// Istio VirtualServices.
-pub const VIRTUAL_SERVICES: Kind = Kind { group: "networking.istio.io", version: "v1", kind: "VirtualService", plural: "virtualservices" };
+pub const VIRTUAL_SERVICES: Kind = Kind {
+    group: "networking.istio.io",
+    version: "v1",
+    kind: "VirtualService",
+    plural: "virtualservices",
+};
 /// Istio DestinationRules.
-pub const DESTINATION_RULES: Kind = Kind { group: "networking.istio.io", version: "v1", kind: "DestinationRule", plural: "destinationrules" };
+pub const DESTINATION_RULES: Kind = Kind {
+    group: "networking.istio.io",
+    version: "v1",
+    kind: "DestinationRule",
+    plural: "destinationrules",
+};
 /// Istio ServiceEntries.
-pub const SERVICE_ENTRIES: Kind = Kind { group: "networking.istio.io", version: "v1", kind: "ServiceEntry", plural: "serviceentries" };
+pub const SERVICE_ENTRIES: Kind = Kind {
+    group: "networking.istio.io",
+    version: "v1",
+    kind: "ServiceEntry",
+    plural: "serviceentries",
+};
 
 /// Every kind the agents follow.
 pub const ALL_KINDS: &[Kind] = &[
-    NAMESPACES, PODS, SERVICES, DEPLOYMENTS, REPLICA_SETS, STATEFUL_SETS, DAEMON_SETS,
-    GATEWAYS, VIRTUAL_SERVICES, DESTINATION_RULES, SERVICE_ENTRIES,
+    NAMESPACES,
+    PODS,
+    SERVICES,
+    DEPLOYMENTS,
+    REPLICA_SETS,
+    STATEFUL_SETS,
+    DAEMON_SETS,
+    GATEWAYS,
+    VIRTUAL_SERVICES,
+    DESTINATION_RULES,
+    SERVICE_ENTRIES,
 ];
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
@@ -79,7 +143,13 @@ pub struct Cache {
 }
 
 fn key_of(value: &Value) -> (String, String) {
-    let text = |pointer: &str| value.pointer(pointer).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |pointer: &str| {
+        value
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     (text("/metadata/namespace"), text("/metadata/name"))
 }
 
@@ -91,8 +161,10 @@ fn to_value(object: &DynamicObject, kind: &Kind) -> Value {
         } else {
             format!("{}/{}", kind.group, kind.version)
         };
-        map.entry("apiVersion").or_insert(Value::String(api_version));
-        map.entry("kind").or_insert(Value::String(kind.kind.to_string()));
+        map.entry("apiVersion")
+            .or_insert(Value::String(api_version));
+        map.entry("kind")
+            .or_insert(Value::String(kind.kind.to_string()));
     }
     value
 }
@@ -103,7 +175,13 @@ impl Cache {
         let (changes, _) = watch::channel(0u64);
         let mut stores = HashMap::new();
         for kind in kinds {
-            stores.insert(*kind, Arc::new(Store { objects: RwLock::new(BTreeMap::new()), synced: AtomicBool::new(false) }));
+            stores.insert(
+                *kind,
+                Arc::new(Store {
+                    objects: RwLock::new(BTreeMap::new()),
+                    synced: AtomicBool::new(false),
+                }),
+            );
         }
         let cache = Arc::new(Cache { stores, changes });
         for kind in kinds {
@@ -112,8 +190,12 @@ impl Cache {
             let kind = *kind;
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let Some(store) = cache.stores.get(&kind).cloned() else { return };
-                let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+                let Some(store) = cache.stores.get(&kind).cloned() else {
+                    return;
+                };
+                let mut stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
                 let mut buffer: Objects = BTreeMap::new();
                 loop {
                     let event = tokio::select! {
@@ -133,20 +215,23 @@ impl Cache {
                             false
                         }
                         watcher::Event::InitDone => {
-                            let mut objects = store.objects.write().unwrap_or_else(|e| e.into_inner());
+                            let mut objects =
+                                store.objects.write().unwrap_or_else(|e| e.into_inner());
                             *objects = std::mem::take(&mut buffer);
                             store.synced.store(true, Ordering::SeqCst);
                             true
                         }
                         watcher::Event::Apply(object) => {
                             let value = to_value(&object, &kind);
-                            let mut objects = store.objects.write().unwrap_or_else(|e| e.into_inner());
+                            let mut objects =
+                                store.objects.write().unwrap_or_else(|e| e.into_inner());
                             objects.insert(key_of(&value), Arc::new(value));
                             true
                         }
                         watcher::Event::Delete(object) => {
                             let value = to_value(&object, &kind);
-                            let mut objects = store.objects.write().unwrap_or_else(|e| e.into_inner());
+                            let mut objects =
+                                store.objects.write().unwrap_or_else(|e| e.into_inner());
                             objects.remove(&key_of(&value));
                             true
                         }
@@ -164,7 +249,14 @@ impl Cache {
     pub fn list(&self, kind: Kind) -> Vec<Arc<Value>> {
         self.stores
             .get(&kind)
-            .map(|s| s.objects.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect())
+            .map(|s| {
+                s.objects
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .values()
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -172,12 +264,16 @@ impl Cache {
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Value>> {
         let store = self.stores.get(&kind)?;
         let objects = store.objects.read().unwrap_or_else(|e| e.into_inner());
-        objects.get(&(namespace.to_string(), name.to_string())).cloned()
+        objects
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
     }
 
     /// Whether every kind has been listed once.
     pub fn is_synced(&self) -> bool {
-        self.stores.values().all(|s| s.synced.load(Ordering::SeqCst))
+        self.stores
+            .values()
+            .all(|s| s.synced.load(Ordering::SeqCst))
     }
 
     /// A receiver that sees a new value after every change.

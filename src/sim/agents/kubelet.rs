@@ -23,7 +23,10 @@ pub struct KubeletSettings {
 }
 
 fn uid(pod: &Value) -> String {
-    pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default().to_string()
+    pod.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The first free pod IP in `10.244.0.0/16`, skipping those in use.
@@ -39,7 +42,12 @@ fn next_pod_ip(used: &HashSet<String>, counter: &mut u32) -> String {
 }
 
 /// Runs the kubelet until `cancel`.
-pub async fn run(client: kube::Client, cache: Arc<Cache>, settings: KubeletSettings, cancel: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    cache: Arc<Cache>,
+    settings: KubeletSettings,
+    cancel: CancellationToken,
+) {
     let first_seen: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
     let counter = Arc::new(std::sync::Mutex::new(1u32));
     let loop_cache = cache.clone();
@@ -74,11 +82,16 @@ pub async fn run(client: kube::Client, cache: Arc<Cache>, settings: KubeletSetti
             }
             let mut used: HashSet<String> = pods
                 .iter()
-                .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str).map(str::to_string))
+                .filter_map(|p| {
+                    p.pointer("/status/podIP")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
                 .collect();
             let started = now_timestamp();
             for pod in due {
-                let host_network = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+                let host_network =
+                    pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
                 let pod_ip = match pod.pointer("/status/podIP").and_then(Value::as_str) {
                     Some(ip) => ip.to_string(),
                     None if host_network => settings.host_ip.clone(),
@@ -88,7 +101,14 @@ pub async fn run(client: kube::Client, cache: Arc<Cache>, settings: KubeletSetti
                     }
                 };
                 used.insert(pod_ip.clone());
-                let status = running_status(&pod, &Placement { pod_ip: &pod_ip, host_ip: &settings.host_ip, started: &started });
+                let status = running_status(
+                    &pod,
+                    &Placement {
+                        pod_ip: &pod_ip,
+                        host_ip: &settings.host_ip,
+                        started: &started,
+                    },
+                );
                 if let Err(error) = write_status(&client, PODS, &pod, &status, "kubelet").await {
                     tracing::debug!("pod status: {error}");
                     next_wake = Some(Duration::from_millis(100));

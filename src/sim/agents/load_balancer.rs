@@ -12,11 +12,18 @@ use super::{run_loop, write_status};
 use crate::sim::addresses::LoadBalancerPool;
 
 fn current_ip(service: &Value) -> Option<&str> {
-    service.pointer("/status/loadBalancer/ingress/0/ip").and_then(Value::as_str)
+    service
+        .pointer("/status/loadBalancer/ingress/0/ip")
+        .and_then(Value::as_str)
 }
 
 /// Runs the controller until `cancel`.
-pub async fn run(client: kube::Client, cache: Arc<Cache>, pool: LoadBalancerPool, cancel: CancellationToken) {
+pub async fn run(
+    client: kube::Client,
+    cache: Arc<Cache>,
+    pool: LoadBalancerPool,
+    cancel: CancellationToken,
+) {
     let loop_cache = cache.clone();
     run_loop(loop_cache, cancel, || {
         let client = client.clone();
@@ -38,7 +45,9 @@ pub async fn run(client: kube::Client, cache: Arc<Cache>, pool: LoadBalancerPool
                 if current_ip(service).is_some_and(|ip| pool.contains(ip)) {
                     continue;
                 }
-                let requested = service.pointer("/spec/loadBalancerIP").and_then(Value::as_str)
+                let requested = service
+                    .pointer("/spec/loadBalancerIP")
+                    .and_then(Value::as_str)
                     .filter(|ip| pool.contains(ip) && !used.iter().any(|u| u == ip))
                     .map(str::to_string);
                 let Some(ip) = requested.or_else(|| pool.allocate(&used)) else {
@@ -46,7 +55,15 @@ pub async fn run(client: kube::Client, cache: Arc<Cache>, pool: LoadBalancerPool
                     continue;
                 };
                 let status = json!({"loadBalancer": {"ingress": [{"ip": ip, "ipMode": "VIP"}]}});
-                match write_status(&client, SERVICES, service, &status, "cloud-controller-manager").await {
+                match write_status(
+                    &client,
+                    SERVICES,
+                    service,
+                    &status,
+                    "cloud-controller-manager",
+                )
+                .await
+                {
                     Ok(()) => used.push(ip),
                     Err(error) => {
                         tracing::debug!("load balancer status: {error}");

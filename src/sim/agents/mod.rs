@@ -35,7 +35,8 @@ pub async fn client(entry: &KubeconfigEntry) -> Result<kube::Client, SimError> {
     let config = kube::Config::from_custom_kubeconfig(parsed, &options)
         .await
         .map_err(|e| SimError::Config(format!("kubeconfig of {}: {e}", entry.name)))?;
-    kube::Client::try_from(config).map_err(|e| SimError::Config(format!("client for {}: {e}", entry.name)))
+    kube::Client::try_from(config)
+        .map_err(|e| SimError::Config(format!("client for {}: {e}", entry.name)))
 }
 
 /// An API handle for `kind` in `namespace` (all namespaces when empty).
@@ -69,19 +70,35 @@ pub async fn write_status(
     status: &Value,
     manager: &str,
 ) -> Result<(), kube::Error> {
-    let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or_default();
-    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-    let params = PatchParams { field_manager: Some(manager.to_string()), ..PatchParams::default() };
+    let namespace = object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let params = PatchParams {
+        field_manager: Some(manager.to_string()),
+        ..PatchParams::default()
+    };
     api(client, kind, namespace)
-        .patch_status(name, &params, &Patch::Merge(status_patch(object.get("status"), status)))
+        .patch_status(
+            name,
+            &params,
+            &Patch::Merge(status_patch(object.get("status"), status)),
+        )
         .await
         .map(|_| ())
 }
 
 /// Runs `reconcile` after every change of the cache (batched), and again when it asks to be
 /// woken after a delay, until `cancel`.
-pub async fn run_loop<F, Fut>(cache: std::sync::Arc<informer::Cache>, cancel: CancellationToken, mut reconcile: F)
-where
+pub async fn run_loop<F, Fut>(
+    cache: std::sync::Arc<informer::Cache>,
+    cancel: CancellationToken,
+    mut reconcile: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<Duration>>,
 {

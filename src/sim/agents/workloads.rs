@@ -14,17 +14,20 @@ use tokio_util::sync::CancellationToken;
 use super::informer::{Cache, DAEMON_SETS, DEPLOYMENTS, Kind, PODS, REPLICA_SETS, STATEFUL_SETS};
 use super::{api, run_loop, write_status};
 use crate::sim::object::now_timestamp;
+use crate::sim::workload::PodView;
 use crate::sim::workload::deployment::{self, DeploymentAction, PodCounts};
 use crate::sim::workload::pod;
 use crate::sim::workload::replica_set::{self, ReplicaSetAction};
 use crate::sim::workload::stateful::{self, SetAction};
-use crate::sim::workload::PodView;
 
 const MANAGER: &str = "kube-controller-manager";
 const SEEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn controller_uid(object: &Value) -> Option<&str> {
@@ -42,7 +45,10 @@ fn by_owner(objects: &[Arc<Value>]) -> HashMap<String, Vec<Arc<Value>>> {
     let mut owned: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
     for object in objects {
         if let Some(uid) = controller_uid(object) {
-            owned.entry(uid.to_string()).or_default().push(object.clone());
+            owned
+                .entry(uid.to_string())
+                .or_default()
+                .push(object.clone());
         }
     }
     owned
@@ -59,8 +65,14 @@ impl Controllers {
     async fn create_pod(&self, object: &Value) -> Option<String> {
         let body: DynamicObject = serde_json::from_value(object.clone()).ok()?;
         let namespace = text(object, "/metadata/namespace");
-        let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
-        match api(&self.client, PODS, namespace).create(&params, &body).await {
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..PostParams::default()
+        };
+        match api(&self.client, PODS, namespace)
+            .create(&params, &body)
+            .await
+        {
             Ok(created) => created.metadata.name,
             Err(error) => {
                 tracing::debug!("creating a pod in {namespace}: {error}");
@@ -70,8 +82,14 @@ impl Controllers {
     }
 
     async fn delete(&self, kind: Kind, namespace: &str, name: &str) -> bool {
-        let params = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() };
-        api(&self.client, kind, namespace).delete(name, &params).await.is_ok()
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        api(&self.client, kind, namespace)
+            .delete(name, &params)
+            .await
+            .is_ok()
     }
 
     async fn wait_seen(&self, namespace: &str, created: &[String], deleted: &[String]) {
@@ -80,8 +98,12 @@ impl Controllers {
         }
         self.cache
             .wait_until(SEEN_TIMEOUT, |cache| {
-                created.iter().all(|n| cache.get(PODS, namespace, n).is_some())
-                    && deleted.iter().all(|n| cache.get(PODS, namespace, n).is_none())
+                created
+                    .iter()
+                    .all(|n| cache.get(PODS, namespace, n).is_some())
+                    && deleted
+                        .iter()
+                        .all(|n| cache.get(PODS, namespace, n).is_none())
             })
             .await;
     }
@@ -95,7 +117,10 @@ impl Controllers {
                 continue;
             }
             let uid = text(&deployment, "/metadata/uid");
-            let owned: Vec<&Value> = sets.get(uid).map(|s| s.iter().map(|a| a.as_ref()).collect()).unwrap_or_default();
+            let owned: Vec<&Value> = sets
+                .get(uid)
+                .map(|s| s.iter().map(|a| a.as_ref()).collect())
+                .unwrap_or_default();
             let counts: HashMap<String, PodCounts> = owned
                 .iter()
                 .map(|set| {
@@ -104,8 +129,13 @@ impl Controllers {
                         .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
                         .unwrap_or_default();
                     let ready = views.iter().filter(|v| v.ready).count();
-                    (text(set, "/metadata/uid").to_string(),
-                     PodCounts { total: views.len() as i64, ready: ready as i64 })
+                    (
+                        text(set, "/metadata/uid").to_string(),
+                        PodCounts {
+                            total: views.len() as i64,
+                            ready: ready as i64,
+                        },
+                    )
                 })
                 .collect();
             let namespace = text(&deployment, "/metadata/namespace");
@@ -113,27 +143,46 @@ impl Controllers {
                 let result = match action {
                     DeploymentAction::CreateReplicaSet(set) => {
                         let name = text(&set, "/metadata/name").to_string();
-                        let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
+                        let params = PostParams {
+                            field_manager: Some(MANAGER.into()),
+                            ..PostParams::default()
+                        };
                         let created = match serde_json::from_value::<DynamicObject>(set) {
-                            Ok(body) => api(&self.client, REPLICA_SETS, namespace).create(&params, &body).await.map(|_| ()),
+                            Ok(body) => api(&self.client, REPLICA_SETS, namespace)
+                                .create(&params, &body)
+                                .await
+                                .map(|_| ()),
                             Err(_) => Ok(()),
                         };
                         if created.is_ok() {
-                            self.cache.wait_until(SEEN_TIMEOUT, |c| c.get(REPLICA_SETS, namespace, &name).is_some()).await;
+                            self.cache
+                                .wait_until(SEEN_TIMEOUT, |c| {
+                                    c.get(REPLICA_SETS, namespace, &name).is_some()
+                                })
+                                .await;
                         }
                         created
                     }
                     DeploymentAction::ScaleReplicaSet { name, replicas } => {
-                        let params = PatchParams { field_manager: Some(MANAGER.into()), ..PatchParams::default() };
+                        let params = PatchParams {
+                            field_manager: Some(MANAGER.into()),
+                            ..PatchParams::default()
+                        };
                         let patch = json!({"spec": {"replicas": replicas}});
-                        api(&self.client, REPLICA_SETS, namespace).patch(&name, &params, &Patch::Merge(patch)).await.map(|_| ())
+                        api(&self.client, REPLICA_SETS, namespace)
+                            .patch(&name, &params, &Patch::Merge(patch))
+                            .await
+                            .map(|_| ())
                     }
                     DeploymentAction::Status(status) => {
                         write_status(&self.client, DEPLOYMENTS, &deployment, &status, MANAGER).await
                     }
                 };
                 if let Err(error) = result {
-                    tracing::debug!("deployment {namespace}/{}: {error}", text(&deployment, "/metadata/name"));
+                    tracing::debug!(
+                        "deployment {namespace}/{}: {error}",
+                        text(&deployment, "/metadata/name")
+                    );
                     failed = true;
                 }
             }
@@ -158,10 +207,14 @@ impl Controllers {
             for action in replica_set::plan(&set, &views) {
                 match action {
                     ReplicaSetAction::CreatePods(count) => {
-                        let template = set.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+                        let template = set
+                            .pointer("/spec/template")
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         let prefix = format!("{}-", text(&set, "/metadata/name"));
                         for _ in 0..count {
-                            let object = pod::from_template(&set, &template, &self.node, None, &prefix, &[]);
+                            let object =
+                                pod::from_template(&set, &template, &self.node, None, &prefix, &[]);
                             match self.create_pod(&object).await {
                                 Some(name) => created.push(name),
                                 None => failed = true,
@@ -176,7 +229,9 @@ impl Controllers {
                         }
                     }
                     ReplicaSetAction::Status(status) => {
-                        if let Err(error) = write_status(&self.client, REPLICA_SETS, &set, &status, MANAGER).await {
+                        if let Err(error) =
+                            write_status(&self.client, REPLICA_SETS, &set, &status, MANAGER).await
+                        {
                             tracing::debug!("replicaset status: {error}");
                             failed = true;
                         }
@@ -210,10 +265,23 @@ impl Controllers {
             for action in actions {
                 match action {
                     SetAction::CreatePod { name, labels } => {
-                        let template = set.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+                        let template = set
+                            .pointer("/spec/template")
+                            .cloned()
+                            .unwrap_or(Value::Null);
                         let prefix = format!("{}-", text(&set, "/metadata/name"));
-                        let extra: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                        let mut object = pod::from_template(&set, &template, &self.node, name.as_deref(), &prefix, &extra);
+                        let extra: Vec<(&str, &str)> = labels
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        let mut object = pod::from_template(
+                            &set,
+                            &template,
+                            &self.node,
+                            name.as_deref(),
+                            &prefix,
+                            &extra,
+                        );
                         if kind == STATEFUL_SETS
                             && let Some(name) = &name
                         {
@@ -230,7 +298,9 @@ impl Controllers {
                         }
                     }
                     SetAction::Status(status) => {
-                        if let Err(error) = write_status(&self.client, kind, &set, &status, MANAGER).await {
+                        if let Err(error) =
+                            write_status(&self.client, kind, &set, &status, MANAGER).await
+                        {
                             tracing::debug!("{} status: {error}", kind.kind);
                             failed = true;
                         }
@@ -245,7 +315,11 @@ impl Controllers {
 
 /// Runs the workload controllers until `cancel`; pods are placed on `node`.
 pub async fn run(client: kube::Client, cache: Arc<Cache>, node: String, cancel: CancellationToken) {
-    let controllers = Arc::new(Controllers { client, cache: cache.clone(), node });
+    let controllers = Arc::new(Controllers {
+        client,
+        cache: cache.clone(),
+        node,
+    });
     run_loop(cache, cancel, || {
         let controllers = controllers.clone();
         async move {

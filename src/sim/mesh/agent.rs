@@ -23,14 +23,22 @@ use crate::sim::agents::informer::{
 pub const DELETED_ANNOTATION: &str = "sim.meshshift.io/deleted";
 
 fn values(cache: &Cache, kind: Kind) -> Vec<Value> {
-    cache.list(kind).iter().map(|v| v.as_ref().clone()).collect()
+    cache
+        .list(kind)
+        .iter()
+        .map(|v| v.as_ref().clone())
+        .collect()
 }
 
 /// Builds the current snapshot from the cache.
 pub fn build(cache: &Cache, cluster: &str) -> MeshSnapshot {
     let deleted = cache
         .get(NAMESPACES, "", "kube-system")
-        .and_then(|ns| ns.pointer("/metadata/annotations").and_then(|a| a.get(DELETED_ANNOTATION)).cloned())
+        .and_then(|ns| {
+            ns.pointer("/metadata/annotations")
+                .and_then(|a| a.get(DELETED_ANNOTATION))
+                .cloned()
+        })
         .is_some_and(|v| v == "true");
     let objects = MeshObjects {
         services: values(cache, SERVICES),

@@ -31,7 +31,13 @@ pub struct Reply {
 impl Reply {
     /// An answer with a body and no delay.
     pub fn new(status: u16, content_type: &'static str, body: impl Into<String>) -> Reply {
-        Reply { status, content_type, body: body.into(), delay: Duration::ZERO, headers: Vec::new() }
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
     }
 
     fn json(value: &Value) -> Reply {
@@ -45,11 +51,19 @@ impl Reply {
 
     /// Envoy's answer when the upstream reset the connection.
     pub fn upstream_reset() -> Reply {
-        Reply::new(503, "text/plain", "upstream connect error or disconnect/reset before headers. reset reason: connection termination")
+        Reply::new(
+            503,
+            "text/plain",
+            "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+        )
     }
 
     fn not_found() -> Reply {
-        Reply::new(404, "text/html; charset=utf-8", "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n")
+        Reply::new(
+            404,
+            "text/html; charset=utf-8",
+            "<!doctype html>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n",
+        )
     }
 }
 
@@ -71,7 +85,11 @@ pub fn serve_service(
         return Reply::no_healthy_upstream();
     }
     let pod = &snapshot.pods[pods[rng.random_range(0..pods.len())]];
-    let faults = snapshot.services.get(service).map(|s| s.faults.clone()).unwrap_or_default();
+    let faults = snapshot
+        .services
+        .get(service)
+        .map(|s| s.faults.clone())
+        .unwrap_or_default();
     let delay = faults.latency(rng.random());
     if faults.drop_ratio > 0.0 && rng.random::<f64>() < faults.drop_ratio {
         let mut reply = Reply::upstream_reset();
@@ -79,7 +97,11 @@ pub fn serve_service(
         return reply;
     }
     if faults.error_ratio > 0.0 && rng.random::<f64>() < faults.error_ratio {
-        let mut reply = Reply::new(503, "text/plain", "service unavailable (fault injected with sim.meshshift.io/http-503-ratio)");
+        let mut reply = Reply::new(
+            503,
+            "text/plain",
+            "service unavailable (fault injected with sim.meshshift.io/http-503-ratio)",
+        );
         reply.delay = delay;
         return reply;
     }
@@ -98,7 +120,13 @@ pub fn call(
     path: &str,
     rng: &mut impl Rng,
 ) -> Reply {
-    let request = RequestInfo { method: "GET", host, path, headers: &[], port };
+    let request = RequestInfo {
+        method: "GET",
+        host,
+        path,
+        headers: &[],
+        port,
+    };
     let destination = match mesh_route(snapshot, namespace, host, &request) {
         Some((vs, route)) => match &route.action {
             RouteAction::Destinations(destinations) => {
@@ -107,25 +135,44 @@ pub fn call(
                     None => return Reply::no_healthy_upstream(),
                 }
             }
-            RouteAction::Direct { status, body } => return Reply::new(*status, "text/plain", body.clone()),
+            RouteAction::Direct { status, body } => {
+                return Reply::new(*status, "text/plain", body.clone());
+            }
             RouteAction::Redirect { .. } => return Reply::new(301, "text/plain", ""),
         },
         None => resolve(
             snapshot,
             namespace,
-            &Destination { host: host.to_string(), port: Some(port), subset: None, weight: 0 },
+            &Destination {
+                host: host.to_string(),
+                port: Some(port),
+                subset: None,
+                weight: 0,
+            },
         ),
     };
     match destination {
-        Target::Pods { service, pods, .. } => serve_service(snapshot, &service, &pods, "GET", path, rng),
+        Target::Pods { service, pods, .. } => {
+            serve_service(snapshot, &service, &pods, "GET", path, rng)
+        }
         // Pods do not leave the simulated cluster.
         Target::External { .. } | Target::Missing(_) => Reply::no_healthy_upstream(),
     }
 }
 
 /// What `pod` answers to `method path`.
-pub fn serve_pod(snapshot: &MeshSnapshot, pod: &PodInfo, method: &str, path: &str, rng: &mut impl Rng) -> Reply {
-    let app = pod.labels.get("app").map(String::as_str).unwrap_or_default();
+pub fn serve_pod(
+    snapshot: &MeshSnapshot,
+    pod: &PodInfo,
+    method: &str,
+    path: &str,
+    rng: &mut impl Rng,
+) -> Reply {
+    let app = pod
+        .labels
+        .get("app")
+        .map(String::as_str)
+        .unwrap_or_default();
     match app {
         "productpage" => productpage(snapshot, pod, path, rng),
         "details" => match path.strip_prefix("/details/").and_then(product_id) {
@@ -143,13 +190,19 @@ pub fn serve_pod(snapshot: &MeshSnapshot, pod: &PodInfo, method: &str, path: &st
             None if path == "/health" => Reply::json(&json!({"status": "Reviews is healthy"})),
             None => Reply::not_found(),
         },
-        _ => Reply::json(&json!({"cluster": snapshot.cluster, "namespace": pod.namespace,
-                                 "pod": pod.name, "method": method, "path": path})),
+        _ => Reply::json(
+            &json!({"cluster": snapshot.cluster, "namespace": pod.namespace,
+                                 "pod": pod.name, "method": method, "path": path}),
+        ),
     }
 }
 
 fn reviews(snapshot: &MeshSnapshot, pod: &PodInfo, id: i64, rng: &mut impl Rng) -> Reply {
-    let version = pod.labels.get("version").map(String::as_str).unwrap_or("v1");
+    let version = pod
+        .labels
+        .get("version")
+        .map(String::as_str)
+        .unwrap_or("v1");
     let color = match version {
         "v2" => Some("black"),
         "v3" => Some("red"),
@@ -159,9 +212,20 @@ fn reviews(snapshot: &MeshSnapshot, pod: &PodInfo, id: i64, rng: &mut impl Rng) 
     let ratings = match color {
         None => Ratings::None,
         Some(color) => {
-            let answer = call(snapshot, &pod.namespace, "ratings", 9080, &format!("/ratings/{id}"), rng);
+            let answer = call(
+                snapshot,
+                &pod.namespace,
+                "ratings",
+                9080,
+                &format!("/ratings/{id}"),
+                rng,
+            );
             delay += answer.delay;
-            if answer.status == 200 { Ratings::Stars(color) } else { Ratings::Unavailable }
+            if answer.status == 200 {
+                Ratings::Stars(color)
+            } else {
+                Ratings::Unavailable
+            }
         }
     };
     let mut reply = Reply::json(&bookinfo::reviews_json(id, &pod.name, &ratings));
@@ -188,7 +252,11 @@ fn productpage(snapshot: &MeshSnapshot, pod: &PodInfo, path: &str, rng: &mut imp
         "/productpage" => {
             let details = fetch("details", "/details/0", 1, rng);
             let reviews = fetch("reviews", "/reviews/0", 2, rng);
-            Reply::new(200, "text/html; charset=utf-8", bookinfo::product_page(details.as_ref(), reviews.as_ref()))
+            Reply::new(
+                200,
+                "text/html; charset=utf-8",
+                bookinfo::product_page(details.as_ref(), reviews.as_ref()),
+            )
         }
         "/api/v1/products" => Reply::new(200, "application/json", bookinfo::products_json()),
         "/login" | "/logout" => {
@@ -199,16 +267,32 @@ fn productpage(snapshot: &MeshSnapshot, pod: &PodInfo, path: &str, rng: &mut imp
         other if other.starts_with("/static/") => Reply::new(200, "text/css; charset=utf-8", ""),
         other => match other.strip_prefix("/api/v1/products/") {
             Some(rest) => {
-                let Some(id) = product_id(rest) else { return Reply::not_found() };
+                let Some(id) = product_id(rest) else {
+                    return Reply::not_found();
+                };
                 let (host, path, error) = match rest.split_once('/').map(|(_, tail)| tail) {
-                    None => ("details", format!("/details/{id}"), "Sorry, product details are currently unavailable for this book."),
-                    Some("reviews") => ("reviews", format!("/reviews/{id}"), "Sorry, product reviews are currently unavailable for this book."),
-                    Some("ratings") => ("ratings", format!("/ratings/{id}"), "Sorry, product ratings are currently unavailable for this book."),
+                    None => (
+                        "details",
+                        format!("/details/{id}"),
+                        "Sorry, product details are currently unavailable for this book.",
+                    ),
+                    Some("reviews") => (
+                        "reviews",
+                        format!("/reviews/{id}"),
+                        "Sorry, product reviews are currently unavailable for this book.",
+                    ),
+                    Some("ratings") => (
+                        "ratings",
+                        format!("/ratings/{id}"),
+                        "Sorry, product ratings are currently unavailable for this book.",
+                    ),
                     Some(_) => return Reply::not_found(),
                 };
                 match fetch(host, &path, 1, rng) {
                     Some(value) => Reply::json(&value),
-                    None => Reply::new(503, "application/json", json!({"error": error}).to_string()),
+                    None => {
+                        Reply::new(503, "application/json", json!({"error": error}).to_string())
+                    }
                 }
             }
             None => Reply::not_found(),
@@ -225,23 +309,41 @@ mod tests {
     use rand::SeedableRng;
 
     fn demo(reviews_annotations: Value, vs: Option<Value>) -> MeshSnapshot {
-        let service = |name: &str, annotations: Value| json!({"metadata": {"namespace": "bookinfo", "name": name, "annotations": annotations},
-                                                              "spec": {"selector": {"app": name}, "ports": [{"port": 9080}]}});
-        let pod = |name: &str, app: &str, version: &str| json!({
+        let service = |name: &str, annotations: Value| {
+            json!({"metadata": {"namespace": "bookinfo", "name": name, "annotations": annotations},
+                                                              "spec": {"selector": {"app": name}, "ports": [{"port": 9080}]}})
+        };
+        let pod = |name: &str, app: &str, version: &str| {
+            json!({
             "metadata": {"namespace": "bookinfo", "name": name, "labels": {"app": app, "version": version}},
             "spec": {"containers": [{"name": app}]},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
-        MeshSnapshot::build("sim-source", false, &MeshObjects {
-            services: vec![service("productpage", json!({})), service("details", json!({})),
-                           service("reviews", reviews_annotations), service("ratings", json!({}))],
-            pods: vec![pod("productpage-v1-a", "productpage", "v1"), pod("details-v1-a", "details", "v1"),
-                       pod("reviews-v1-a", "reviews", "v1"), pod("reviews-v3-c", "reviews", "v3"),
-                       pod("ratings-v1-a", "ratings", "v1")],
-            virtual_services: vs.into_iter().collect(),
-            destination_rules: vec![json!({"metadata": {"namespace": "bookinfo", "name": "reviews"},
-                "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v3", "labels": {"version": "v3"}}]}})],
-            ..MeshObjects::default()
-        })
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}})
+        };
+        MeshSnapshot::build(
+            "sim-source",
+            false,
+            &MeshObjects {
+                services: vec![
+                    service("productpage", json!({})),
+                    service("details", json!({})),
+                    service("reviews", reviews_annotations),
+                    service("ratings", json!({})),
+                ],
+                pods: vec![
+                    pod("productpage-v1-a", "productpage", "v1"),
+                    pod("details-v1-a", "details", "v1"),
+                    pod("reviews-v1-a", "reviews", "v1"),
+                    pod("reviews-v3-c", "reviews", "v3"),
+                    pod("ratings-v1-a", "ratings", "v1"),
+                ],
+                virtual_services: vs.into_iter().collect(),
+                destination_rules: vec![
+                    json!({"metadata": {"namespace": "bookinfo", "name": "reviews"},
+                "spec": {"host": "reviews", "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v3", "labels": {"version": "v3"}}]}}),
+                ],
+                ..MeshObjects::default()
+            },
+        )
     }
 
     #[test]
@@ -250,29 +352,74 @@ mod tests {
                         "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v3"}}]}]}});
         let snapshot = demo(json!({}), Some(vs));
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let pods = snapshot.services[&("bookinfo".to_string(), "productpage".to_string())].ready_pods.clone();
+        let pods = snapshot.services[&("bookinfo".to_string(), "productpage".to_string())]
+            .ready_pods
+            .clone();
         for _ in 0..20 {
-            let reply = serve_service(&snapshot, &("bookinfo".into(), "productpage".into()), &pods, "GET", "/productpage", &mut rng);
+            let reply = serve_service(
+                &snapshot,
+                &("bookinfo".into(), "productpage".into()),
+                &pods,
+                "GET",
+                "/productpage",
+                &mut rng,
+            );
             assert_eq!(reply.status, 200);
-            assert_eq!(crate::traffic::extract::Extractor::Bookinfo.extract(&reply.body).as_deref(), Some("reviews-v3-c"));
+            assert_eq!(
+                crate::traffic::extract::Extractor::Bookinfo
+                    .extract(&reply.body)
+                    .as_deref(),
+                Some("reviews-v3-c")
+            );
             assert!(reply.body.contains("text-red-500"));
         }
     }
 
     #[test]
     fn failing_reviews_show_the_error_and_latency_adds_up() {
-        let snapshot = demo(json!({"sim.meshshift.io/http-503-ratio": "1", "sim.meshshift.io/latency-ms": "10"}), None);
+        let snapshot = demo(
+            json!({"sim.meshshift.io/http-503-ratio": "1", "sim.meshshift.io/latency-ms": "10"}),
+            None,
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let page = &snapshot.pods[0];
         let reply = serve_pod(&snapshot, page, "GET", "/productpage", &mut rng);
         assert_eq!(reply.status, 200);
         assert!(reply.body.contains("Error fetching product reviews"));
-        assert_eq!(reply.delay, Duration::from_millis(20), "two tries of 10 ms each");
-        let api = serve_pod(&snapshot, page, "GET", "/api/v1/products/0/reviews", &mut rng);
+        assert_eq!(
+            reply.delay,
+            Duration::from_millis(20),
+            "two tries of 10 ms each"
+        );
+        let api = serve_pod(
+            &snapshot,
+            page,
+            "GET",
+            "/api/v1/products/0/reviews",
+            &mut rng,
+        );
         assert_eq!(api.status, 503);
-        assert_eq!(serve_pod(&snapshot, page, "GET", "/health", &mut rng).body, "Product page is healthy");
-        assert_eq!(serve_pod(&snapshot, page, "GET", "/api/v1/products/0", &mut rng).status, 200);
-        let echo = serve_pod(&snapshot, &PodInfo { namespace: "x".into(), name: "web-1".into(), labels: Default::default(), ready: true, gateway_proxy: false }, "GET", "/hi", &mut rng);
+        assert_eq!(
+            serve_pod(&snapshot, page, "GET", "/health", &mut rng).body,
+            "Product page is healthy"
+        );
+        assert_eq!(
+            serve_pod(&snapshot, page, "GET", "/api/v1/products/0", &mut rng).status,
+            200
+        );
+        let echo = serve_pod(
+            &snapshot,
+            &PodInfo {
+                namespace: "x".into(),
+                name: "web-1".into(),
+                labels: Default::default(),
+                ready: true,
+                gateway_proxy: false,
+            },
+            "GET",
+            "/hi",
+            &mut rng,
+        );
         assert!(echo.body.contains("\"pod\":\"web-1\"") && echo.body.contains("sim-source"));
     }
 }

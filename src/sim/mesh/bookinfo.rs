@@ -157,14 +157,33 @@ mod tests {
         let reviews = reviews_json(0, "reviews-v2-5c7d8f9b6-x2kq9", &Ratings::Stars("black"));
         let page = product_page(Some(&details_json(0)), Some(&reviews));
         assert_eq!(title(&page).as_deref(), Some("Simple Bookstore App"));
-        assert_eq!(Extractor::Bookinfo.extract(&page).as_deref(), Some("reviews-v2-5c7d8f9b6-x2kq9"));
-        assert_eq!(page.matches("Reviews served by: \n                  reviews-v2-5c7d8f9b6-x2kq9\n").count(), 2);
-        assert!(page.contains("text-black-500") && page.contains("Book Details") && page.contains("BookInfo Sample"));
+        assert_eq!(
+            Extractor::Bookinfo.extract(&page).as_deref(),
+            Some("reviews-v2-5c7d8f9b6-x2kq9")
+        );
+        assert_eq!(
+            page.matches("Reviews served by: \n                  reviews-v2-5c7d8f9b6-x2kq9\n")
+                .count(),
+            2
+        );
+        assert!(
+            page.contains("text-black-500")
+                && page.contains("Book Details")
+                && page.contains("BookInfo Sample")
+        );
         let failed = product_page(None, None);
-        assert!(failed.contains("Error fetching product reviews") && failed.contains("Error fetching product details"));
+        assert!(
+            failed.contains("Error fetching product reviews")
+                && failed.contains("Error fetching product details")
+        );
         assert_eq!(Extractor::Bookinfo.extract(&failed), None);
-        let unrated = product_page(None, Some(&reviews_json(0, "reviews-v2-x", &Ratings::Unavailable)));
+        let unrated = product_page(
+            None,
+            Some(&reviews_json(0, "reviews-v2-x", &Ratings::Unavailable)),
+        );
         assert!(unrated.contains("Ratings service is currently unavailable"));
-        assert!(products_json().starts_with("[{\"id\": 0, \"title\": \"The Comedy of Errors\", \"descriptionHtml\": "));
+        assert!(products_json().starts_with(
+            "[{\"id\": 0, \"title\": \"The Comedy of Errors\", \"descriptionHtml\": "
+        ));
     }
 }

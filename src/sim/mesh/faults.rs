@@ -37,7 +37,10 @@ pub struct Faults {
 }
 
 fn ratio(text: &str) -> f64 {
-    text.trim().parse::<f64>().map(|r| r.clamp(0.0, 1.0)).unwrap_or(0.0)
+    text.trim()
+        .parse::<f64>()
+        .map(|r| r.clamp(0.0, 1.0))
+        .unwrap_or(0.0)
 }
 
 impl Faults {
@@ -91,6 +94,9 @@ mod tests {
         assert_eq!(faults.latency(0.5), Duration::from_millis(200));
         assert!(faults.is_active());
         assert!(!Faults::of(&json!({})).is_active());
-        assert_eq!(Faults::of(&json!({"metadata": {"annotations": {LATENCY_MS: "50"}}})).latency(0.9), Duration::from_millis(50));
+        assert_eq!(
+            Faults::of(&json!({"metadata": {"annotations": {LATENCY_MS: "50"}}})).latency(0.9),
+            Duration::from_millis(50)
+        );
     }
 }

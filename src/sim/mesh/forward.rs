@@ -95,7 +95,10 @@ impl Forwarder {
         }
         let (address, port) = &endpoints[rand::rng().random_range(0..endpoints.len())];
         if !address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
-            return Forwarded::envoy(503, "upstream connect error or disconnect/reset before headers. reset reason: the simulator only forwards to loopback addresses");
+            return Forwarded::envoy(
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: the simulator only forwards to loopback addresses",
+            );
         }
         let hops: u32 = headers
             .get(HOPS_HEADER)
@@ -110,7 +113,15 @@ impl Forwarder {
             .method(method.clone())
             .uri(format!("http://{target}{path_and_query}"));
         for (name, value) in headers {
-            if !matches!(name.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "content-length" | HOPS_HEADER) {
+            if !matches!(
+                name.as_str(),
+                "connection"
+                    | "keep-alive"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "content-length"
+                    | HOPS_HEADER
+            ) {
                 request = request.header(name, value);
             }
         }
@@ -127,14 +138,28 @@ impl Forwarder {
         .await;
         match answer {
             Err(_) => Forwarded::envoy(504, "upstream request timeout"),
-            Ok(Err(_)) => Forwarded::envoy(503, "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused"),
-            Ok(Ok((parts, Err(_)))) => Forwarded::envoy(parts.status.as_u16().max(502), "upstream reset"),
+            Ok(Err(_)) => Forwarded::envoy(
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused",
+            ),
+            Ok(Ok((parts, Err(_)))) => {
+                Forwarded::envoy(parts.status.as_u16().max(502), "upstream reset")
+            }
             Ok(Ok((parts, Ok(body)))) => Forwarded {
                 status: parts.status.as_u16(),
                 headers: parts
                     .headers
                     .iter()
-                    .filter(|(n, _)| !matches!(n.as_str(), "connection" | "keep-alive" | "transfer-encoding" | "content-length" | "date"))
+                    .filter(|(n, _)| {
+                        !matches!(
+                            n.as_str(),
+                            "connection"
+                                | "keep-alive"
+                                | "transfer-encoding"
+                                | "content-length"
+                                | "date"
+                        )
+                    })
                     .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
                     .collect(),
                 body,

@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::apps::{self, Reply};
 use super::forward::{Forwarder, PortMap};
-use super::routing::{GatewayDecision, RequestInfo, Target, choose_weighted, gateway_route, resolve};
+use super::routing::{
+    GatewayDecision, RequestInfo, Target, choose_weighted, gateway_route, resolve,
+};
 use super::snapshot::{Key, MeshSnapshot, RouteAction, StringMatch};
 
 /// A served load balancer port.
@@ -43,7 +45,11 @@ pub type ListenerObserver = Arc<dyn Fn(&str, Vec<ListenerInfo>) + Send + Sync>;
 /// What the gateway will do with a request, decided before any waiting.
 enum Plan {
     Answer(Reply),
-    Forward { endpoints: Vec<(String, u16)>, path: String, delay: Duration },
+    Forward {
+        endpoints: Vec<(String, u16)>,
+        path: String,
+        delay: Duration,
+    },
     Drop,
 }
 
@@ -84,7 +90,11 @@ impl Listener {
             return Plan::Drop;
         }
         if faults.error_ratio > 0.0 && rng.random::<f64>() < faults.error_ratio {
-            let mut reply = Reply::new(503, "text/plain", "service unavailable (fault injected with sim.meshshift.io/http-503-ratio)");
+            let mut reply = Reply::new(
+                503,
+                "text/plain",
+                "service unavailable (fault injected with sim.meshshift.io/http-503-ratio)",
+            );
             reply.delay = gateway_delay;
             return Plan::Answer(reply);
         }
@@ -102,10 +112,20 @@ impl Listener {
             return Plan::Answer(Reply::no_healthy_upstream());
         }
         let method = request.method().as_str();
-        let is_gateway = service.ready_pods.iter().any(|i| snapshot.pods.get(*i).is_some_and(|p| p.gateway_proxy));
+        let is_gateway = service
+            .ready_pods
+            .iter()
+            .any(|i| snapshot.pods.get(*i).is_some_and(|p| p.gateway_proxy));
         if !is_gateway {
             // A plain load balancer in front of application pods.
-            let mut reply = apps::serve_service(snapshot, &self.service, &service.ready_pods, method, path, &mut rng);
+            let mut reply = apps::serve_service(
+                snapshot,
+                &self.service,
+                &service.ready_pods,
+                method,
+                path,
+                &mut rng,
+            );
             reply.delay += gateway_delay;
             return Plan::Answer(reply);
         }
@@ -122,10 +142,21 @@ impl Listener {
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_string(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         let listener_port = port.map_or(self.port, |p| p.target_port);
-        let info = RequestInfo { method, host: &host, path, headers: &headers, port: listener_port };
+        let info = RequestInfo {
+            method,
+            host: &host,
+            path,
+            headers: &headers,
+            port: listener_port,
+        };
         let (vs, route) = match gateway_route(snapshot, service, self.port, &info) {
             GatewayDecision::NoRoute => return Plan::Answer(Reply::new(404, "text/plain", "")),
             GatewayDecision::Route(vs, route) => (vs, route),
@@ -146,7 +177,11 @@ impl Listener {
         let full_path = rewritten_path(route, path, request.uri().query());
         let mut reply = match &route.action {
             RouteAction::Direct { status, body } => Reply::new(*status, "text/plain", body.clone()),
-            RouteAction::Redirect { status, uri, authority } => {
+            RouteAction::Redirect {
+                status,
+                uri,
+                authority,
+            } => {
                 let mut reply = Reply::new(*status, "text/plain", "");
                 let location = format!(
                     "http://{}{}",
@@ -166,7 +201,11 @@ impl Listener {
                         apps::serve_service(snapshot, &service, &pods, method, &app_path, &mut rng)
                     }
                     Target::External { endpoints, .. } => {
-                        return Plan::Forward { endpoints, path: full_path, delay };
+                        return Plan::Forward {
+                            endpoints,
+                            path: full_path,
+                            delay,
+                        };
                     }
                     Target::Missing(_) => Reply::no_healthy_upstream(),
                 }
@@ -176,21 +215,52 @@ impl Listener {
         Plan::Answer(reply)
     }
 
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
         let started = Instant::now();
         let snapshot = self.snapshots.borrow().clone();
         let plan = self.plan(&snapshot, &request);
         let (status, content_type, headers, body, delay) = match plan {
             Plan::Drop => return Err(std::io::Error::other("connection dropped (fault injected)")),
-            Plan::Answer(reply) => (reply.status, reply.content_type.as_bytes().to_vec(),
-                                    reply.headers.into_iter().map(|(n, v)| (n.to_string(), v.into_bytes())).collect::<Vec<_>>(),
-                                    Bytes::from(reply.body), reply.delay),
-            Plan::Forward { endpoints, path, delay } => {
+            Plan::Answer(reply) => (
+                reply.status,
+                reply.content_type.as_bytes().to_vec(),
+                reply
+                    .headers
+                    .into_iter()
+                    .map(|(n, v)| (n.to_string(), v.into_bytes()))
+                    .collect::<Vec<_>>(),
+                Bytes::from(reply.body),
+                reply.delay,
+            ),
+            Plan::Forward {
+                endpoints,
+                path,
+                delay,
+            } => {
                 let (parts, body) = request.into_parts();
-                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                let answer = self.forwarder.forward(&endpoints, &parts.method, &path, &parts.headers, body).await;
-                let content_type = answer.headers.iter().find(|(n, _)| n == "content-type").map(|(_, v)| v.clone()).unwrap_or_default();
-                let headers = answer.headers.into_iter().filter(|(n, _)| n != "content-type" && n != "server").collect();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let answer = self
+                    .forwarder
+                    .forward(&endpoints, &parts.method, &path, &parts.headers, body)
+                    .await;
+                let content_type = answer
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n == "content-type")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let headers = answer
+                    .headers
+                    .into_iter()
+                    .filter(|(n, _)| n != "content-type" && n != "server")
+                    .collect();
                 (answer.status, content_type, headers, answer.body, delay)
             }
         };
@@ -200,7 +270,10 @@ impl Listener {
         let mut response = Response::builder()
             .status(status)
             .header("server", "istio-envoy")
-            .header("x-envoy-upstream-service-time", started.elapsed().as_millis().to_string());
+            .header(
+                "x-envoy-upstream-service-time",
+                started.elapsed().as_millis().to_string(),
+            );
         if !content_type.is_empty() {
             response = response.header("content-type", content_type);
         }
@@ -213,7 +286,11 @@ impl Listener {
     }
 }
 
-async fn accept(listener: tokio::net::TcpListener, state: Arc<Listener>, cancel: CancellationToken) {
+async fn accept(
+    listener: tokio::net::TcpListener,
+    state: Arc<Listener>,
+    cancel: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -240,10 +317,12 @@ async fn accept(listener: tokio::net::TcpListener, state: Arc<Listener>, cancel:
 }
 
 /// Binds `ip:port`, or a free port on `ip` when that fails or `force_mapping` is set.
-async fn bind(ip: &str, port: u16, force_mapping: bool) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
-    if !force_mapping
-        && let Ok(listener) = tokio::net::TcpListener::bind((ip, port)).await
-    {
+async fn bind(
+    ip: &str,
+    port: u16,
+    force_mapping: bool,
+) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    if !force_mapping && let Ok(listener) = tokio::net::TcpListener::bind((ip, port)).await {
         let address = listener.local_addr()?;
         return Ok((listener, address));
     }
@@ -277,11 +356,19 @@ pub async fn run(
         let desired = snapshots.borrow_and_update().listeners();
         let mut changed = false;
         let wanted: std::collections::BTreeSet<_> = desired.iter().cloned().collect();
-        let stale: Vec<_> = open.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let stale: Vec<_> = open
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
         for key in stale {
             if let Some((token, info)) = open.remove(&key) {
                 token.cancel();
-                settings.ports.write().unwrap_or_else(|e| e.into_inner()).remove(&info.address);
+                settings
+                    .ports
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&info.address);
                 changed = true;
             }
         }
@@ -296,7 +383,11 @@ pub async fn run(
                     let address = format!("{ip}:{port}");
                     let bound = bound.to_string();
                     if bound != address {
-                        settings.ports.write().unwrap_or_else(|e| e.into_inner()).insert(address.clone(), bound.clone());
+                        settings
+                            .ports
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(address.clone(), bound.clone());
                         crate::traffic::http::add_connect_to(&address, &bound);
                     }
                     let token = cancel.child_token();
@@ -307,7 +398,12 @@ pub async fn run(
                         forwarder: forwarder.clone(),
                     });
                     tokio::spawn(accept(listener, state, token.clone()));
-                    let info = ListenerInfo { cluster: settings.cluster.clone(), service, address, bound };
+                    let info = ListenerInfo {
+                        cluster: settings.cluster.clone(),
+                        service,
+                        address,
+                        bound,
+                    };
                     open.insert(key, (token, info));
                     changed = true;
                 }
@@ -318,9 +414,16 @@ pub async fn run(
             }
         }
         if changed {
-            (settings.observer)(&settings.cluster, open.values().map(|(_, info)| info.clone()).collect());
+            (settings.observer)(
+                &settings.cluster,
+                open.values().map(|(_, info)| info.clone()).collect(),
+            );
         }
-        let pause = if retry { Duration::from_millis(500) } else { Duration::from_secs(3600) };
+        let pause = if retry {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3600)
+        };
         tokio::select! {
             _ = cancel.cancelled() => break,
             changed = snapshots.changed() => if changed.is_err() { break },

@@ -60,7 +60,10 @@ pub fn host_matches(pattern: &str, host: &str) -> bool {
         return true;
     }
     if let Some(suffix) = pattern.strip_prefix('*') {
-        return host.len() > suffix.len() && host.to_ascii_lowercase().ends_with(&suffix.to_ascii_lowercase());
+        return host.len() > suffix.len()
+            && host
+                .to_ascii_lowercase()
+                .ends_with(&suffix.to_ascii_lowercase());
     }
     pattern.eq_ignore_ascii_case(host)
 }
@@ -89,13 +92,22 @@ fn match_holds(m: &RequestMatch, request: &RequestInfo<'_>, gateway: &str) -> bo
         && m.method.as_ref().is_none_or(|u| u.matches(request.method))
         && m.port.is_none_or(|p| p == request.port)
         && (m.gateways.is_empty() || m.gateways.iter().any(|g| g == gateway))
-        && m.headers.iter().all(|(name, matcher)| header(name).is_some_and(|v| matcher.matches(v)))
-        && !m.without_headers.iter().any(|(name, matcher)| header(name).is_some_and(|v| matcher.matches(v)))
+        && m.headers
+            .iter()
+            .all(|(name, matcher)| header(name).is_some_and(|v| matcher.matches(v)))
+        && !m
+            .without_headers
+            .iter()
+            .any(|(name, matcher)| header(name).is_some_and(|v| matcher.matches(v)))
 }
 
 /// Whether a route applies: it has no match, or one of its matches holds.
 pub fn route_applies(route: &HttpRoute, request: &RequestInfo<'_>, gateway: &str) -> bool {
-    route.matches.is_empty() || route.matches.iter().any(|m| match_holds(m, request, gateway))
+    route.matches.is_empty()
+        || route
+            .matches
+            .iter()
+            .any(|m| match_holds(m, request, gateway))
 }
 
 /// Picks a weighted destination with Istio's semantics: a single destination gets every
@@ -151,15 +163,30 @@ pub fn gateway_route<'a>(
         })
         .map(|g| g.id.as_str())
         .collect();
-    for vs in &snapshot.virtual_services {
-        let Some(gateway) = gateways.iter().find(|g| vs.gateways.iter().any(|v| v == *g)) else {
-            continue;
-        };
-        if !vs.hosts.iter().any(|h| host_matches(h, request.host)) {
-            continue;
-        }
-        if let Some(route) = vs.http.iter().find(|r| route_applies(r, request, gateway)) {
-            return GatewayDecision::Route(vs, route);
+    // The most specific host wins: VirtualServices naming the host exactly come first.
+    let exact = |vs: &VirtualServiceInfo| {
+        vs.hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(request.host))
+    };
+    for exact_pass in [true, false] {
+        for vs in snapshot
+            .virtual_services
+            .iter()
+            .filter(|vs| exact(vs) == exact_pass)
+        {
+            let Some(gateway) = gateways
+                .iter()
+                .find(|g| vs.gateways.iter().any(|v| v == *g))
+            else {
+                continue;
+            };
+            if !vs.hosts.iter().any(|h| host_matches(h, request.host)) {
+                continue;
+            }
+            if let Some(route) = vs.http.iter().find(|r| route_applies(r, request, gateway)) {
+                return GatewayDecision::Route(vs, route);
+            }
         }
     }
     GatewayDecision::NoRoute
@@ -179,10 +206,12 @@ pub fn mesh_route<'a>(
         .iter()
         .filter(|vs| vs.gateways.iter().any(|g| g == "mesh"))
         .filter(|vs| {
-            vs.hosts.iter().any(|h| match (&wanted, service_key(&vs.namespace, h)) {
-                (Some(wanted), Some(key)) => *wanted == key,
-                _ => host_matches(h, host),
-            })
+            vs.hosts
+                .iter()
+                .any(|h| match (&wanted, service_key(&vs.namespace, h)) {
+                    (Some(wanted), Some(key)) => *wanted == key,
+                    _ => host_matches(h, host),
+                })
         })
         .find_map(|vs| {
             vs.http
@@ -214,16 +243,29 @@ pub fn resolve(snapshot: &MeshSnapshot, namespace: &str, destination: &Destinati
             pods = match labels {
                 Some(labels) => pods
                     .into_iter()
-                    .filter(|i| snapshot.pods.get(*i).is_some_and(|p| selects(&labels, &p.labels)))
+                    .filter(|i| {
+                        snapshot
+                            .pods
+                            .get(*i)
+                            .is_some_and(|p| selects(&labels, &p.labels))
+                    })
                     .collect(),
                 // An unknown subset is a missing Envoy cluster: nothing serves.
                 None => Vec::new(),
             };
         }
-        return Target::Pods { service: key, port, pods };
+        return Target::Pods {
+            service: key,
+            port,
+            pods,
+        };
     }
     for entry in &snapshot.service_entries {
-        if !entry.hosts.iter().any(|h| host_matches(h, &destination.host)) {
+        if !entry
+            .hosts
+            .iter()
+            .any(|h| host_matches(h, &destination.host))
+        {
             continue;
         }
         let (number, name) = destination
@@ -238,10 +280,18 @@ pub fn resolve(snapshot: &MeshSnapshot, namespace: &str, destination: &Destinati
             entry
                 .endpoints
                 .iter()
-                .map(|e| (e.address.clone(), e.ports.get(&name).copied().unwrap_or(number)))
+                .map(|e| {
+                    (
+                        e.address.clone(),
+                        e.ports.get(&name).copied().unwrap_or(number),
+                    )
+                })
                 .collect()
         };
-        return Target::External { host: destination.host.clone(), endpoints };
+        return Target::External {
+            host: destination.host.clone(),
+            endpoints,
+        };
     }
     Target::Missing(destination.host.clone())
 }
@@ -268,26 +318,55 @@ mod tests {
                        "spec": {"selector": {"app": "reviews"}, "ports": [{"port": 9080}]}}),
             ],
             pods: vec![
-                pod("istio-system", "gw-1", json!({"istio": "ingressgateway"}), "istio-proxy"),
-                pod("bookinfo", "reviews-v1-a", json!({"app": "reviews", "version": "v1"}), "reviews"),
-                pod("bookinfo", "reviews-v2-b", json!({"app": "reviews", "version": "v2"}), "reviews"),
+                pod(
+                    "istio-system",
+                    "gw-1",
+                    json!({"istio": "ingressgateway"}),
+                    "istio-proxy",
+                ),
+                pod(
+                    "bookinfo",
+                    "reviews-v1-a",
+                    json!({"app": "reviews", "version": "v1"}),
+                    "reviews",
+                ),
+                pod(
+                    "bookinfo",
+                    "reviews-v2-b",
+                    json!({"app": "reviews", "version": "v2"}),
+                    "reviews",
+                ),
             ],
-            gateways: vec![json!({"metadata": {"namespace": "bookinfo", "name": "bookinfo-gateway"},
+            gateways: vec![
+                json!({"metadata": {"namespace": "bookinfo", "name": "bookinfo-gateway"},
                                   "spec": {"selector": {"istio": "ingressgateway"},
-                                           "servers": [{"port": {"number": 8080}, "hosts": ["*"]}]}})],
-            virtual_services: vec![json!({"metadata": {"namespace": "bookinfo", "name": "vs"}, "spec": vs_spec})],
-            destination_rules: vec![json!({"metadata": {"namespace": "bookinfo", "name": "reviews"},
-                                           "spec": {"host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}})],
-            service_entries: vec![json!({"metadata": {"namespace": "bookinfo", "name": "target"},
+                                           "servers": [{"port": {"number": 8080}, "hosts": ["*"]}]}}),
+            ],
+            virtual_services: vec![
+                json!({"metadata": {"namespace": "bookinfo", "name": "vs"}, "spec": vs_spec}),
+            ],
+            destination_rules: vec![
+                json!({"metadata": {"namespace": "bookinfo", "name": "reviews"},
+                                           "spec": {"host": "reviews", "subsets": [{"name": "v2", "labels": {"version": "v2"}}]}}),
+            ],
+            service_entries: vec![
+                json!({"metadata": {"namespace": "bookinfo", "name": "target"},
                                          "spec": {"hosts": ["v2.example.com"], "resolution": "STATIC",
                                                   "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
-                                                  "endpoints": [{"address": "127.0.2.1"}]}})],
+                                                  "endpoints": [{"address": "127.0.2.1"}]}}),
+            ],
         };
         MeshSnapshot::build("sim-source", false, &objects)
     }
 
     fn request<'a>(path: &'a str, headers: &'a [(String, String)]) -> RequestInfo<'a> {
-        RequestInfo { method: "GET", host: "127.0.1.1", path, headers, port: 8080 }
+        RequestInfo {
+            method: "GET",
+            host: "127.0.1.1",
+            path,
+            headers,
+            port: 8080,
+        }
     }
 
     fn gateway_service(s: &MeshSnapshot) -> ServiceInfo {
@@ -296,60 +375,138 @@ mod tests {
 
     #[test]
     fn gateway_routes_by_uri_and_headers() {
-        let s = snapshot(json!({"hosts": ["*"], "gateways": ["bookinfo-gateway"], "http": [
-            {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
-            {"match": [{"uri": {"exact": "/productpage"}}, {"uri": {"prefix": "/static"}}], "route": [{"destination": {"host": "reviews"}}]},
-            {"match": [{"uri": {"regex": "/api/v[0-9]+/.*"}}], "directResponse": {"status": 418}},
-        ]}));
+        let s = snapshot(
+            json!({"hosts": ["*"], "gateways": ["bookinfo-gateway"], "http": [
+                {"match": [{"headers": {"end-user": {"exact": "jason"}}}], "route": [{"destination": {"host": "reviews", "subset": "v2"}}]},
+                {"match": [{"uri": {"exact": "/productpage"}}, {"uri": {"prefix": "/static"}}], "route": [{"destination": {"host": "reviews"}}]},
+                {"match": [{"uri": {"regex": "/api/v[0-9]+/.*"}}], "directResponse": {"status": 418}},
+            ]}),
+        );
         let service = gateway_service(&s);
         let none: Vec<(String, String)> = vec![];
-        let route = |path: &str, headers: &[(String, String)]| match gateway_route(&s, &service, 80, &request(path, headers)) {
+        let route = |path: &str, headers: &[(String, String)]| match gateway_route(
+            &s,
+            &service,
+            80,
+            &request(path, headers),
+        ) {
             GatewayDecision::Route(_, r) => Some(r.clone()),
             GatewayDecision::NoRoute => None,
         };
         assert!(route("/productpage", &none).is_some());
         assert!(route("/static/x.css", &none).is_some());
         assert!(route("/productpage2", &none).is_none());
-        assert!(matches!(route("/api/v1/x", &none).map(|r| r.action), Some(crate::sim::mesh::snapshot::RouteAction::Direct { status: 418, .. })));
+        assert!(matches!(
+            route("/api/v1/x", &none).map(|r| r.action),
+            Some(crate::sim::mesh::snapshot::RouteAction::Direct { status: 418, .. })
+        ));
         let jason = vec![("end-user".to_string(), "jason".to_string())];
         let r = route("/anything", &jason).expect("header route");
-        let crate::sim::mesh::snapshot::RouteAction::Destinations(d) = r.action else { panic!() };
-        let Target::Pods { pods, .. } = resolve(&s, "bookinfo", &d[0]) else { panic!() };
-        assert_eq!(pods.iter().map(|i| s.pods[*i].name.as_str()).collect::<Vec<_>>(), vec!["reviews-v2-b"]);
+        let crate::sim::mesh::snapshot::RouteAction::Destinations(d) = r.action else {
+            panic!()
+        };
+        let Target::Pods { pods, .. } = resolve(&s, "bookinfo", &d[0]) else {
+            panic!()
+        };
+        assert_eq!(
+            pods.iter()
+                .map(|i| s.pods[*i].name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["reviews-v2-b"]
+        );
         // A different server port on the Gateway: nothing routes.
         let mut other = request("/productpage", &none);
         other.host = "bookinfo.example.com";
-        assert!(matches!(gateway_route(&s, &service, 81, &other), GatewayDecision::NoRoute));
+        assert!(matches!(
+            gateway_route(&s, &service, 81, &other),
+            GatewayDecision::NoRoute
+        ));
     }
 
     #[test]
     fn weights_follow_istio_semantics() {
-        let d = |host: &str, weight: u32| Destination { host: host.into(), port: None, subset: None, weight };
+        let d = |host: &str, weight: u32| Destination {
+            host: host.into(),
+            port: None,
+            subset: None,
+            weight,
+        };
         let single = [d("a", 0)];
-        assert_eq!(choose_weighted(&single, 7).map(|x| x.host.as_str()), Some("a"));
+        assert_eq!(
+            choose_weighted(&single, 7).map(|x| x.host.as_str()),
+            Some("a")
+        );
         let split = [d("a", 90), d("b", 10)];
-        let counts = (0..100u64).filter(|i| choose_weighted(&split, *i).map(|x| x.host.as_str()) == Some("b")).count();
+        let counts = (0..100u64)
+            .filter(|i| choose_weighted(&split, *i).map(|x| x.host.as_str()) == Some("b"))
+            .count();
         assert_eq!(counts, 10);
         let relative = [d("a", 1), d("b", 3), d("c", 0)];
-        let hits: Vec<&str> = (0..4u64).filter_map(|i| choose_weighted(&relative, i)).map(|x| x.host.as_str()).collect();
+        let hits: Vec<&str> = (0..4u64)
+            .filter_map(|i| choose_weighted(&relative, i))
+            .map(|x| x.host.as_str())
+            .collect();
         assert_eq!(hits, vec!["a", "b", "b", "b"]);
         assert!(choose_weighted(&[d("a", 0), d("b", 0)], 1).is_none());
     }
 
     #[test]
     fn destinations_resolve_to_services_entries_or_nothing() {
-        let s = snapshot(json!({"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]}));
+        let s = snapshot(
+            json!({"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]}),
+        );
         let none: Vec<(String, String)> = vec![];
-        let (vs, _) = mesh_route(&s, "bookinfo", "reviews.bookinfo.svc.cluster.local", &request("/reviews/0", &none)).expect("mesh route");
+        let (vs, _) = mesh_route(
+            &s,
+            "bookinfo",
+            "reviews.bookinfo.svc.cluster.local",
+            &request("/reviews/0", &none),
+        )
+        .expect("mesh route");
         assert_eq!(vs.name, "vs");
-        assert!(mesh_route(&s, "other", "reviews", &request("/", &none)).is_none(), "short names are per namespace");
-        let external = Destination { host: "v2.example.com".into(), port: Some(80), subset: None, weight: 10 };
-        assert_eq!(resolve(&s, "bookinfo", &external), Target::External { host: "v2.example.com".into(), endpoints: vec![("127.0.2.1".into(), 80)] });
-        let missing = Destination { host: "nope".into(), port: None, subset: None, weight: 0 };
-        assert_eq!(resolve(&s, "bookinfo", &missing), Target::Missing("nope".into()));
-        let unknown_subset = Destination { host: "reviews".into(), port: None, subset: Some("v9".into()), weight: 0 };
-        assert!(matches!(resolve(&s, "bookinfo", &unknown_subset), Target::Pods { pods, .. } if pods.is_empty()));
-        assert_eq!(service_key("bookinfo", "productpage.other.svc"), Some(("other".into(), "productpage".into())));
-        assert!(host_matches("*.example.com", "v2.example.com") && !host_matches("*.example.com", "example.com"));
+        assert!(
+            mesh_route(&s, "other", "reviews", &request("/", &none)).is_none(),
+            "short names are per namespace"
+        );
+        let external = Destination {
+            host: "v2.example.com".into(),
+            port: Some(80),
+            subset: None,
+            weight: 10,
+        };
+        assert_eq!(
+            resolve(&s, "bookinfo", &external),
+            Target::External {
+                host: "v2.example.com".into(),
+                endpoints: vec![("127.0.2.1".into(), 80)]
+            }
+        );
+        let missing = Destination {
+            host: "nope".into(),
+            port: None,
+            subset: None,
+            weight: 0,
+        };
+        assert_eq!(
+            resolve(&s, "bookinfo", &missing),
+            Target::Missing("nope".into())
+        );
+        let unknown_subset = Destination {
+            host: "reviews".into(),
+            port: None,
+            subset: Some("v9".into()),
+            weight: 0,
+        };
+        assert!(
+            matches!(resolve(&s, "bookinfo", &unknown_subset), Target::Pods { pods, .. } if pods.is_empty())
+        );
+        assert_eq!(
+            service_key("bookinfo", "productpage.other.svc"),
+            Some(("other".into(), "productpage".into()))
+        );
+        assert!(
+            host_matches("*.example.com", "v2.example.com")
+                && !host_matches("*.example.com", "example.com")
+        );
     }
 }

@@ -99,7 +99,9 @@ impl StringMatch {
             return Some(StringMatch::Prefix(prefix.to_string()));
         }
         let pattern = value.get("regex").and_then(Value::as_str)?;
-        Regex::new(&format!("^(?:{pattern})$")).ok().map(StringMatch::Regex)
+        Regex::new(&format!("^(?:{pattern})$"))
+            .ok()
+            .map(StringMatch::Regex)
     }
 
     /// Whether `text` matches.
@@ -282,11 +284,16 @@ pub struct MeshObjects {
 }
 
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
-    value.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn port_number(value: Option<&Value>) -> Option<u16> {
-    value.and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok())
+    value
+        .and_then(Value::as_u64)
+        .and_then(|n| u16::try_from(n).ok())
 }
 
 fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
@@ -303,7 +310,12 @@ fn string_map(value: Option<&Value>) -> BTreeMap<String, String> {
 fn strings(value: Option<&Value>) -> Vec<String> {
     value
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -344,7 +356,11 @@ fn service(object: &Value, pods: &[Value]) -> ServiceInfo {
                         other => port_number(other).unwrap_or(port),
                     };
                     Some(ServicePort {
-                        name: p.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        name: p
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                         port,
                         target_port,
                     })
@@ -353,7 +369,11 @@ fn service(object: &Value, pods: &[Value]) -> ServiceInfo {
         })
         .unwrap_or_default();
     let load_balancer_ip = (text(object, "/spec/type") == "LoadBalancer")
-        .then(|| object.pointer("/status/loadBalancer/ingress/0/ip").and_then(Value::as_str))
+        .then(|| {
+            object
+                .pointer("/status/loadBalancer/ingress/0/ip")
+                .and_then(Value::as_str)
+        })
         .flatten()
         .map(str::to_string);
     ServiceInfo {
@@ -399,7 +419,11 @@ fn percentage(fault: &Value) -> f64 {
 }
 
 fn duration(text: &str) -> std::time::Duration {
-    let (number, unit) = text.trim().split_at(text.trim().find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.trim().len()));
+    let (number, unit) = text.trim().split_at(
+        text.trim()
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.trim().len()),
+    );
     let value: f64 = number.parse().unwrap_or(0.0);
     let seconds = match unit {
         "ms" => value / 1000.0,
@@ -418,7 +442,12 @@ fn route_fault(value: &Value) -> Option<RouteFault> {
         result.abort_ratio = percentage(abort);
     }
     if let Some(delay) = fault.get("delay") {
-        result.delay = duration(delay.get("fixedDelay").and_then(Value::as_str).unwrap_or("0s"));
+        result.delay = duration(
+            delay
+                .get("fixedDelay")
+                .and_then(Value::as_str)
+                .unwrap_or("0s"),
+        );
         result.delay_ratio = percentage(delay);
     }
     Some(result)
@@ -433,8 +462,14 @@ fn http_route(value: &Value) -> HttpRoute {
     } else if let Some(redirect) = value.get("redirect") {
         RouteAction::Redirect {
             status: port_number(redirect.get("redirectCode")).unwrap_or(301),
-            uri: redirect.get("uri").and_then(Value::as_str).map(str::to_string),
-            authority: redirect.get("authority").and_then(Value::as_str).map(str::to_string),
+            uri: redirect
+                .get("uri")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            authority: redirect
+                .get("authority")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         }
     } else {
         let destinations = value
@@ -446,8 +481,15 @@ fn http_route(value: &Value) -> HttpRoute {
                     .map(|r| Destination {
                         host: text(r, "/destination/host").to_string(),
                         port: port_number(r.pointer("/destination/port/number")),
-                        subset: r.pointer("/destination/subset").and_then(Value::as_str).map(str::to_string),
-                        weight: r.get("weight").and_then(Value::as_u64).and_then(|w| u32::try_from(w).ok()).unwrap_or(0),
+                        subset: r
+                            .pointer("/destination/subset")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        weight: r
+                            .get("weight")
+                            .and_then(Value::as_u64)
+                            .and_then(|w| u32::try_from(w).ok())
+                            .unwrap_or(0),
                     })
                     .collect()
             })
@@ -462,7 +504,10 @@ fn http_route(value: &Value) -> HttpRoute {
             .unwrap_or_default(),
         action,
         fault: route_fault(value),
-        rewrite_uri: value.pointer("/rewrite/uri").and_then(Value::as_str).map(str::to_string),
+        rewrite_uri: value
+            .pointer("/rewrite/uri")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -517,7 +562,11 @@ fn gateway(object: &Value) -> GatewayInfo {
         })
         .unwrap_or_default();
     GatewayInfo {
-        id: format!("{}/{}", text(object, "/metadata/namespace"), text(object, "/metadata/name")),
+        id: format!(
+            "{}/{}",
+            text(object, "/metadata/namespace"),
+            text(object, "/metadata/name")
+        ),
         selector: string_map(object.pointer("/spec/selector")),
         servers,
     }
@@ -551,11 +600,17 @@ fn service_entry(object: &Value) -> ServiceEntryInfo {
             .map(|ports| {
                 ports
                     .iter()
-                    .filter_map(|p| Some((port_number(p.get("number"))?, text(p, "/name").to_string())))
+                    .filter_map(|p| {
+                        Some((port_number(p.get("number"))?, text(p, "/name").to_string()))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
-        resolution: object.pointer("/spec/resolution").and_then(Value::as_str).unwrap_or("NONE").to_string(),
+        resolution: object
+            .pointer("/spec/resolution")
+            .and_then(Value::as_str)
+            .unwrap_or("NONE")
+            .to_string(),
         endpoints: object
             .pointer("/spec/endpoints")
             .and_then(Value::as_array)
@@ -621,7 +676,9 @@ impl MeshSnapshot {
                 info.ready_pods = pods
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| p.ready && p.namespace == info.namespace && selects(selector, &p.labels))
+                    .filter(|(_, p)| {
+                        p.ready && p.namespace == info.namespace && selects(selector, &p.labels)
+                    })
                     .map(|(i, _)| i)
                     .collect();
             }
@@ -633,8 +690,15 @@ impl MeshSnapshot {
             services,
             pods,
             gateways: objects.gateways.iter().map(gateway).collect(),
-            virtual_services: creation_order(&objects.virtual_services).into_iter().map(virtual_service).collect(),
-            destination_rules: objects.destination_rules.iter().map(destination_rule).collect(),
+            virtual_services: creation_order(&objects.virtual_services)
+                .into_iter()
+                .map(virtual_service)
+                .collect(),
+            destination_rules: objects
+                .destination_rules
+                .iter()
+                .map(destination_rule)
+                .collect(),
             service_entries: objects.service_entries.iter().map(service_entry).collect(),
         }
     }
@@ -667,35 +731,63 @@ mod tests {
     #[test]
     fn reads_objects() {
         let objects = MeshObjects {
-            services: vec![json!({"metadata": {"namespace": "istio-system", "name": "istio-ingressgateway",
+            services: vec![
+                json!({"metadata": {"namespace": "istio-system", "name": "istio-ingressgateway",
                                                "annotations": {"sim.meshshift.io/drop-ratio": "0.5"}},
                                   "spec": {"type": "LoadBalancer", "selector": {"istio": "ingressgateway"},
                                            "ports": [{"name": "http2", "port": 80, "targetPort": 8080}]},
-                                  "status": {"loadBalancer": {"ingress": [{"ip": "127.0.1.1"}]}}})],
-            pods: vec![json!({"metadata": {"namespace": "istio-system", "name": "gw-1", "labels": {"istio": "ingressgateway"}},
+                                  "status": {"loadBalancer": {"ingress": [{"ip": "127.0.1.1"}]}}}),
+            ],
+            pods: vec![
+                json!({"metadata": {"namespace": "istio-system", "name": "gw-1", "labels": {"istio": "ingressgateway"}},
                               "spec": {"containers": [{"name": "istio-proxy"}]},
-                              "status": {"conditions": [{"type": "Ready", "status": "True"}]}})],
-            virtual_services: vec![json!({"metadata": {"namespace": "bookinfo", "name": "bookinfo"},
+                              "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            ],
+            virtual_services: vec![
+                json!({"metadata": {"namespace": "bookinfo", "name": "bookinfo"},
                                           "spec": {"hosts": ["*"], "gateways": ["bookinfo-gateway"],
                                                    "http": [{"match": [{"uri": {"regex": "/api/.*"}}],
                                                              "fault": {"abort": {"httpStatus": 500, "percentage": {"value": 50}}},
-                                                             "route": [{"destination": {"host": "productpage", "port": {"number": 9080}}, "weight": 90}]}]}})],
+                                                             "route": [{"destination": {"host": "productpage", "port": {"number": 9080}}, "weight": 90}]}]}}),
+            ],
             ..MeshObjects::default()
         };
         let snapshot = MeshSnapshot::build("sim-source", false, &objects);
-        let service = &snapshot.services[&("istio-system".to_string(), "istio-ingressgateway".to_string())];
+        let service = &snapshot.services[&(
+            "istio-system".to_string(),
+            "istio-ingressgateway".to_string(),
+        )];
         assert_eq!(service.ports[0].target_port, 8080);
         assert_eq!(service.ready_pods, vec![0]);
         assert_eq!(service.faults.drop_ratio, 0.5);
         assert!(snapshot.pods[0].gateway_proxy);
-        assert_eq!(snapshot.listeners(), vec![("127.0.1.1".to_string(), 80, ("istio-system".to_string(), "istio-ingressgateway".to_string()))]);
+        assert_eq!(
+            snapshot.listeners(),
+            vec![(
+                "127.0.1.1".to_string(),
+                80,
+                (
+                    "istio-system".to_string(),
+                    "istio-ingressgateway".to_string()
+                )
+            )]
+        );
         let vs = &snapshot.virtual_services[0];
         assert_eq!(vs.gateways, vec!["bookinfo/bookinfo-gateway".to_string()]);
         let route = &vs.http[0];
-        assert!(route.matches[0].uri.as_ref().is_some_and(|m| m.matches("/api/v1") && !m.matches("x/api/")));
+        assert!(
+            route.matches[0]
+                .uri
+                .as_ref()
+                .is_some_and(|m| m.matches("/api/v1") && !m.matches("x/api/"))
+        );
         assert_eq!(route.fault.as_ref().and_then(|f| f.abort_status), Some(500));
         assert_eq!(route.fault.as_ref().map(|f| f.abort_ratio), Some(0.5));
-        assert!(MeshSnapshot::build("x", true, &objects).listeners().is_empty());
+        assert!(
+            MeshSnapshot::build("x", true, &objects)
+                .listeners()
+                .is_empty()
+        );
         assert_eq!(duration("1.5s"), std::time::Duration::from_millis(1500));
         assert_eq!(duration("250ms"), std::time::Duration::from_millis(250));
     }

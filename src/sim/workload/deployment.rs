@@ -146,15 +146,19 @@ pub fn plan(
         .and_then(|n| u32::try_from(n).ok())
         .unwrap_or(0);
     let hash = template_hash(&template, collisions);
-    let newest = owned_sets.iter().find(|s| hash_label(s) == Some(hash.as_str()));
+    let newest = owned_sets
+        .iter()
+        .find(|s| hash_label(s) == Some(hash.as_str()));
     let count = |set: &Value| counts.get(uid_of(set)).copied().unwrap_or_default();
     let old_sets: Vec<&&Value> = owned_sets
         .iter()
         .filter(|s| hash_label(s) != Some(hash.as_str()))
         .collect();
     let old_pods: i64 = old_sets.iter().map(|s| count(s).total).sum();
-    let recreate =
-        deployment.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
+    let recreate = deployment
+        .pointer("/spec/strategy/type")
+        .and_then(Value::as_str)
+        == Some("Recreate");
     let paused = deployment.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let mut created = false;
     if !paused {
@@ -168,7 +172,10 @@ pub fn plan(
                 created = true;
             }
             Some(set) => {
-                let current = set.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+                let current = set
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1);
                 if current != wanted_new {
                     actions.push(DeploymentAction::ScaleReplicaSet {
                         name: name_of(set).to_string(),
@@ -189,7 +196,14 @@ pub fn plan(
             }
         }
     }
-    let status = status(deployment, newest.copied(), owned_sets, counts, created, now);
+    let status = status(
+        deployment,
+        newest.copied(),
+        owned_sets,
+        counts,
+        created,
+        now,
+    );
     if deployment.get("status") != Some(&status) {
         actions.push(DeploymentAction::Status(status));
     }
@@ -216,7 +230,11 @@ fn status(
         find_condition(previous, "Available"),
         "Available",
         available_ok,
-        if available_ok { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
+        if available_ok {
+            "MinimumReplicasAvailable"
+        } else {
+            "MinimumReplicasUnavailable"
+        },
         if available_ok {
             "Deployment has minimum availability."
         } else {
@@ -241,9 +259,15 @@ fn status(
                 0
             )
         );
-        ("NewReplicaSetCreated", format!("Created new replica set \"{name}\""))
+        (
+            "NewReplicaSetCreated",
+            format!("Created new replica set \"{name}\""),
+        )
     } else {
-        ("ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."))
+        (
+            "ReplicaSetUpdated",
+            format!("ReplicaSet \"{new_name}\" is progressing."),
+        )
     };
     let progressing = condition(
         find_condition(previous, "Progressing"),
@@ -303,16 +327,27 @@ mod tests {
         let hash = template_hash(&d["spec"]["template"], 0);
         assert_eq!(set["metadata"]["name"], format!("reviews-v1-{hash}"));
         assert_eq!(set["spec"]["replicas"], 2);
-        assert_eq!(set["spec"]["selector"]["matchLabels"]["pod-template-hash"], hash.as_str());
-        assert_eq!(set["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
-        let DeploymentAction::Status(status) = &actions[1] else { panic!() };
+        assert_eq!(
+            set["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+            hash.as_str()
+        );
+        assert_eq!(
+            set["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+            "1"
+        );
+        let DeploymentAction::Status(status) = &actions[1] else {
+            panic!()
+        };
         assert_eq!(status["observedGeneration"], 2);
         assert_eq!(status["conditions"][0]["status"], "False");
     }
 
     #[test]
     fn a_ready_replica_set_completes_the_rollout_and_old_ones_scale_down() {
-        let old = with_uid(new_replica_set(&deployment(2, "r:0"), "old", 1, 2), "rs-old");
+        let old = with_uid(
+            new_replica_set(&deployment(2, "r:0"), "old", 1, 2),
+            "rs-old",
+        );
         let d = deployment(2, "r:1");
         let hash = template_hash(&d["spec"]["template"], 0);
         let new = with_uid(new_replica_set(&d, &hash, 2, 2), "rs-new");
@@ -320,17 +355,37 @@ mod tests {
         counts.insert("rs-old".to_string(), PodCounts { total: 2, ready: 2 });
         counts.insert("rs-new".to_string(), PodCounts { total: 2, ready: 1 });
         let waiting = plan(&d, &[&old, &new], &counts, "t1");
-        assert!(!waiting.iter().any(|a| matches!(a, DeploymentAction::ScaleReplicaSet { .. })), "{waiting:?}");
+        assert!(
+            !waiting
+                .iter()
+                .any(|a| matches!(a, DeploymentAction::ScaleReplicaSet { .. })),
+            "{waiting:?}"
+        );
         counts.insert("rs-new".to_string(), PodCounts { total: 2, ready: 2 });
         let actions = plan(&d, &[&old, &new], &counts, "t2");
-        assert!(actions.contains(&DeploymentAction::ScaleReplicaSet { name: old["metadata"]["name"].as_str().unwrap_or_default().to_string(), replicas: 0 }));
+        assert!(
+            actions.contains(&DeploymentAction::ScaleReplicaSet {
+                name: old["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                replicas: 0
+            })
+        );
         counts.remove("rs-old");
         let mut done = d.clone();
-        let DeploymentAction::Status(status) = plan(&d, &[&new], &counts, "t3").pop().expect("status") else { panic!() };
+        let DeploymentAction::Status(status) =
+            plan(&d, &[&new], &counts, "t3").pop().expect("status")
+        else {
+            panic!()
+        };
         assert_eq!(status["updatedReplicas"], 2);
         assert_eq!(status["availableReplicas"], 2);
         assert_eq!(status["conditions"][1]["reason"], "NewReplicaSetAvailable");
         done["status"] = status;
-        assert!(plan(&done, &[&new], &counts, "t4").is_empty(), "an unchanged status is not rewritten");
+        assert!(
+            plan(&done, &[&new], &counts, "t4").is_empty(),
+            "an unchanged status is not rewritten"
+        );
     }
 }

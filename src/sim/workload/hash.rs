@@ -105,6 +105,10 @@ mod tests {
                                             "annotations": {"kubectl.kubernetes.io/restartedAt": "now"}},
                                "spec": {"containers": [{"name": "reviews", "image": "r:1"}]}});
         assert_ne!(hash, template_hash(&restarted, 0));
-        assert_ne!(hash, template_hash(&a, 1), "a collision count changes the hash");
+        assert_ne!(
+            hash,
+            template_hash(&a, 1),
+            "a collision count changes the hash"
+        );
     }
 }

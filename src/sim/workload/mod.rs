@@ -73,9 +73,18 @@ pub fn condition(
     with_update_time: bool,
 ) -> Value {
     let status_text = if status { "True" } else { "False" };
-    let same_status = previous.and_then(|c| c.get("status")).and_then(Value::as_str) == Some(status_text);
-    let same_reason = previous.and_then(|c| c.get("reason")).and_then(Value::as_str) == Some(reason)
-        && previous.and_then(|c| c.get("message")).and_then(Value::as_str) == Some(message);
+    let same_status = previous
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        == Some(status_text);
+    let same_reason = previous
+        .and_then(|c| c.get("reason"))
+        .and_then(Value::as_str)
+        == Some(reason)
+        && previous
+            .and_then(|c| c.get("message"))
+            .and_then(Value::as_str)
+            == Some(message);
     let keep = |field: &str, keep: bool| -> Value {
         match previous.and_then(|c| c.get(field)) {
             Some(time) if keep => time.clone(),

@@ -82,15 +82,26 @@ fn container_id(pod_name: &str, container: &str) -> String {
     let seed = format!("{pod_name}/{container}");
     let a = fnv32a(seed.as_bytes());
     let b = fnv32a(format!("{seed}#").as_bytes());
-    format!("containerd://{a:08x}{b:08x}{:08x}{:08x}", a ^ b, a.rotate_left(7))
+    format!(
+        "containerd://{a:08x}{b:08x}{:08x}{:08x}",
+        a ^ b,
+        a.rotate_left(7)
+    )
 }
 
 fn image_id(image: &str) -> String {
-    let repository = image.rsplit_once(':').map_or(image, |(repo, tag)| {
-        if tag.contains('/') { image } else { repo }
-    });
+    let repository =
+        image.rsplit_once(':').map_or(
+            image,
+            |(repo, tag)| {
+                if tag.contains('/') { image } else { repo }
+            },
+        );
     let a = fnv32a(image.as_bytes());
-    format!("{repository}@sha256:{a:08x}{:056x}", u128::from(a) * 0x9e37_79b9)
+    format!(
+        "{repository}@sha256:{a:08x}{:056x}",
+        u128::from(a) * 0x9e37_79b9
+    )
 }
 
 /// The status of a pod whose containers all run and are ready: phase `Running`, the four
@@ -103,8 +114,14 @@ pub fn running_status(pod: &Value, placement: &Placement<'_>) -> Value {
         .unwrap_or_default();
     let started = placement.started;
     let running = |container: &Value| {
-        let name = container.get("name").and_then(Value::as_str).unwrap_or_default();
-        let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let image = container
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         json!({
             "name": name,
             "image": image,
@@ -143,9 +160,7 @@ pub fn running_status(pod: &Value, placement: &Placement<'_>) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let condition = |kind: &str| {
-        json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": started})
-    };
+    let condition = |kind: &str| json!({"type": kind, "status": "True", "lastProbeTime": null, "lastTransitionTime": started});
     let mut status = json!({
         "phase": "Running",
         "conditions": [
@@ -179,8 +194,14 @@ mod tests {
                            "metadata": {"name": "reviews-v1-abc", "namespace": "bookinfo", "uid": "u1"}});
         let template = json!({"metadata": {"labels": {"app": "reviews"}},
                               "spec": {"containers": [{"name": "reviews", "image": "r:1"}]}});
-        let pod = from_template(&owner, &template, "node-0", None, "reviews-v1-abc-",
-                                &[("pod-template-hash", "abc")]);
+        let pod = from_template(
+            &owner,
+            &template,
+            "node-0",
+            None,
+            "reviews-v1-abc-",
+            &[("pod-template-hash", "abc")],
+        );
         assert_eq!(pod["metadata"]["generateName"], "reviews-v1-abc-");
         assert_eq!(pod["metadata"]["namespace"], "bookinfo");
         assert_eq!(pod["metadata"]["labels"]["pod-template-hash"], "abc");
@@ -196,13 +217,26 @@ mod tests {
                                   "initContainers": [{"name": "istio-init", "image": "p:1"},
                                                      {"name": "istio-proxy", "image": "p:1", "restartPolicy": "Always"}]}});
         assert!(!is_ready(&pod));
-        let status = running_status(&pod, &Placement { pod_ip: "10.244.0.5", host_ip: "10.224.0.4", started: "2026-01-01T00:00:00Z" });
+        let status = running_status(
+            &pod,
+            &Placement {
+                pod_ip: "10.244.0.5",
+                host_ip: "10.224.0.4",
+                started: "2026-01-01T00:00:00Z",
+            },
+        );
         let with_status = json!({"status": status});
         assert!(is_ready(&with_status));
         assert_eq!(status["podIP"], "10.244.0.5");
         assert_eq!(status["containerStatuses"][0]["ready"], true);
-        assert_eq!(status["initContainerStatuses"][0]["state"]["terminated"]["reason"], "Completed");
+        assert_eq!(
+            status["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
         assert!(status["initContainerStatuses"][1]["state"]["running"].is_object());
-        assert!(image_id("docker.io/istio/proxyv2:1.30.1").starts_with("docker.io/istio/proxyv2@sha256:"));
+        assert!(
+            image_id("docker.io/istio/proxyv2:1.30.1")
+                .starts_with("docker.io/istio/proxyv2@sha256:")
+        );
     }
 }

@@ -34,7 +34,11 @@ pub fn plan(set: &Value, pods: &[PodView]) -> Vec<ReplicaSetAction> {
         });
         let surplus = usize::try_from(have - desired).unwrap_or(0);
         actions.push(ReplicaSetAction::DeletePods(
-            ordered.iter().take(surplus).map(|p| p.name.clone()).collect(),
+            ordered
+                .iter()
+                .take(surplus)
+                .map(|p| p.name.clone())
+                .collect(),
         ));
     }
     let ready = pods.iter().filter(|p| p.ready).count();
@@ -46,7 +50,9 @@ pub fn plan(set: &Value, pods: &[PodView]) -> Vec<ReplicaSetAction> {
         "observedGeneration": generation(set),
     });
     if let Some(map) = status.as_object_mut() {
-        map.retain(|key, v| key == "replicas" || key == "observedGeneration" || v.as_i64() != Some(0));
+        map.retain(|key, v| {
+            key == "replicas" || key == "observedGeneration" || v.as_i64() != Some(0)
+        });
     }
     if set.get("status") != Some(&status) {
         actions.push(ReplicaSetAction::Status(status));
@@ -59,17 +65,34 @@ mod tests {
     use super::*;
 
     fn pod(name: &str, ready: bool, created: &str) -> PodView {
-        PodView { name: name.into(), ready, created: created.into(), labels: Default::default() }
+        PodView {
+            name: name.into(),
+            ready,
+            created: created.into(),
+            labels: Default::default(),
+        }
     }
 
     #[test]
     fn scales_up_and_down() {
         let set = json!({"metadata": {"generation": 1}, "spec": {"replicas": 3}});
-        assert_eq!(plan(&set, &[pod("a", true, "1")])[0], ReplicaSetAction::CreatePods(2));
+        assert_eq!(
+            plan(&set, &[pod("a", true, "1")])[0],
+            ReplicaSetAction::CreatePods(2)
+        );
         let down = json!({"metadata": {"generation": 2}, "spec": {"replicas": 1}});
-        let pods = [pod("a", true, "1"), pod("b", true, "2"), pod("c", false, "0")];
-        assert_eq!(plan(&down, &pods)[0], ReplicaSetAction::DeletePods(vec!["c".into(), "b".into()]));
-        let ReplicaSetAction::Status(status) = &plan(&down, &pods)[1] else { panic!() };
+        let pods = [
+            pod("a", true, "1"),
+            pod("b", true, "2"),
+            pod("c", false, "0"),
+        ];
+        assert_eq!(
+            plan(&down, &pods)[0],
+            ReplicaSetAction::DeletePods(vec!["c".into(), "b".into()])
+        );
+        let ReplicaSetAction::Status(status) = &plan(&down, &pods)[1] else {
+            panic!()
+        };
         assert_eq!(status["replicas"], 3);
         assert_eq!(status["readyReplicas"], 2);
     }

@@ -56,7 +56,10 @@ pub fn plan_stateful_set(set: &Value, pods: &[PodView]) -> Vec<SetAction> {
                 name: Some(pod_name.clone()),
                 labels: vec![
                     (REVISION_LABEL.into(), revision.clone()),
-                    ("statefulset.kubernetes.io/pod-name".into(), pod_name.clone()),
+                    (
+                        "statefulset.kubernetes.io/pod-name".into(),
+                        pod_name.clone(),
+                    ),
                     ("apps.kubernetes.io/pod-index".into(), ordinal.to_string()),
                 ],
             }),
@@ -115,7 +118,10 @@ pub fn plan_daemon_set(set: &Value, pods: &[PodView]) -> Vec<SetAction> {
         .iter()
         .filter(|p| pod_revision(p) == Some(revision.as_str()))
         .collect();
-    for pod in pods.iter().filter(|p| pod_revision(p) != Some(revision.as_str())) {
+    for pod in pods
+        .iter()
+        .filter(|p| pod_revision(p) != Some(revision.as_str()))
+    {
         actions.push(SetAction::DeletePod(pod.name.clone()));
     }
     for extra in current.iter().skip(1) {
@@ -126,7 +132,10 @@ pub fn plan_daemon_set(set: &Value, pods: &[PodView]) -> Vec<SetAction> {
             name: None,
             labels: vec![
                 (REVISION_LABEL.into(), revision.clone()),
-                ("pod-template-generation".into(), generation(set).to_string()),
+                (
+                    "pod-template-generation".into(),
+                    generation(set).to_string(),
+                ),
             ],
         });
     }
@@ -156,7 +165,9 @@ mod tests {
             name: name.into(),
             ready,
             created: String::new(),
-            labels: [(REVISION_LABEL.to_string(), revision.to_string())].into_iter().collect(),
+            labels: [(REVISION_LABEL.to_string(), revision.to_string())]
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -164,10 +175,16 @@ mod tests {
     fn stateful_sets_make_ordinal_pods_and_replace_old_revisions() {
         let set = json!({"metadata": {"name": "db", "generation": 1}, "spec": {"replicas": 2, "template": {"spec": {}}}});
         let revision = revision(&set);
-        let actions = plan_stateful_set(&set, &[view("db-0", &revision, true), view("db-2", &revision, true)]);
+        let actions = plan_stateful_set(
+            &set,
+            &[view("db-0", &revision, true), view("db-2", &revision, true)],
+        );
         assert!(matches!(&actions[0], SetAction::CreatePod { name: Some(n), .. } if n == "db-1"));
         assert_eq!(actions[1], SetAction::DeletePod("db-2".into()));
-        let old = plan_stateful_set(&set, &[view("db-0", "db-old", true), view("db-1", &revision, true)]);
+        let old = plan_stateful_set(
+            &set,
+            &[view("db-0", "db-old", true), view("db-1", &revision, true)],
+        );
         assert_eq!(old[0], SetAction::DeletePod("db-0".into()));
     }
 
@@ -177,8 +194,16 @@ mod tests {
         let revision = revision(&set);
         let actions = plan_daemon_set(&set, &[view("cni-abcde", "cni-old", true)]);
         assert_eq!(actions[0], SetAction::DeletePod("cni-abcde".into()));
-        assert!(matches!(&actions[1], SetAction::CreatePod { name: None, .. }));
-        let SetAction::Status(status) = plan_daemon_set(&set, &[view("cni-x", &revision, true)]).pop().expect("status") else { panic!() };
+        assert!(matches!(
+            &actions[1],
+            SetAction::CreatePod { name: None, .. }
+        ));
+        let SetAction::Status(status) = plan_daemon_set(&set, &[view("cni-x", &revision, true)])
+            .pop()
+            .expect("status")
+        else {
+            panic!()
+        };
         assert_eq!(status["numberAvailable"], 1);
         assert_eq!(status["updatedNumberScheduled"], 1);
     }
