@@ -156,19 +156,6 @@ async fn throughput(
     )
 }
 
-async fn median_latency(client: &reqwest::Client, url: &str, count: usize) -> Duration {
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..count {
-        let sent = Instant::now();
-        let response = client.get(url).send().await.expect("answer");
-        assert_eq!(response.status(), 200, "{url}");
-        let _ = response.bytes().await;
-        samples.push(sent.elapsed());
-    }
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -274,11 +261,9 @@ fn main() {
     );
     let file = dir.path().join("shift.yaml");
     std::fs::write(&file, manifests).expect("manifest written");
-    let target_url = format!("http://{target_bound}/api/v1/products");
-    clients.block_on(wait_ok(&client, &target_url, "Comedy"));
-    let samples = if quick { 500 } else { 2000 };
-    let direct_local = clients.block_on(median_latency(&client, &health, samples));
-    let direct = clients.block_on(median_latency(&client, &target_url, samples));
+    let samples = if quick { 1000 } else { 4000 };
+    let target_page = format!("http://{target_bound}/productpage");
+    clients.block_on(wait_ok(&client, &target_page, "Reviews served by"));
     kubectl(
         &env,
         &cache,
@@ -291,8 +276,7 @@ fn main() {
         ],
     );
     // Wait until the source forwards (the page then names a target pod).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let target_pods = std::process::Command::new("kubectl")
+    let target_pods = Command::new("kubectl")
         .args([
             "--context",
             "sim-target",
@@ -310,23 +294,59 @@ fn main() {
         .output()
         .expect("kubectl");
     let target_pods = String::from_utf8_lossy(&target_pods.stdout).to_string();
+    let served_by_target = |body: &str| {
+        let pod = meshshift::traffic::extract::Extractor::Bookinfo
+            .extract(body)
+            .unwrap_or_default();
+        !pod.is_empty() && target_pods.split_whitespace().any(|p| p == pod)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let body = clients
             .block_on(async { client.get(&url).send().await.ok()?.text().await.ok() })
             .unwrap_or_default();
-        let pod = meshshift::traffic::extract::Extractor::Bookinfo
-            .extract(&body)
-            .unwrap_or_default();
-        if !pod.is_empty() && target_pods.split_whitespace().any(|p| p == pod) {
+        if served_by_target(&body) {
             break;
         }
         assert!(Instant::now() < deadline, "the source never forwarded");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let forwarded = clients.block_on(median_latency(&client, &health, samples));
+    // Interleaved, so drift in the machine's load hits both paths alike.
+    let (direct, forwarded, all_forwarded) = clients.block_on(async {
+        let mut direct = Vec::with_capacity(samples);
+        let mut forwarded = Vec::with_capacity(samples);
+        let mut all_forwarded = true;
+        for _ in 0..samples {
+            let sent = Instant::now();
+            let body = client
+                .get(&target_page)
+                .send()
+                .await
+                .expect("answer")
+                .text()
+                .await
+                .expect("body");
+            direct.push(sent.elapsed());
+            all_forwarded &= body.contains("Reviews served by");
+            let sent = Instant::now();
+            let body = client
+                .get(&url)
+                .send()
+                .await
+                .expect("answer")
+                .text()
+                .await
+                .expect("body");
+            forwarded.push(sent.elapsed());
+            all_forwarded &= served_by_target(&body);
+        }
+        direct.sort();
+        forwarded.sort();
+        (direct[samples / 2], forwarded[samples / 2], all_forwarded)
+    });
+    assert!(all_forwarded, "every source request reached the target");
     println!(
-        "median /api/v1/products: source local {} µs, target direct {} µs, source→target forwarded {} µs: forwarding adds {} µs",
-        direct_local.as_micros(),
+        "median /productpage over {samples} interleaved requests: target direct {} µs, through the source's ServiceEntry {} µs: forwarding adds {} µs",
         direct.as_micros(),
         forwarded.as_micros(),
         forwarded.as_micros().saturating_sub(direct.as_micros())

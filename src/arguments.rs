@@ -144,7 +144,11 @@ pub enum SimCommand {
     /// Answer Azure CLI commands for the simulated clusters (`sim az aks show -g rg -n sim-target`).
     Az {
         /// The `az` arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "AZ_ARGS")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "AZ_ARGS"
+        )]
         args: Vec<String>,
     },
 }

@@ -23,5 +23,6 @@ mod sim_injection;
 mod sim_kube_rs;
 mod sim_kubectl;
 mod sim_mesh;
+mod sim_workloads;
 mod stdlib;
 mod traffic;

@@ -37,8 +37,8 @@ pub struct EnvironmentOptions {
     pub pod_ready_delay: Duration,
     /// Time from a routing change to the gateways using it (default 300 ms).
     pub propagation_delay: Duration,
-    /// Loopback slot for load balancer addresses (`127.<slot>.1.x` source, `127.<slot>.2.x`
-    /// target); `None` takes a free one from 1 on.
+    /// Preferred loopback slot for load balancer addresses (`127.<slot>.1.x` source,
+    /// `127.<slot>.2.x` target); when it is taken, or with `None`, a free one from 1 on.
     pub address_slot: Option<u8>,
     /// Serve every load balancer port on a free port and publish the mapping, even where the
     /// real port could be bound.
@@ -136,7 +136,10 @@ impl Environment {
     /// kubeconfig and state, and returns once the source's ingress gateway serves.
     pub async fn start(options: EnvironmentOptions) -> Result<SimEnvironment, SimError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let lease = addresses::lease(options.address_slot)?;
+        let lease = match options.address_slot {
+            Some(slot) => addresses::lease(Some(slot)).or_else(|_| addresses::lease(None))?,
+            None => addresses::lease(None)?,
+        };
         let dir = super::command::sim_dir(options.state_dir.as_deref())?;
         std::fs::create_dir_all(&dir)
             .map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
