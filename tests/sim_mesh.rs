@@ -41,6 +41,24 @@ fn source_gateway(env: &TestEnv) -> String {
     address
 }
 
+/// Polls until `run` answers in a row come from reviews `version`.
+fn wait_for_run(env: &TestEnv, gateway: &str, version: &str, run: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut streak = 0;
+    while streak < run {
+        assert!(
+            Instant::now() < deadline,
+            "never {run} answers in a row from reviews {version}"
+        );
+        let body = env.get(gateway, "/productpage", &[]).1;
+        streak = if reviews_version(&body).as_deref() == Some(version) {
+            streak + 1
+        } else {
+            0
+        };
+    }
+}
+
 fn reviews_version(body: &str) -> Option<String> {
     reviews_pod(body).and_then(|p| p.split('-').nth(1).map(str::to_string))
 }
@@ -127,11 +145,9 @@ fn weights_split_traffic_and_changes_wait_for_the_propagation_delay() {
         )
     };
     env.apply(SOURCE, "bookinfo", &split(100, 0));
-    env.get_until(&gateway, "/productpage", Duration::from_secs(20), |_, b| {
-        reviews_version(b).as_deref() == Some("v1")
-    });
-    // Make sure the 100/0 state is the one served (three reviews versions exist otherwise).
-    std::thread::sleep(delay + Duration::from_millis(200));
+    // Three reviews versions serve without the VirtualService: 30 v1 answers in a row show
+    // the 100/0 split is in force (by chance: (1/3)^30).
+    wait_for_run(&env, &gateway, "v1", 30);
     for _ in 0..20 {
         assert_eq!(
             reviews_version(&env.get(&gateway, "/productpage", &[]).1).as_deref(),
@@ -140,12 +156,15 @@ fn weights_split_traffic_and_changes_wait_for_the_propagation_delay() {
         );
     }
     // Change to 0/100: nothing changes before the delay, everything after it.
+    let before_apply = Instant::now();
     env.apply(SOURCE, "bookinfo", &split(0, 100));
-    let changed_at = Instant::now();
+    let applied = Instant::now();
+    let window = delay / 2;
     let mut before = 0;
-    while changed_at.elapsed() < delay.mul_f64(0.6) {
+    while applied.elapsed() < window {
         let body = env.get(&gateway, "/productpage", &[]).1;
-        if changed_at.elapsed() < delay.mul_f64(0.6) {
+        // Only answers completed inside the window count: they precede any publication.
+        if applied.elapsed() < window {
             assert_eq!(
                 reviews_version(&body).as_deref(),
                 Some("v1"),
@@ -159,14 +178,18 @@ fn weights_split_traffic_and_changes_wait_for_the_propagation_delay() {
         reviews_version(b).as_deref() == Some("v3")
     });
     assert!(
-        changed_at.elapsed() >= delay,
+        before_apply.elapsed() >= delay,
         "visible after {:?}",
-        changed_at.elapsed()
+        before_apply.elapsed()
     );
     assert!(body.contains("text-red-500"));
+    wait_for_run(&env, &gateway, "v3", 20);
     // 30/70 over 400 requests lands inside the binomial 99.9% interval.
     env.apply(SOURCE, "bookinfo", &split(30, 70));
-    std::thread::sleep(delay + Duration::from_millis(300));
+    // v1 got nothing before: its first answer shows the new split is in force.
+    env.get_until(&gateway, "/productpage", Duration::from_secs(10), |_, b| {
+        reviews_version(b).as_deref() == Some("v1")
+    });
     let v1 = (0..400)
         .filter(|_| {
             reviews_version(&env.get(&gateway, "/productpage", &[]).1).as_deref() == Some("v1")

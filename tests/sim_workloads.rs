@@ -27,7 +27,9 @@ fn deployments_stateful_sets_and_daemon_sets_roll_out() {
             &["rollout", "status", workload, "-n", "apps", "--timeout=60s"],
         );
         assert!(
+            // kubectl says "partitioned roll out complete" for StatefulSets (partition 0).
             status.contains("successfully rolled out")
+                || status.contains("roll out complete")
                 || status.contains("rolling update complete"),
             "{workload}: {status}"
         );

@@ -335,7 +335,7 @@ fn named_container_port(pod: &Value, name: &str) -> Option<u16> {
     })
 }
 
-fn service(object: &Value, pods: &[Value]) -> ServiceInfo {
+fn service(object: &Value, pods: &[&Value]) -> ServiceInfo {
     let selector = object
         .pointer("/spec/selector")
         .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
@@ -661,27 +661,34 @@ impl MeshSnapshot {
                 gateway_proxy: text(p, "/spec/containers/0/name") == "istio-proxy",
             })
             .collect();
+        let live: Vec<&Value> = objects
+            .pods
+            .iter()
+            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+            .collect();
         let mut services = HashMap::new();
         for object in &objects.services {
             let namespace = text(object, "/metadata/namespace");
-            let same_namespace: Vec<Value> = objects
-                .pods
-                .iter()
-                .filter(|p| text(p, "/metadata/namespace") == namespace)
-                .cloned()
-                .take(8)
-                .collect();
-            let mut info = service(object, &same_namespace);
-            if let Some(selector) = &info.selector {
-                info.ready_pods = pods
+            let selector = object
+                .pointer("/spec/selector")
+                .filter(|s| s.as_object().is_some_and(|m| !m.is_empty()))
+                .map(|s| string_map(Some(s)));
+            let selected: Vec<usize> = match &selector {
+                Some(selector) => pods
                     .iter()
                     .enumerate()
-                    .filter(|(_, p)| {
-                        p.ready && p.namespace == info.namespace && selects(selector, &p.labels)
-                    })
+                    .filter(|(_, p)| p.namespace == namespace && selects(selector, &p.labels))
                     .map(|(i, _)| i)
-                    .collect();
-            }
+                    .collect(),
+                None => Vec::new(),
+            };
+            // Named target ports are resolved against the selected pods' container ports.
+            let selected_objects: Vec<&Value> = selected
+                .iter()
+                .filter_map(|i| live.get(*i).copied())
+                .collect();
+            let mut info = service(object, &selected_objects);
+            info.ready_pods = selected.into_iter().filter(|i| pods[*i].ready).collect();
             services.insert((info.namespace.clone(), info.name.clone()), info);
         }
         MeshSnapshot {
