@@ -23,6 +23,7 @@ mod sim_injection;
 mod sim_kube_rs;
 mod sim_kubectl;
 mod sim_mesh;
+mod sim_runbook;
 mod sim_workloads;
 mod stdlib;
 mod traffic;
