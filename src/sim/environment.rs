@@ -108,7 +108,8 @@ impl StateFile {
             })
             .collect();
         let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
-        let mut mappings: Vec<(&String, &String)> = ports.iter().collect();
+        let mut mappings: Vec<(&String, &String)> =
+            ports.iter().filter(|(from, to)| from != to).collect();
         mappings.sort();
         document["portMappings"] = mappings
             .iter()
@@ -349,8 +350,11 @@ impl SimEnvironment {
     /// `MESHSHIFT_CONNECT_TO` take them.
     pub fn connect_to(&self) -> Vec<(String, String)> {
         let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
-        let mut pairs: Vec<(String, String)> =
-            ports.iter().map(|(a, b)| (a.clone(), b.clone())).collect();
+        let mut pairs: Vec<(String, String)> = ports
+            .iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
         pairs.sort();
         pairs
     }

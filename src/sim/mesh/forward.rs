@@ -15,7 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 
-/// Port mappings of load balancer addresses: `ip:port` → `ip:bound-port`.
+/// Where each load balancer address of an environment is served: `ip:port` →
+/// `ip:bound-port` (the same when the port itself was bound).
 pub type PortMap = Arc<RwLock<HashMap<String, String>>>;
 
 /// Header counting how often a request was forwarded (stops forwarding loops).
@@ -58,14 +59,11 @@ fn mapped(ports: &PortMap, address: &str, port: u16) -> String {
     if let Some(to) = ports.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return to.clone();
     }
-    if port < 1024 {
-        for (from, to) in crate::traffic::http::connect_to_entries() {
-            if from == key {
-                return to;
-            }
-        }
-    }
-    key
+    // Not one of this environment's listeners: another simulator's, maybe mapped.
+    crate::traffic::http::connect_to_entries()
+        .into_iter()
+        .find(|(from, _)| *from == key)
+        .map_or(key, |(_, to)| to)
 }
 
 impl Forwarder {

@@ -382,14 +382,14 @@ pub async fn run(
                 Ok((listener, bound)) => {
                     let address = format!("{ip}:{port}");
                     let bound = bound.to_string();
-                    if bound != address {
-                        settings
-                            .ports
-                            .write()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(address.clone(), bound.clone());
-                        crate::traffic::http::add_connect_to(&address, &bound);
-                    }
+                    // Recorded even when not mapped: an identity entry replaces a stale
+                    // mapping an earlier environment in this process left for the address.
+                    settings
+                        .ports
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(address.clone(), bound.clone());
+                    crate::traffic::http::add_connect_to(&address, &bound);
                     let token = cancel.child_token();
                     let state = Arc::new(Listener {
                         service: service.clone(),
