@@ -76,25 +76,34 @@ fn cases() -> Vec<Case> {
 
 fn compare(configuration: serde_json::Value, planes: &[ControlPlane]) -> usize {
     let webhooks = injection::webhooks(&[configuration]);
+    let annotation_cases: [Vec<(&str, &str)>; 3] = [
+        vec![],
+        vec![("sidecar.istio.io/inject", "true")],
+        vec![("sidecar.istio.io/inject", "false")],
+    ];
     let mut injected = 0;
     for (namespace, ns, pod_labels) in cases() {
-        let pod = json!({"metadata": {"labels": labels(&pod_labels)}, "spec": {"containers": [{"name": "app"}]}});
-        let simulated = injection::injecting_revision(&webhooks, namespace, &labels(&ns), &pod);
-        let explained = mesh::injecting_revision(
-            &InjectionContext {
-                namespace,
-                namespace_labels: labels(&ns),
-                pod_labels: labels(&pod_labels),
-                ..InjectionContext::default()
-            },
-            planes,
-        )
-        .ok();
-        assert_eq!(
-            simulated, explained,
-            "namespace {namespace} {ns:?}, pod {pod_labels:?}"
-        );
-        injected += usize::from(simulated.is_some());
+        for annotations in &annotation_cases {
+            let pod = json!({"metadata": {"labels": labels(&pod_labels), "annotations": labels(annotations)},
+                             "spec": {"containers": [{"name": "app"}]}});
+            let simulated = injection::injecting_revision(&webhooks, namespace, &labels(&ns), &pod);
+            let explained = mesh::injecting_revision(
+                &InjectionContext {
+                    namespace,
+                    namespace_labels: labels(&ns),
+                    pod_labels: labels(&pod_labels),
+                    pod_annotations: labels(annotations),
+                    ..InjectionContext::default()
+                },
+                planes,
+            )
+            .ok();
+            assert_eq!(
+                simulated, explained,
+                "namespace {namespace} {ns:?}, pod labels {pod_labels:?}, annotations {annotations:?}"
+            );
+            injected += usize::from(simulated.is_some());
+        }
     }
     injected
 }
