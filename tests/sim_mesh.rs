@@ -113,6 +113,23 @@ fn routing_rules_match_uri_headers_subsets_and_answer_directly() {
         );
     }
     // productpage passes no end-user header in the simulation: the header route never applies to it.
+    // Redirects, URI rewrites and Istio's own fault injection.
+    env.apply(SOURCE, "bookinfo", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: more}\nspec:\n  hosts: [\"more.example.com\"]\n  gateways: [bookinfo-gateway]\n  http:\n  - match: [{uri: {prefix: /old}}]\n    redirect: {uri: /productpage}\n  - match: [{headers: {x-fault: {exact: abort}}}]\n    fault: {abort: {httpStatus: 500, percentage: {value: 100}}}\n    route: [{destination: {host: productpage}}]\n  - match: [{uri: {prefix: /v2/}}]\n    rewrite: {uri: /}\n    route: [{destination: {host: productpage}}]\n");
+    let more = [("host", "more.example.com")];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.get(&gateway, "/old/page", &more).0 != 301 {
+        assert!(Instant::now() < deadline, "redirect never served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, body) = env.get(&gateway, "/v2/api/v1/products", &more);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("[{\"id\": 0"), "{body}");
+    let (status, body) = env.get(
+        &gateway,
+        "/v2/api/v1/products",
+        &[("host", "more.example.com"), ("x-fault", "abort")],
+    );
+    assert_eq!((status, body.as_str()), (500, "fault filter abort"));
     // A subset that selects no pods answers 503, as Envoy does.
     env.apply(SOURCE, "bookinfo", "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: extra}\nspec:\n  hosts: [\"extra.example.com\"]\n  gateways: [bookinfo-gateway]\n  http:\n  - route: [{destination: {host: ratings, subset: v2}}]\n");
     let deadline = Instant::now() + Duration::from_secs(10);
