@@ -1,13 +1,18 @@
 //! `meshshift sim up | down | status`: the simulated clusters as a command-line service.
 //!
-//! `up` runs `sim-source` and `sim-target` in the foreground until Ctrl-C or SIGTERM,
-//! writing `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (pid, addresses).
+//! `up` runs a complete [`Environment`] (`sim-source` and `sim-target` with their agents,
+//! admission and gateways; options: Istio version, the source's MeshConfig, native sidecars,
+//! mapped ports) in the foreground until Ctrl-C or SIGTERM, writing
+//! `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (pid, addresses, gateway
+//! listeners, port mappings). Load balancers get `127.0.1.x` (source) and `127.0.2.x`
+//! (target) unless another simulator holds those.
 //! `up --detach` starts the same thing as a background process of the current executable
 //! (`<exe> sim up --state-dir <dir>`, output in `<state dir>/sim/sim.log`) and returns once
-//! both clusters answer `/readyz`. `down` stops a detached simulator by its recorded pid,
+//! the environment is ready. `down` stops a detached simulator by its recorded pid,
 //! after checking that the pid still belongs to the process that wrote the state. Objects
 //! are saved to `<state dir>/sim/<cluster>.json` on shutdown and restored by the next `up`
-//! unless `fresh` is set.
+//! unless `fresh` is set (so a cluster deleted with `sim az aks delete` stays deleted until
+//! `up --fresh`).
 //!
 //! These functions build their own Tokio runtime: call them from synchronous code.
 
@@ -479,7 +484,8 @@ pub fn down(options: &DownOptions) -> Result<(), SimError> {
     Ok(())
 }
 
-/// `sim status`: what runs where.
+/// `sim status`: what runs where, including gateway addresses and port mappings (as curl
+/// `--connect-to` arguments and a `MESHSHIFT_CONNECT_TO` value).
 pub fn status(options: &StatusOptions) -> Result<(), SimError> {
     let dir = sim_dir(options.state_dir.as_deref())?;
     let state = match RunState::read(&dir) {
