@@ -124,9 +124,31 @@ pub enum SimCommand {
         /// Start empty instead of restoring the objects saved when they last stopped.
         #[arg(long)]
         fresh: bool,
+        /// Istio version of both clusters' control planes (default 1.30.2).
+        #[arg(long, value_name = "VERSION")]
+        istio_version: Option<String>,
+        /// A file with the source's MeshConfig (`data.mesh` of ConfigMap istio-system/istio).
+        #[arg(long, value_name = "FILE")]
+        mesh_config: Option<PathBuf>,
+        /// Inject istio-proxy as a native sidecar (an init container with restartPolicy Always).
+        #[arg(long)]
+        native_sidecars: bool,
+        /// Serve load balancer ports on free high ports and publish the mapping, even as root.
+        #[arg(long)]
+        map_ports: bool,
     },
     /// Stop simulated clusters started with `--detach`.
     Down,
     /// Show what runs where.
     Status,
+    /// Answer Azure CLI commands for the simulated clusters (`sim az aks show -g rg -n sim-target`).
+    Az {
+        /// The `az` arguments.
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "AZ_ARGS"
+        )]
+        args: Vec<String>,
+    },
 }

@@ -40,13 +40,36 @@ pub fn execute(arguments: Arguments) -> Result<()> {
 fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
     use crate::sim::command::{self, DownOptions, StatusOptions, UpOptions};
     let result = match command {
-        SimCommand::Up { detach, fresh } => command::up(&UpOptions {
+        SimCommand::Up {
+            detach,
+            fresh,
+            istio_version,
+            mesh_config,
+            native_sidecars,
+            map_ports,
+        } => command::up(&UpOptions {
             detach,
             state_dir,
             fresh,
+            istio_version,
+            mesh_config,
+            native_sidecars,
+            map_ports,
         }),
         SimCommand::Down => command::down(&DownOptions { state_dir }),
         SimCommand::Status => command::status(&StatusOptions { state_dir }),
+        SimCommand::Az { args } => {
+            use std::io::Write;
+            let outcome = crate::sim::az::run(&args, state_dir.as_deref());
+            print!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            if outcome.code != 0 {
+                let _ = std::io::stdout().flush();
+                // az's own exit codes (2 usage, 3 not found) are part of its interface.
+                std::process::exit(outcome.code);
+            }
+            Ok(())
+        }
     };
     result.map_err(|error| Error::Other {
         message: error.to_string(),

@@ -3,6 +3,7 @@
 mod cluster_support;
 mod http_server;
 mod pty;
+mod sim_env_support;
 mod sim_support;
 mod test;
 
@@ -19,7 +20,12 @@ mod run_journal;
 mod runbooks;
 mod sim_api;
 mod sim_differential;
+mod sim_guide;
+mod sim_injection;
 mod sim_kube_rs;
 mod sim_kubectl;
+mod sim_mesh;
+mod sim_runbook;
+mod sim_workloads;
 mod stdlib;
 mod traffic;

@@ -203,8 +203,15 @@ pub fn injecting_revision(
     if let Some(revision) = context.pod_labels.get("istio.io/rev") {
         return revision_if_installed(revision, planes, "pod label", &installed());
     }
-    match (pod_inject, default) {
+    // Opting in is the webhook's object selector, which sees labels only: the annotation can
+    // opt out (istiod reads it) but not in.
+    let pod_label = context
+        .pod_labels
+        .get("sidecar.istio.io/inject")
+        .map(String::as_str);
+    match (pod_label, default) {
         (Some("true"), Some(plane)) => Ok(plane.revision.clone()),
+        (None, Some(_)) if pod_inject == Some("true") => Err("the pod opts in with the `sidecar.istio.io/inject` annotation, which the webhook does not see: use the label, or label the namespace".into()),
         _ => Err("the namespace has no injection label (`istio.io/rev=<revision>` or `istio-injection=enabled`)".into()),
     }
 }
@@ -385,6 +392,15 @@ mod tests {
         assert_eq!(
             injecting_revision(&context(&[], &[("istio.io/rev", "canary")]), &planes),
             Ok("canary".into())
+        );
+        let mut annotated = context(&[], &[]);
+        annotated
+            .pod_annotations
+            .insert("sidecar.istio.io/inject".into(), "true".into());
+        assert!(
+            injecting_revision(&annotated, &planes)
+                .unwrap_err()
+                .contains("annotation, which the webhook does not see")
         );
         assert!(
             injecting_revision(

@@ -1,13 +1,18 @@
 //! `meshshift sim up | down | status`: the simulated clusters as a command-line service.
 //!
-//! `up` runs `sim-source` and `sim-target` in the foreground until Ctrl-C or SIGTERM,
-//! writing `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (pid, addresses).
+//! `up` runs a complete [`Environment`] (`sim-source` and `sim-target` with their agents,
+//! admission and gateways; options: Istio version, the source's MeshConfig, native sidecars,
+//! mapped ports) in the foreground until Ctrl-C or SIGTERM, writing
+//! `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (pid, addresses, gateway
+//! listeners, port mappings). Load balancers get `127.0.1.x` (source) and `127.0.2.x`
+//! (target) unless another simulator holds those.
 //! `up --detach` starts the same thing as a background process of the current executable
 //! (`<exe> sim up --state-dir <dir>`, output in `<state dir>/sim/sim.log`) and returns once
-//! both clusters answer `/readyz`. `down` stops a detached simulator by its recorded pid,
+//! the environment is ready. `down` stops a detached simulator by its recorded pid,
 //! after checking that the pid still belongs to the process that wrote the state. Objects
 //! are saved to `<state dir>/sim/<cluster>.json` on shutdown and restored by the next `up`
-//! unless `fresh` is set.
+//! unless `fresh` is set (so a cluster deleted with `sim az aks delete` stays deleted until
+//! `up --fresh`).
 //!
 //! These functions build their own Tokio runtime: call them from synchronous code.
 
@@ -15,10 +20,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::server::{ApiServerConfig, SOURCE_NAME, Sim, SimError, TARGET_NAME};
+use super::environment::{Environment, EnvironmentOptions};
+use super::scenario::Scenario;
+use super::server::{SOURCE_NAME, SimError, TARGET_NAME};
 
 /// Options of `sim up`.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +36,61 @@ pub struct UpOptions {
     pub state_dir: Option<PathBuf>,
     /// Start empty instead of restoring the saved objects.
     pub fresh: bool,
+    /// Istio version of both control planes (default [`crate::sim::scenario::DEFAULT_ISTIO_VERSION`]).
+    pub istio_version: Option<String>,
+    /// A file holding the source's MeshConfig (default [`crate::sim::scenario::DEFAULT_MESH_CONFIG`]).
+    pub mesh_config: Option<PathBuf>,
+    /// istiod injects native sidecars.
+    pub native_sidecars: bool,
+    /// Serve load balancer ports on free ports and publish the mapping, even as root.
+    pub map_ports: bool,
+}
+
+impl UpOptions {
+    /// The environment these options describe.
+    pub fn environment(&self) -> Result<EnvironmentOptions, SimError> {
+        let mut scenario = Scenario {
+            native_sidecars: self.native_sidecars,
+            ..Scenario::default()
+        };
+        if let Some(version) = &self.istio_version {
+            scenario.istio_version = version.trim_start_matches('v').to_string();
+        }
+        if let Some(path) = &self.mesh_config {
+            scenario.mesh_config = std::fs::read_to_string(path)
+                .map_err(|e| SimError::io(format!("failed to read {}", path.display()), e))?;
+        }
+        Ok(EnvironmentOptions {
+            state_dir: self.state_dir.clone(),
+            scenario,
+            address_slot: Some(0),
+            map_ports: self.map_ports,
+            persist: true,
+            ..EnvironmentOptions::default()
+        })
+    }
+
+    /// The `sim up` arguments that reproduce these options in a detached child.
+    fn child_arguments(&self) -> Vec<String> {
+        let mut arguments = Vec::new();
+        if let Some(version) = &self.istio_version {
+            arguments.extend(["--istio-version".to_string(), version.clone()]);
+        }
+        if let Some(path) = &self.mesh_config {
+            let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            arguments.extend([
+                "--mesh-config".to_string(),
+                absolute.to_string_lossy().into_owned(),
+            ]);
+        }
+        if self.native_sidecars {
+            arguments.push("--native-sidecars".into());
+        }
+        if self.map_ports {
+            arguments.push("--map-ports".into());
+        }
+        arguments
+    }
 }
 
 /// Options of `sim down`.
@@ -87,8 +149,9 @@ struct RunState {
 }
 
 impl RunState {
+    #[cfg(test)]
     fn to_json(&self) -> Value {
-        json!({
+        serde_json::json!({
             "pid": self.pid,
             "processStartTicks": self.start_ticks,
             "executable": self.executable,
@@ -96,7 +159,7 @@ impl RunState {
             "clusters": self.clusters.iter().map(|(name, server, ca)| {
                 let address = server.strip_prefix("https://").unwrap_or(server);
                 let port = address.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-                json!({"name": name, "server": server, "address": address, "port": port, "caPem": ca})
+                serde_json::json!({"name": name, "server": server, "address": address, "port": port, "caPem": ca})
             }).collect::<Vec<_>>(),
         })
     }
@@ -127,15 +190,6 @@ impl RunState {
         RunState::from_json(&serde_json::from_str(&text).ok()?)
     }
 
-    fn write(&self, dir: &Path) -> Result<(), SimError> {
-        let path = dir.join("state.json");
-        let temporary = dir.join("state.json.tmp");
-        std::fs::write(&temporary, self.to_json().to_string())
-            .map_err(|e| SimError::io(format!("failed to write {}", temporary.display()), e))?;
-        std::fs::rename(&temporary, &path)
-            .map_err(|e| SimError::io(format!("failed to write {}", path.display()), e))
-    }
-
     /// Whether the recorded pid is still the process that wrote this state.
     fn is_alive(&self) -> bool {
         process_start_ticks(self.pid) == Some(self.start_ticks)
@@ -146,7 +200,7 @@ impl RunState {
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
-fn process_start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_ticks(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses; fields resume after the last ')'.
     let after_name = &stat[stat.rfind(')')? + 1..];
@@ -180,42 +234,25 @@ pub fn up(options: &UpOptions) -> Result<(), SimError> {
         )));
     }
     if options.detach {
-        detach(&dir, options.fresh)
+        detach(&dir, options)
     } else {
-        runtime()?.block_on(foreground(&dir, options.fresh))
+        runtime()?.block_on(foreground(&dir, options))
     }
 }
 
-async fn foreground(dir: &Path, fresh: bool) -> Result<(), SimError> {
-    if fresh {
+async fn foreground(dir: &Path, options: &UpOptions) -> Result<(), SimError> {
+    if options.fresh {
         for name in [SOURCE_NAME, TARGET_NAME] {
             let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
         }
     }
     let started = Instant::now();
-    let kubeconfig = dir.join("kubeconfig");
-    let snapshot_dir = dir.to_path_buf();
-    let sim = Sim::start_pair(&kubeconfig, move |config: ApiServerConfig| {
-        let snapshot = snapshot_dir.join(format!("{}.json", config.name));
-        ApiServerConfig {
-            snapshot: Some(snapshot),
-            ..config
-        }
-    })
-    .await?;
+    let environment = Environment::start(options.environment()?).await?;
     let elapsed = started.elapsed();
-    let state = RunState {
-        pid: std::process::id(),
-        start_ticks: process_start_ticks(std::process::id()).unwrap_or(0),
-        executable: current_executable()?.to_string_lossy().into_owned(),
-        kubeconfig: kubeconfig.to_string_lossy().into_owned(),
-        clusters: [&sim.source, &sim.target]
-            .iter()
-            .map(|h| (h.name().to_string(), h.url(), h.ca_pem().to_string()))
-            .collect(),
-    };
-    state.write(dir)?;
+    let state = RunState::read(dir)
+        .ok_or_else(|| SimError::Daemon("the simulator wrote no state".into()))?;
     print_clusters(&state);
+    print_gateways(dir);
     println!(
         "started in {} ms; use `export KUBECONFIG={}`; Ctrl-C stops",
         elapsed.as_millis(),
@@ -224,11 +261,58 @@ async fn foreground(dir: &Path, fresh: bool) -> Result<(), SimError> {
     let _ = std::io::stdout().flush();
     wait_for_stop_signal().await;
     println!("stopping");
-    let result = sim.shutdown().await;
-    if RunState::read(dir).is_some_and(|s| s.pid == std::process::id()) {
-        let _ = std::fs::remove_file(dir.join("state.json"));
+    environment.shutdown().await
+}
+
+/// Prints the load balancer listeners and port mappings recorded in `state.json`.
+fn print_gateways(dir: &Path) {
+    let Some(state) = std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+    else {
+        return;
+    };
+    for listener in state["listeners"].as_array().into_iter().flatten() {
+        let text = |k: &str| listener[k].as_str().unwrap_or_default().to_string();
+        let mapped = if listener["bound"] != listener["address"] {
+            format!("  (served on {})", text("bound"))
+        } else {
+            String::new()
+        };
+        println!(
+            "{:<11} {}/{}  http://{}{mapped}",
+            text("cluster"),
+            text("namespace"),
+            text("service"),
+            text("address")
+        );
     }
-    result
+    let mappings: Vec<(String, String)> = state["portMappings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            Some((
+                m["from"].as_str()?.to_string(),
+                m["to"].as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    if !mappings.is_empty() {
+        let curl: Vec<String> = mappings
+            .iter()
+            .map(|(from, to)| format!("--connect-to {from}:{to}"))
+            .collect();
+        let env: Vec<String> = mappings
+            .iter()
+            .map(|(from, to)| format!("{from}={to}"))
+            .collect();
+        println!("port mappings: curl {}", curl.join(" "));
+        println!(
+            "               export MESHSHIFT_CONNECT_TO={}",
+            env.join(",")
+        );
+    }
 }
 
 async fn wait_for_stop_signal() {
@@ -246,7 +330,8 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn detach(dir: &Path, fresh: bool) -> Result<(), SimError> {
+fn detach(dir: &Path, options: &UpOptions) -> Result<(), SimError> {
+    let fresh = options.fresh;
     use std::os::unix::process::CommandExt;
     if std::env::var_os(DAEMON_ENV).is_some() {
         return Err(SimError::Daemon(
@@ -265,6 +350,7 @@ fn detach(dir: &Path, fresh: bool) -> Result<(), SimError> {
     command
         .args(["sim", "up", "--state-dir"])
         .arg(dir.parent().unwrap_or(dir))
+        .args(options.child_arguments())
         .env(DAEMON_ENV, "1")
         .stdin(std::process::Stdio::null())
         .stdout(log)
@@ -292,10 +378,11 @@ fn detach(dir: &Path, fresh: bool) -> Result<(), SimError> {
                 log.trim_end()
             )));
         }
-        if let Some(state) = RunState::read(dir).filter(|s| s.pid == pid) {
+        if let Some(state) = RunState::read(dir).filter(|s| s.pid == pid && is_ready(dir)) {
             let ready = runtime.block_on(all_ready(&state));
             if ready {
                 print_clusters(&state);
+                print_gateways(dir);
                 println!(
                     "running in the background (pid {pid}); stop it with `meshshift sim down`"
                 );
@@ -313,6 +400,14 @@ fn detach(dir: &Path, fresh: bool) -> Result<(), SimError> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether the environment recorded in `state.json` has finished starting.
+fn is_ready(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .is_some_and(|v| v["ready"] == true)
 }
 
 async fn all_ready(state: &RunState) -> bool {
@@ -389,7 +484,8 @@ pub fn down(options: &DownOptions) -> Result<(), SimError> {
     Ok(())
 }
 
-/// `sim status`: what runs where.
+/// `sim status`: what runs where, including gateway addresses and port mappings (as curl
+/// `--connect-to` arguments and a `MESHSHIFT_CONNECT_TO` value).
 pub fn status(options: &StatusOptions) -> Result<(), SimError> {
     let dir = sim_dir(options.state_dir.as_deref())?;
     let state = match RunState::read(&dir) {
@@ -409,6 +505,7 @@ pub fn status(options: &StatusOptions) -> Result<(), SimError> {
         );
     }
     println!("kubeconfig  {}", state.kubeconfig);
+    print_gateways(&dir);
     Ok(())
 }
 

@@ -22,7 +22,71 @@
 //! # Ok(()) }
 //! ```
 //!
-//! [`command`] holds the `meshshift sim up | down | status` entry points.
+//! [`command`] holds the `meshshift sim up | down | status` entry points, [`az`] the emulated
+//! Azure CLI (`meshshift sim az`).
+//!
+//! # Complete environments
+//!
+//! [`Environment::start`] runs what `meshshift sim up`, `run --sim` and the tests use: both
+//! API servers with their admission hooks, the scenario installed through the API, agents
+//! and the mesh data plane, on the caller's Tokio runtime. It writes
+//! `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (clusters, load balancer
+//! listeners, port mappings), which `meshshift sim az` and `sim status` read.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), meshshift::sim::SimError> {
+//! use meshshift::sim::{Environment, EnvironmentOptions};
+//!
+//! let env = Environment::start(EnvironmentOptions::default()).await?;
+//! println!("KUBECONFIG={}", env.kubeconfig.display());
+//! for listener in env.listeners() {
+//!     println!("{} {}/{} at http://{}", listener.cluster, listener.service.0, listener.service.1, listener.address);
+//! }
+//! env.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! **Scenario** ([`scenario`]): `sim-source` runs open-source Istio 1.30.2 (`istio-system`:
+//! `istiod`, ConfigMap `istio`, the `istio-ingressgateway` LoadBalancer, the
+//! `istio-sidecar-injector` webhook configuration), `sim-target` the AKS add-on at the
+//! matching revision (`aks-istio-system`: `istiod-asm-1-30`, ConfigMap `istio-asm-1-30`, and
+//! an empty `aks-istio-ingress` until `az aks mesh enable-ingress-gateway`). Both serve the
+//! Istio CRDs and have one Node. The version, the source's MeshConfig (the default has only
+//! fields the add-on accepts; add `enableAutoMtls: true` for a precheck blocker) and native
+//! sidecars are options (`sim up --istio-version --mesh-config --native-sidecars`).
+//!
+//! **Agents** ([`agents`]) work through the API with kube-rs, as controllers do: Deployments
+//! get ReplicaSets named by the pod template's hash and Pods (`reviews-v1-5c7d8f9b6-x2kq9`),
+//! template changes roll out (surge, then the old ReplicaSet scales to zero), statuses and
+//! conditions are what `kubectl rollout status`, `kubectl wait --for=condition=Available` and
+//! meshshift's `wait_rollout` read; StatefulSets and DaemonSets roll out on the single node;
+//! pods become Running and Ready after [`EnvironmentOptions::pod_ready_delay`] (100 ms);
+//! LoadBalancer Services get `127.<slot>.1.n` (source) or `127.<slot>.2.n` (target), the slot
+//! being distinct per environment ([`addresses`]).
+//!
+//! **Admission** ([`hooks`], [`injection`]): sidecar injection on pod CREATE, selected by the
+//! cluster's MutatingWebhookConfigurations exactly as Istio's chart writes them (so
+//! `istio-injection` beats `istio.io/rev`, and the add-on, which has no default revision,
+//! ignores `istio-injection=enabled`), plus the add-on's refusals on the target: ProxyConfig,
+//! WorkloadEntry, WorkloadGroup, IstioOperator, WasmPlugin, and shared MeshConfig fields
+//! outside its allowlist.
+//!
+//! **Data plane** ([`mesh`]): every LoadBalancer port serves HTTP on its loopback address (a
+//! port that cannot be bound is served on a free port of the same address; the mapping is in
+//! `state.json`, printed by `sim status`, and registered with
+//! [`crate::traffic::http::add_connect_to`]). Gateways route by Gateway (selector, server port
+//! = target port or port, hosts), VirtualService (URI exact/prefix/regex, headers, method,
+//! weights with Istio's semantics, `fault`, `directResponse`, `redirect`, `rewrite.uri`),
+//! DestinationRule subsets and ServiceEntries (STATIC endpoints are forwarded to for real,
+//! over loopback only). Pods labelled `app: productpage|details|reviews|ratings` answer like
+//! bookinfo (the productpage names the reviews pod its in-mesh call reached); other pods echo
+//! JSON. Routing changes reach the gateways after
+//! [`EnvironmentOptions::propagation_delay`] (300 ms). `az aks delete` marks namespace
+//! `kube-system` with `sim.meshshift.io/deleted=true`: the cluster's gateways stop listening.
+//!
+//! **Faults** in the data plane are Service annotations ([`mesh::faults`]):
+//! `sim.meshshift.io/http-503-ratio`, `sim.meshshift.io/latency-ms`,
+//! `sim.meshshift.io/drop-ratio`.
 //!
 //! # What is served
 //!
@@ -109,28 +173,39 @@
 //! applied completely or not at all. The clusters are single-stack IPv4 (Services get
 //! addresses from `10.96.0.0/12`; `RequireDualStack` is refused), present themselves as
 //! Kubernetes v1.33, and keep the last 10,000 changes for watches
-//! ([`ApiServerConfig::watch_window`]). Controllers a real cluster runs are reduced to what
-//! the API server itself does synchronously: garbage collection of owned objects, namespace
-//! deletion, CRD establishment and cleanup, default ServiceAccounts. There is no scheduler
-//! or kubelet: Deployments do not create Pods here. Validation covers names, labels,
+//! ([`ApiServerConfig::watch_window`]). The API server itself does garbage collection of owned
+//! objects, namespace deletion, CRD establishment and cleanup and default ServiceAccounts;
+//! a bare [`ApiServer`] runs no controllers (Deployments create Pods only in an
+//! [`Environment`], whose agents do that). There is no scheduler: controllers place pods on
+//! the node themselves, and pods created directly keep an empty `spec.nodeName`. Endpoints
+//! and EndpointSlices are not maintained; pods are deleted at once (no graceful
+//! termination); the data plane speaks HTTP/1.1 only, without TLS. Validation covers names, labels,
 //! the required fields and immutable fields users meet most, not every upstream rule; CEL
 //! rules in CRDs (`x-kubernetes-validations`) are not evaluated; RBAC objects are stored as
 //! they are and not enforced; OpenAPI documents describe custom resources fully but
 //! built-in kinds only by name (so `kubectl explain` is useful for CRDs only).
 
+pub mod addresses;
 pub mod admission;
+pub mod agents;
+pub mod az;
 pub mod cluster;
 pub mod command;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod environment;
 pub mod fault;
 pub mod field_validation;
 pub mod fieldset;
 pub mod handler;
+pub mod hooks;
 pub mod http;
+pub mod injection;
+pub mod install;
 pub mod kubeconfig;
 pub mod managed;
+pub mod mesh;
 pub mod negotiate;
 pub mod object;
 pub mod openapi;
@@ -139,6 +214,7 @@ pub mod protobuf;
 pub mod registry;
 pub mod resource;
 pub mod router;
+pub mod scenario;
 pub mod schema;
 pub mod selector;
 pub mod server;
@@ -149,7 +225,9 @@ pub mod table;
 pub mod tls;
 pub mod validation;
 pub mod watch;
+pub mod workload;
 
+pub use environment::{Environment, EnvironmentOptions, SimEnvironment};
 pub use server::{
     ApiServer, ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME,
 };

@@ -303,6 +303,50 @@ impl LabelSelector {
         Ok(LabelSelector { requirements })
     }
 
+    /// A selector from a Kubernetes `LabelSelector` object (`matchLabels` and
+    /// `matchExpressions`); unknown operators are refused.
+    pub fn from_object(selector: &serde_json::Value) -> Result<LabelSelector, String> {
+        use serde_json::Value;
+        let mut requirements = Vec::new();
+        if let Some(labels) = selector.get("matchLabels").and_then(Value::as_object) {
+            for (key, value) in labels {
+                let value = value.as_str().unwrap_or_default().to_string();
+                requirements.push(Requirement::In(key.clone(), vec![value]));
+            }
+        }
+        let expressions = selector
+            .get("matchExpressions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for expression in expressions {
+            let key = expression
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let values: Vec<String> = expression
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let requirement = match expression.get("operator").and_then(Value::as_str) {
+                Some("In") => Requirement::In(key, values),
+                Some("NotIn") => Requirement::NotIn(key, values),
+                Some("Exists") => Requirement::Exists(key),
+                Some("DoesNotExist") => Requirement::DoesNotExist(key),
+                other => return Err(format!("unknown selector operator {other:?}")),
+            };
+            requirements.push(requirement);
+        }
+        Ok(LabelSelector { requirements })
+    }
+
     /// Whether every requirement holds for `labels`.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         self.requirements.iter().all(|r| match r {

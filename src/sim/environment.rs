@@ -1,0 +1,417 @@
+//! A complete simulated environment: `sim-source` and `sim-target` API servers with their
+//! admission hooks, the scenario installed, the agents and the mesh data plane, running on
+//! the caller's Tokio runtime. `meshshift sim up`, `run --sim`, `repl --sim` and tests all
+//! start it through [`Environment::start`].
+//!
+//! It writes `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (process,
+//! clusters, load balancer listeners and port mappings), which `meshshift sim az` and
+//! `meshshift sim status` read.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::addresses::{self, LoadBalancerPool, SlotLease};
+use super::agents::{self, informer};
+use super::hooks::{AddonPolicy, IstioInjection};
+use super::mesh::forward::{Forwarder, PortMap};
+use super::mesh::gateway::{self, GatewaySettings, ListenerInfo};
+use super::mesh::snapshot::MeshSnapshot;
+use super::scenario::{self, Scenario};
+use super::server::{ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME};
+
+/// How an environment starts.
+#[derive(Clone, Debug)]
+pub struct EnvironmentOptions {
+    /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`); files go to its
+    /// `sim/` subdirectory.
+    pub state_dir: Option<PathBuf>,
+    /// The clusters' starting point.
+    pub scenario: Scenario,
+    /// Time from a pod's creation to Ready (default 100 ms).
+    pub pod_ready_delay: Duration,
+    /// Time from a routing change to the gateways using it (default 300 ms).
+    pub propagation_delay: Duration,
+    /// Preferred loopback slot for load balancer addresses (`127.<slot>.1.x` source,
+    /// `127.<slot>.2.x` target); when it is taken, or with `None`, a free one from 1 on.
+    pub address_slot: Option<u8>,
+    /// Serve every load balancer port on a free port and publish the mapping, even where the
+    /// real port could be bound.
+    pub map_ports: bool,
+    /// Restore the objects saved by the last run and save them on shutdown.
+    pub persist: bool,
+    /// The executable `az_command` runs (default: the current one).
+    pub executable: Option<PathBuf>,
+}
+
+impl Default for EnvironmentOptions {
+    fn default() -> Self {
+        EnvironmentOptions {
+            state_dir: None,
+            scenario: Scenario::default(),
+            pod_ready_delay: Duration::from_millis(100),
+            propagation_delay: Duration::from_millis(300),
+            address_slot: None,
+            map_ports: false,
+            persist: false,
+            executable: None,
+        }
+    }
+}
+
+/// Starts environments.
+pub struct Environment;
+
+/// A running environment.
+pub struct SimEnvironment {
+    /// The kubeconfig with contexts `sim-source` and `sim-target`.
+    pub kubeconfig: PathBuf,
+    /// The state directory (pass it to `meshshift --state-dir <dir> sim az`).
+    pub state_dir: PathBuf,
+    /// The argv prefix that runs the emulated Azure CLI: `[exe, --state-dir, dir, sim, az]`.
+    pub az_command: Vec<String>,
+    /// The loopback slot of the load balancer addresses.
+    pub slot: u8,
+    sim: Option<Sim>,
+    cancel: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    state: Arc<StateFile>,
+    ports: PortMap,
+    _lease: SlotLease,
+}
+
+/// `state.json`, rewritten whenever listeners change.
+struct StateFile {
+    path: PathBuf,
+    base: Value,
+    listeners: Mutex<BTreeMap<String, Vec<ListenerInfo>>>,
+    ports: PortMap,
+    ready: std::sync::atomic::AtomicBool,
+}
+
+impl StateFile {
+    fn document(&self) -> Value {
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut document = self.base.clone();
+        document["ready"] = json!(self.ready.load(std::sync::atomic::Ordering::SeqCst));
+        document["listeners"] = listeners
+            .values()
+            .flatten()
+            .map(|l| {
+                json!({"cluster": l.cluster, "namespace": l.service.0, "service": l.service.1,
+                            "address": l.address, "bound": l.bound})
+            })
+            .collect();
+        let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
+        let mut mappings: Vec<(&String, &String)> =
+            ports.iter().filter(|(from, to)| from != to).collect();
+        mappings.sort();
+        document["portMappings"] = mappings
+            .iter()
+            .map(|(from, to)| json!({"from": from, "to": to}))
+            .collect();
+        document
+    }
+
+    fn write(&self) {
+        let temporary = self.path.with_extension("json.tmp");
+        if std::fs::write(&temporary, self.document().to_string()).is_ok() {
+            let _ = std::fs::rename(&temporary, &self.path);
+        }
+    }
+}
+
+fn entry_json(handle: &ApiServerHandle) -> Value {
+    let address = handle.address();
+    json!({"name": handle.name(), "server": handle.url(), "address": address.to_string(),
+           "port": address.port(), "caPem": handle.ca_pem()})
+}
+
+impl Environment {
+    /// Starts both clusters, installs the scenario, starts agents and gateways, writes the
+    /// kubeconfig and state, and returns once the source's ingress gateway serves.
+    pub async fn start(options: EnvironmentOptions) -> Result<SimEnvironment, SimError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let lease = match options.address_slot {
+            Some(slot) => addresses::lease(Some(slot)).or_else(|_| addresses::lease(None))?,
+            None => addresses::lease(None)?,
+        };
+        let dir = super::command::sim_dir(options.state_dir.as_deref())?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
+        let state_dir = dir
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.clone());
+        let kubeconfig = dir.join("kubeconfig");
+        if !options.persist {
+            for name in [SOURCE_NAME, TARGET_NAME] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
+            }
+        }
+        let native = options.scenario.native_sidecars;
+        let persist = options.persist;
+        let snapshot_dir = dir.clone();
+        let sim = Sim::start_pair(&kubeconfig, move |config: ApiServerConfig| {
+            let mut admission: Vec<Arc<dyn super::admission::AdmissionHook>> =
+                vec![Arc::new(IstioInjection {
+                    native_sidecars: native,
+                })];
+            if config.name == TARGET_NAME {
+                admission.push(Arc::new(AddonPolicy));
+            }
+            let snapshot = persist.then(|| snapshot_dir.join(format!("{}.json", config.name)));
+            ApiServerConfig {
+                admission,
+                snapshot,
+                ..config
+            }
+        })
+        .await?;
+        let cancel = CancellationToken::new();
+        let ports: PortMap = PortMap::default();
+        let executable = match &options.executable {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()
+                .map_err(|e| SimError::io("failed to find the current executable", e))?,
+        };
+        let base = json!({
+            "pid": std::process::id(),
+            "processStartTicks": super::command::process_start_ticks(std::process::id()).unwrap_or(0),
+            "executable": executable.to_string_lossy(),
+            "kubeconfig": kubeconfig.to_string_lossy(),
+            "addressSlot": lease.slot,
+            "istioVersion": options.scenario.istio_version,
+            "clusters": [entry_json(&sim.source), entry_json(&sim.target)],
+        });
+        let state = Arc::new(StateFile {
+            path: dir.join("state.json"),
+            base,
+            listeners: Mutex::default(),
+            ports: ports.clone(),
+            ready: Default::default(),
+        });
+        state.write();
+        let mut environment = SimEnvironment {
+            kubeconfig,
+            az_command: vec![
+                executable.to_string_lossy().into_owned(),
+                "--state-dir".into(),
+                state_dir.to_string_lossy().into_owned(),
+                "sim".into(),
+                "az".into(),
+            ],
+            state_dir,
+            slot: lease.slot,
+            sim: None,
+            cancel,
+            tasks: Vec::new(),
+            state,
+            ports,
+            _lease: lease,
+        };
+        let clusters = [
+            (
+                sim.source.kubeconfig_entry(),
+                scenario::source_objects(&options.scenario),
+                1u8,
+            ),
+            (
+                sim.target.kubeconfig_entry(),
+                scenario::target_objects(&options.scenario),
+                2u8,
+            ),
+        ];
+        environment.sim = Some(sim);
+        let forwarder = Arc::new(Forwarder::new(environment.ports.clone()));
+        for (entry, objects, number) in clusters {
+            let started = environment
+                .start_cluster(&entry, &objects, number, &options, forwarder.clone())
+                .await;
+            match started {
+                Ok(()) => {}
+                Err(error) => {
+                    let _ = environment.shutdown().await;
+                    return Err(error);
+                }
+            }
+        }
+        // The source's ingress gateway is part of the scenario: wait until it serves.
+        let ready = environment
+            .wait_for_listener(SOURCE_NAME, "istio-ingressgateway", Duration::from_secs(30))
+            .await;
+        if !ready {
+            let _ = environment.shutdown().await;
+            return Err(SimError::Daemon(
+                "the source's ingress gateway did not come up within 30 s".into(),
+            ));
+        }
+        environment
+            .state
+            .ready
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        environment.state.write();
+        Ok(environment)
+    }
+}
+
+impl SimEnvironment {
+    async fn start_cluster(
+        &mut self,
+        entry: &super::kubeconfig::KubeconfigEntry,
+        objects: &[Value],
+        number: u8,
+        options: &EnvironmentOptions,
+        forwarder: Arc<Forwarder>,
+    ) -> Result<(), SimError> {
+        let client = agents::client(entry).await?;
+        let (node, node_status) = scenario::node(&entry.name);
+        let mut node = node;
+        node["status"] = node_status;
+        let mut all = objects.to_vec();
+        all.push(node);
+        super::install::apply_all(&client, &all)
+            .await
+            .map_err(SimError::Config)?;
+        let cache = informer::Cache::start(&client, informer::ALL_KINDS, &self.cancel);
+        let cancel = self.cancel.clone();
+        self.tasks.push(tokio::spawn(agents::workloads::run(
+            client.clone(),
+            cache.clone(),
+            scenario::node_name(&entry.name),
+            cancel.clone(),
+        )));
+        self.tasks.push(tokio::spawn(agents::kubelet::run(
+            client.clone(),
+            cache.clone(),
+            agents::kubelet::KubeletSettings {
+                ready_delay: options.pod_ready_delay,
+                host_ip: scenario::node_ip(&entry.name).to_string(),
+            },
+            cancel.clone(),
+        )));
+        self.tasks.push(tokio::spawn(agents::load_balancer::run(
+            client.clone(),
+            cache.clone(),
+            LoadBalancerPool::new(self.slot, number),
+            cancel.clone(),
+        )));
+        let (sender, receiver) = watch::channel(Arc::new(MeshSnapshot {
+            cluster: entry.name.clone(),
+            ..MeshSnapshot::default()
+        }));
+        self.tasks.push(tokio::spawn(super::mesh::agent::run(
+            cache,
+            entry.name.clone(),
+            options.propagation_delay,
+            sender,
+            cancel.clone(),
+        )));
+        let state = self.state.clone();
+        let observer: gateway::ListenerObserver =
+            Arc::new(move |cluster: &str, listeners: Vec<ListenerInfo>| {
+                state
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(cluster.to_string(), listeners);
+                state.write();
+            });
+        let settings = GatewaySettings {
+            cluster: entry.name.clone(),
+            force_mapping: options.map_ports,
+            ports: self.ports.clone(),
+            observer,
+        };
+        self.tasks.push(tokio::spawn(gateway::run(
+            settings, receiver, forwarder, cancel,
+        )));
+        Ok(())
+    }
+
+    /// The served load balancer ports of both clusters.
+    pub fn listeners(&self) -> Vec<ListenerInfo> {
+        self.state
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
+    /// Port mappings in force (`ip:port` → `ip:bound-port`), as curl's `--connect-to` or
+    /// `MESHSHIFT_CONNECT_TO` take them.
+    pub fn connect_to(&self) -> Vec<(String, String)> {
+        let ports = self.ports.read().unwrap_or_else(|e| e.into_inner());
+        let mut pairs: Vec<(String, String)> = ports
+            .iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    /// The source cluster's API server.
+    pub fn source(&self) -> Option<&ApiServerHandle> {
+        self.sim.as_ref().map(|s| &s.source)
+    }
+
+    /// The target cluster's API server.
+    pub fn target(&self) -> Option<&ApiServerHandle> {
+        self.sim.as_ref().map(|s| &s.target)
+    }
+
+    /// Waits until a listener of Service `service` on `cluster` serves; returns whether it
+    /// did within `timeout`.
+    pub async fn wait_for_listener(&self, cluster: &str, service: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self
+                .listeners()
+                .iter()
+                .any(|l| l.cluster == cluster && l.service.1 == service)
+            {
+                return true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops gateways, agents and both clusters (saving their objects when persisting), and
+    /// removes the state file.
+    pub async fn shutdown(mut self) -> Result<(), SimError> {
+        self.cancel.cancel();
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+        let result = match self.sim.take() {
+            Some(sim) => sim.shutdown().await,
+            None => Ok(()),
+        };
+        let recorded = std::fs::read_to_string(&self.state.path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v.get("pid").and_then(Value::as_u64));
+        if recorded == Some(u64::from(std::process::id())) {
+            let _ = std::fs::remove_file(&self.state.path);
+        }
+        result
+    }
+}
+
+impl Drop for SimEnvironment {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}

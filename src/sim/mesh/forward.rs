@@ -1,0 +1,167 @@
+//! Forwarding to ServiceEntry endpoints over loopback, as Envoy forwards to an external
+//! service: a kept-alive connection pool, the request's Host header passed through, Envoy's
+//! answers when the upstream fails. Only loopback addresses are ever contacted; port mappings
+//! (a load balancer port the simulator could not bind) are honoured.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+
+/// Where each load balancer address of an environment is served: `ip:port` →
+/// `ip:bound-port` (the same when the port itself was bound).
+pub type PortMap = Arc<RwLock<HashMap<String, String>>>;
+
+/// Header counting how often a request was forwarded (stops forwarding loops).
+pub const HOPS_HEADER: &str = "x-sim-forward-hops";
+const MAX_HOPS: u32 = 8;
+/// Envoy's default route timeout.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An answer from upstream (or Envoy's, when there was none).
+#[derive(Debug)]
+pub struct Forwarded {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Forwarded {
+    fn envoy(status: u16, body: &str) -> Forwarded {
+        Forwarded {
+            status,
+            headers: vec![("content-type".into(), b"text/plain".to_vec())],
+            body: Bytes::from(body.to_string()),
+        }
+    }
+}
+
+/// Sends requests to endpoints.
+pub struct Forwarder {
+    client: Client<HttpConnector, Full<Bytes>>,
+    ports: PortMap,
+}
+
+/// Where `address:port` is really served: the environment's mapping, then the process's
+/// (`MESHSHIFT_CONNECT_TO`, for addresses of other simulators).
+fn mapped(ports: &PortMap, address: &str, port: u16) -> String {
+    let key = format!("{address}:{port}");
+    if let Some(to) = ports.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return to.clone();
+    }
+    // Not one of this environment's listeners: another simulator's, maybe mapped.
+    crate::traffic::http::connect_to_entries()
+        .into_iter()
+        .find(|(from, _)| *from == key)
+        .map_or(key, |(_, to)| to)
+}
+
+impl Forwarder {
+    /// A forwarder honouring `ports`.
+    pub fn new(ports: PortMap) -> Forwarder {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        Forwarder { client, ports }
+    }
+
+    /// Forwards a request to one of `endpoints` (chosen at random).
+    pub async fn forward(
+        &self,
+        endpoints: &[(String, u16)],
+        method: &http::Method,
+        path_and_query: &str,
+        headers: &http::HeaderMap,
+        body: Bytes,
+    ) -> Forwarded {
+        if endpoints.is_empty() {
+            return Forwarded::envoy(503, "no healthy upstream");
+        }
+        let (address, port) = &endpoints[rand::rng().random_range(0..endpoints.len())];
+        if !address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+            return Forwarded::envoy(
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: the simulator only forwards to loopback addresses",
+            );
+        }
+        let hops: u32 = headers
+            .get(HOPS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if hops >= MAX_HOPS {
+            return Forwarded::envoy(508, "forwarding loop");
+        }
+        let target = mapped(&self.ports, address, *port);
+        let mut request = http::Request::builder()
+            .method(method.clone())
+            .uri(format!("http://{target}{path_and_query}"));
+        for (name, value) in headers {
+            if !matches!(
+                name.as_str(),
+                "connection"
+                    | "keep-alive"
+                    | "transfer-encoding"
+                    | "upgrade"
+                    | "content-length"
+                    | HOPS_HEADER
+            ) {
+                request = request.header(name, value);
+            }
+        }
+        request = request.header(HOPS_HEADER, (hops + 1).to_string());
+        let Ok(request) = request.body(Full::new(body)) else {
+            return Forwarded::envoy(400, "bad request");
+        };
+        let answer = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
+            let response = self.client.request(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map(|b| b.to_bytes());
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, body))
+        })
+        .await;
+        match answer {
+            Err(_) => Forwarded::envoy(504, "upstream request timeout"),
+            Ok(Err(_)) => Forwarded::envoy(
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused",
+            ),
+            Ok(Ok((parts, Err(_)))) => {
+                Forwarded::envoy(parts.status.as_u16().max(502), "upstream reset")
+            }
+            Ok(Ok((parts, Ok(body)))) => Forwarded {
+                status: parts.status.as_u16(),
+                headers: parts
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| {
+                        !matches!(
+                            n.as_str(),
+                            "connection"
+                                | "keep-alive"
+                                | "transfer-encoding"
+                                | "content-length"
+                                | "date"
+                        )
+                    })
+                    .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body,
+            },
+        }
+    }
+}
