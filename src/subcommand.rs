@@ -76,12 +76,6 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
     })
 }
 
-fn not_yet(command: &str) -> Error {
-    Error::Other {
-        message: format!("`meshshift {command}` is not available in this build yet"),
-    }
-}
-
 /// The tokio runtime host functions block on. Built by hand: Rhai runs on this thread.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -163,12 +157,11 @@ fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
 }
 
 fn execute_run(request: RunRequest) -> Result<()> {
-    if request.sim {
-        return Err(not_yet("run --sim"));
-    }
-    let params = Params::from_set_arguments(&request.set)?;
+    let mut params = Params::from_set_arguments(&request.set)?;
     let runtime = runtime()?;
-    let settings = Settings {
+    let run_id = journal::new_run_id(&request.file);
+    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
+    let mut settings = Settings {
         plan: request.plan,
         assume_yes: request.assume_yes,
         allow_exec: request.allow_exec.clone(),
@@ -177,6 +170,16 @@ fn execute_run(request: RunRequest) -> Result<()> {
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         exec_aliases: Default::default(),
     };
+    let simulation = if request.sim {
+        Some(start_simulation(
+            &runtime,
+            &dir,
+            &mut settings,
+            &mut params,
+        )?)
+    } else {
+        None
+    };
     let session = Session::new(
         runtime.handle().clone(),
         settings,
@@ -184,8 +187,6 @@ fn execute_run(request: RunRequest) -> Result<()> {
         Arc::new(Output::stdout()),
     );
     let _ctrl_c = install_ctrl_c(&runtime, &session);
-    let run_id = journal::new_run_id(&request.file);
-    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
     let started = std::time::Instant::now();
     let journal = Journal {
         run_id: run_id.clone(),
@@ -214,6 +215,11 @@ fn execute_run(request: RunRequest) -> Result<()> {
     let result = engine::compile_file(&engine, &session, &request.file)
         .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
     finish_run(&session, &dir, &run_id, started.elapsed(), &result);
+    if let Some(simulation) = simulation {
+        if let Err(error) = runtime.block_on(simulation.shutdown()) {
+            eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
+        }
+    }
     result?;
     let style = crate::output::Style::stderr();
     for unused in session.params.unused() {
@@ -279,6 +285,47 @@ fn finish_run(
     line.push(')');
     session.out.reset_depth();
     session.out.info(&line);
+}
+
+/// `--sim`: simulated `sim-source` and `sim-target` in-process, with their files under `dir`.
+/// The session gets their kubeconfig, the simulated Azure CLI behind `exec("az", …)`, and
+/// defaults for the AKS guide's parameters (`SOURCE_CLUSTER`, `TARGET_CLUSTER`,
+/// `TARGET_RESOURCE_GROUP`, `LOCATION`) and `SIMULATED=true`.
+pub fn start_simulation(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    settings: &mut Settings,
+    params: &mut Params,
+) -> Result<crate::sim::SimEnvironment> {
+    let options = crate::sim::EnvironmentOptions {
+        state_dir: Some(dir.to_path_buf()),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let environment = runtime
+        .block_on(crate::sim::Environment::start(options))
+        .map_err(|error| Error::Other {
+            message: format!("cannot start the simulated clusters: {error}"),
+        })?;
+    println!(
+        "simulated clusters sim-source and sim-target started in {} (kubeconfig: {})",
+        crate::output::format_duration(started.elapsed()),
+        engine::display_path(&environment.kubeconfig)
+    );
+    settings.kubeconfig = Some(environment.kubeconfig.clone());
+    settings
+        .exec_aliases
+        .insert("az".into(), environment.az_command.clone());
+    if !settings.allow_exec.iter().any(|p| p == "az") {
+        settings.allow_exec.push("az".into());
+    }
+    params.set_default_value("SOURCE_CLUSTER", "sim-source");
+    params.set_default_value("TARGET_CLUSTER", "sim-target");
+    params.set_default_value("SIMULATED", "true");
+    // The Azure CLI arguments the guide's runbooks pass to `az`; the simulated one accepts any.
+    params.set_default_value("TARGET_RESOURCE_GROUP", "rg-simulated");
+    params.set_default_value("LOCATION", "simulated");
+    Ok(environment)
 }
 
 /// First Ctrl-C: stop the script cleanly. Second: exit at once.

@@ -15,6 +15,7 @@ mod doc;
 mod examples;
 mod fixtures_istio;
 mod manifest;
+mod migration;
 mod repl;
 mod run_journal;
 mod runbooks;

@@ -424,7 +424,7 @@ pub mod traffic_functions {
     /// a lone destination gets everything, weight 0 gets nothing): an exact two-sided binomial
     /// test for two routes, chi-square beyond. Counts under names that have no weight (such as
     /// `unknown`) are reported in `ignored`. Options: `confidence` (default 0.95), `tolerance`
-    /// (default 0.05). Returns `#{verdict: "pass" | "fail" | "inconclusive", p_value, method,
+    /// (default 0.05). Returns `#{verdict: "pass" | "fail" | "inconclusive", p_value, p_text, method,
     /// total, required_sample, reason, shares: [#{route, weight, expected, observed, share, low,
     /// high}], ignored}`: `fail` when the split is inconsistent with the weights, `pass` when
     /// every share's confidence interval lies within the tolerance, `inconclusive` otherwise.
@@ -454,6 +454,7 @@ pub mod traffic_functions {
         let mut map = Map::new();
         map.insert("verdict".into(), report.verdict.as_str().into());
         map.insert("p_value".into(), Dynamic::from_float(report.p_value));
+        map.insert("p_text".into(), split::format_p(report.p_value).into());
         map.insert("method".into(), report.method.into());
         map.insert("total".into(), Dynamic::from_int(report.total as i64));
         map.insert(

@@ -17,10 +17,12 @@
 //! With `k > 2` of them it is Pearson's chi-square goodness-of-fit test with `k − 1` degrees of
 //! freedom; the chi-square approximation is unreliable when an expected count is below 5, so in
 //! that case a small p-value alone yields `Inconclusive`, never `Fail`, and the reason says so.
-//! A route with weight 0 that received any request fails outright with p = 0. With one route of
-//! positive weight there is nothing to test (p = 1). The verdict is `Fail` when p < 1 −
-//! confidence, so a correctly configured split is wrongly failed at most 1 − confidence of the
-//! time (the exact test is conservative, so usually less).
+//! A route with weight 0 that received more than the tolerance fails outright with p = 0. With
+//! one route of positive weight there is nothing to test (p = 1). The verdict is `Fail` when
+//! p < 1 − confidence **and** some share lies outside its weight ± tolerance: the deviation must
+//! be both significant and material, so a correctly configured split is wrongly failed at most
+//! 1 − confidence of the time (usually far less), and a drift inside the tolerance never rolls a
+//! step back.
 //!
 //! Not failing is not the same as being right: a handful of requests is consistent with almost
 //! any split. So each route also gets a Clopper–Pearson interval for its share, at the given
@@ -29,8 +31,11 @@
 //! mirror each other and need no adjustment). The verdict is `Pass` only
 //! when every interval lies within `expected share ± tolerance`: the sample is then precise
 //! enough to say the split is right. Otherwise it is `Inconclusive`, and `required_sample`
-//! tells how many requests would have decided: the smallest `n` at which, had every route
-//! received exactly `round(n · share)` requests, every interval would fit within the tolerance.
+//! tells how many requests would decide: the smallest `n` at which, had every route received
+//! exactly `round(n · share)` requests, every interval would fit within a third of the
+//! tolerance. Sized so, a sample still passes when its shares stray by up to two thirds of the
+//! tolerance, as a correct split's do almost always (about four standard deviations at 95%);
+//! sized for the whole tolerance, a correct split would stay inconclusive about half the time.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -393,7 +398,7 @@ fn decide(
     }
     if let Some(r) = reports
         .iter()
-        .find(|r| r.expected_share == 0.0 && r.observed > 0)
+        .find(|r| r.expected_share == 0.0 && r.observed_share > tolerance)
     {
         let reason = format!(
             "route `{}` has weight 0 but served {} of {total} requests",
@@ -404,7 +409,12 @@ fn decide(
 
     let (p_value, small_expected) = goodness_of_fit(reports, total);
     let p_text = format_p(p_value);
-    if p_value < 1.0 - confidence {
+    // Failing needs a deviation that is both significant and material: a share outside its
+    // tolerance. A tiny but significant drift is left to the interval check.
+    let material = reports
+        .iter()
+        .any(|r| (r.observed_share - r.expected_share).abs() > tolerance + BOUND_SLACK);
+    if p_value < 1.0 - confidence && material {
         if let Some(smallest) = small_expected {
             let reason = format!(
                 "chi-square p = {p_text} but the smallest expected count is {smallest:.1}, \
@@ -413,22 +423,13 @@ fn decide(
             return (Verdict::Inconclusive, p_value, reason);
         }
         let reason = match most_deviant(reports) {
-            Some(r) => {
-                let relation = if (r.observed_share - r.expected_share).abs() > tolerance {
-                    format!(
-                        "is outside {} ± {}",
-                        fmt.share(r.expected_share),
-                        fmt.tolerance()
-                    )
-                } else {
-                    format!("differs from the expected {}", fmt.share(r.expected_share))
-                };
-                format!(
-                    "`{}` share {} {relation} (p = {p_text})",
-                    r.route,
-                    fmt.share(r.observed_share)
-                )
-            }
+            Some(r) => format!(
+                "`{}` share {} is outside {} ± {} (p = {p_text})",
+                r.route,
+                fmt.share(r.observed_share),
+                fmt.share(r.expected_share),
+                fmt.tolerance()
+            ),
             None => format!("observed split differs from the weights (p = {p_text})"),
         };
         return (Verdict::Fail, p_value, reason);
@@ -525,6 +526,11 @@ fn fits(n: u64, shares: &[f64], confidence: f64, tolerance: f64) -> bool {
 /// doubles until it fits, then bisects (the interval width shrinks with `n`, up to rounding of
 /// the counts).
 fn required_sample(shares: &[f64], confidence: f64, tolerance: f64) -> u64 {
+    // Sized for a third of the tolerance: a sample of this size still passes when its share
+    // strays from the weight by up to two thirds of the tolerance, which a correct split does
+    // almost always (about 4 standard deviations at 95 % confidence). Sizing for the whole
+    // tolerance would leave a correct split inconclusive about half of the time.
+    let tolerance = tolerance / 3.0;
     let z = stats::normal_quantile(1.0 - (1.0 - confidence) / 2.0);
     let spread = shares.iter().map(|s| s * (1.0 - s)).fold(0.0, f64::max);
     let estimate = (z * z * spread / (tolerance * tolerance)).ceil().max(1.0);
@@ -582,7 +588,8 @@ fn format_percent(value: f64) -> String {
 }
 
 /// p-values: 3 decimals, or scientific notation below 0.001.
-fn format_p(p: f64) -> String {
+/// A p-value for people: `0.965`, `0.027`, `3.1e-40`.
+pub fn format_p(p: f64) -> String {
     if p == 0.0 {
         "0".to_string()
     } else if p < 1e-3 {
@@ -706,7 +713,12 @@ mod tests {
         // R: binom.test(100, 1000)$conf.int = [0.08210533, 0.12028794].
         assert!((r.shares[1].interval.0 - 0.082_105_33).abs() < 1e-7);
         assert!((r.shares[1].interval.1 - 0.120_287_94).abs() < 1e-7);
-        assert!(r.required_sample <= 1000 && r.required_sample > 138);
+        // Sized for a third of the tolerance: 9 × the normal estimate 138, rounded up by search.
+        assert!(
+            (1240..1500).contains(&r.required_sample),
+            "{}",
+            r.required_sample
+        );
         assert_eq!(
             r.reason,
             "every share is within ± 0.05 of its weight at 95% confidence (p = 1.000)"
@@ -724,7 +736,8 @@ mod tests {
         );
         let r = check(&[("source", 50), ("target", 50)], ST_90_10, 0.95, 0.05).unwrap();
         assert_eq!(r.verdict, Verdict::Fail);
-        // A deviation inside the tolerance can still be significant with enough samples.
+        // A deviation inside the tolerance is significant with this many samples, but not
+        // material: it passes rather than rolling a correct-enough split back.
         let r = check(
             &[("source", 87_000), ("target", 13_000)],
             ST_90_10,
@@ -732,10 +745,22 @@ mod tests {
             0.05,
         )
         .unwrap();
-        assert_eq!(r.verdict, Verdict::Fail);
+        assert!(r.p_value < 1e-10);
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+        // Outside the tolerance it fails.
+        let r = check(
+            &[("source", 8_400), ("target", 1_600)],
+            ST_90_10,
+            0.95,
+            0.05,
+        )
+        .unwrap();
+        assert_eq!(r.verdict, Verdict::Fail, "{}", r.reason);
         assert!(
             r.reason
-                .starts_with("`target` share 0.13 differs from the expected 0.10")
+                .starts_with("`target` share 0.16 is outside 0.10 ± 0.05"),
+            "{}",
+            r.reason
         );
     }
 
@@ -744,11 +769,11 @@ mod tests {
         let r = check(&[("source", 9), ("target", 1)], ST_90_10, 0.95, 0.05).unwrap();
         assert_eq!(r.verdict, Verdict::Inconclusive);
         assert_eq!(r.p_value, 1.0);
-        // Found by search: the first n whose intervals at the expected counts fit ± 0.05.
+        // Found by search: the first n whose intervals at the expected counts fit ± 0.05 / 3.
         let need = r.required_sample;
-        assert!((150..400).contains(&need), "{need}");
-        assert!(fits(need, &[0.9, 0.1], 0.95, 0.05));
-        assert!(!fits(need - 1, &[0.9, 0.1], 0.95, 0.05));
+        assert!((1240..1500).contains(&need), "{need}");
+        assert!(fits(need, &[0.9, 0.1], 0.95, 0.05 / 3.0));
+        assert!(!fits(need - 1, &[0.9, 0.1], 0.95, 0.05 / 3.0));
         assert_eq!(
             r.reason,
             format!(
@@ -779,8 +804,8 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
         assert_eq!(r.p_value, 1.0);
         assert_eq!(r.method, METHOD_BINOMIAL);
-        // (α/2)^(1/n) >= 0.95 first holds at n = 72: ln 0.025 / ln 0.95 = 71.9.
-        assert_eq!(r.required_sample, 72);
+        // (α/2)^(1/n) >= 1 − 0.05/3 first holds at n = 220: ln 0.025 / ln(1 − 1/60) = 219.5.
+        assert_eq!(r.required_sample, 220);
         // Routes missing from the counts count as 0.
         let r = check(
             &[("source", 200)],
@@ -796,7 +821,7 @@ mod tests {
     #[test]
     fn zero_weight_route_with_traffic_fails() {
         let r = check(
-            &[("source", 199), ("target", 1)],
+            &[("source", 170), ("target", 30)],
             &[("source", 100), ("target", 0)],
             0.95,
             0.05,
@@ -806,8 +831,17 @@ mod tests {
         assert_eq!(r.p_value, 0.0);
         assert_eq!(
             r.reason,
-            "route `target` has weight 0 but served 1 of 200 requests"
+            "route `target` has weight 0 but served 30 of 200 requests"
         );
+        // A straggler (a request in flight while the weights changed) is not material.
+        let r = check(
+            &[("source", 399), ("target", 1)],
+            &[("source", 100), ("target", 0)],
+            0.95,
+            0.05,
+        )
+        .unwrap();
+        assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
     }
 
     #[test]
@@ -855,13 +889,14 @@ mod tests {
 
     #[test]
     fn required_sample_is_searched() {
-        // Normal approximation 1.96² · 0.25 / 0.05² = 384.1; Clopper–Pearson needs a few more.
+        // Normal approximation 1.96² · 0.25 / (0.05 / 3)² = 3457.4; Clopper–Pearson needs a few more.
         let n = required_sample(&[0.5, 0.5], 0.95, 0.05);
-        assert!((385..=420).contains(&n), "{n}");
-        assert!(fits(n, &[0.5, 0.5], 0.95, 0.05) && !fits(n - 1, &[0.5, 0.5], 0.95, 0.05));
+        assert!((3458..=3600).contains(&n), "{n}");
+        let third = 0.05 / 3.0;
+        assert!(fits(n, &[0.5, 0.5], 0.95, third) && !fits(n - 1, &[0.5, 0.5], 0.95, third));
         // Tiny tolerances fall back to the normal approximation instead of searching forever.
         let n = required_sample(&[0.5, 0.5], 0.95, 1e-4);
-        assert!((96_000_000..97_000_000).contains(&n), "{n}");
+        assert!((864_000_000..866_000_000).contains(&n), "{n}");
     }
 
     /// 1,000 samples of 400 requests drawn at exactly 90/10 and checked at confidence 0.95.
@@ -902,6 +937,37 @@ mod tests {
         assert!(
             passes >= 700,
             "only {passes} of 1000 correct splits passed (fail rate {rate})"
+        );
+    }
+
+    /// A correct 75/25 split sampled at the size `required_sample` recommends passes nearly
+    /// always: its share must stray by more than two thirds of the tolerance (about four
+    /// standard deviations) to miss, so 1,000 draws allow a handful of misses at most.
+    #[test]
+    fn a_correct_split_at_the_deciding_size_passes() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let weights = owned(&[("source", 75), ("target", 25)]);
+        let n = required_sample(&[0.75, 0.25], 0.95, 0.05);
+        let mut passes = 0;
+        for _ in 0..1000 {
+            let target = (0..n).filter(|_| rng.random_bool(0.25)).count() as u64;
+            let observed = vec![
+                ("source".to_string(), n - target),
+                ("target".to_string(), target),
+            ];
+            let input = SplitInput {
+                observed: &observed,
+                weights: &weights,
+                confidence: 0.95,
+                tolerance: 0.05,
+            };
+            if check_split(&input).unwrap().verdict == Verdict::Pass {
+                passes += 1;
+            }
+        }
+        assert!(
+            passes >= 995,
+            "only {passes} of 1000 correct 75/25 samples of {n} passed"
         );
     }
 }

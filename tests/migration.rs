@@ -1,0 +1,635 @@
+//! The migration runbook end to end on simulated clusters: the main job from one command, a
+//! detached simulator set up with kubectl alone and checked with kubectl and curl afterwards,
+//! retirement, and the runs that must stop: a blocked kind, a revision mismatch, a target that
+//! starts failing half-way, pods that were not injected.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sim_env_support::{TestEnv, repo_path};
+use crate::test::{Test, meshshift_binary};
+
+const RUNBOOK: &str = "runbooks/migrate-oss-istio-to-aks.rhai";
+
+/// Quicker settings for the runs that test something other than the shift's statistics.
+const QUICK: &[&str] = &[
+    "--set",
+    "STEPS=50,100",
+    "--set",
+    "PROPAGATION=1s",
+    "--set",
+    "SOAK_SECONDS=0",
+];
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `meshshift` against an in-process environment: its kubeconfig, its port mappings.
+fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
+    let mappings: Vec<String> = env
+        .env()
+        .connect_to()
+        .into_iter()
+        .map(|(from, to)| format!("{from}={to}"))
+        .collect();
+    Command::new(meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("MESHSHIFT_CONNECT_TO", mappings.join(","))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("meshshift runs")
+}
+
+fn migrate(env: &TestEnv, extra: &[&str]) -> Output {
+    let runbook = repo_path(RUNBOOK);
+    let mut args = vec![
+        "run",
+        runbook.as_str(),
+        "--yes",
+        "--set",
+        "SOURCE_CLUSTER=sim-source",
+        "--set",
+        "TARGET_CLUSTER=sim-target",
+    ];
+    args.extend_from_slice(extra);
+    meshshift(env, &args)
+}
+
+/// The AKS guide's source set-up, with kubectl only.
+fn guide_source_setup(kubectl: &dyn Fn(&[&str]) -> String) {
+    kubectl(&["create", "namespace", "bookinfo"]);
+    kubectl(&["label", "namespace", "bookinfo", "istio-injection=enabled"]);
+    for file in [
+        "bookinfo.yaml",
+        "destination-rule-all.yaml",
+        "bookinfo-gateway.yaml",
+    ] {
+        kubectl(&[
+            "apply",
+            "-n",
+            "bookinfo",
+            "-f",
+            &repo_path(&format!("runbooks/demo/{file}")),
+        ]);
+    }
+    kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment",
+        "--all",
+        "-n",
+        "bookinfo",
+        "--timeout=60s",
+    ]);
+}
+
+/// Some line holds all the parts, in order (table columns are padded).
+fn has_line(text: &str, parts: &[&str]) -> bool {
+    text.lines().any(|line| {
+        let mut rest = line;
+        parts.iter().all(|part| match rest.find(part) {
+            Some(at) => {
+                rest = &rest[at + part.len()..];
+                true
+            }
+            None => false,
+        })
+    })
+}
+
+/// resourceVersions of everything a run could touch, per object.
+fn versions(env: &TestEnv, context: &str) -> String {
+    env.kubectl_ok(context, &[
+        "get",
+        "namespaces,configmaps,services,deployments,virtualservices,destinationrules,gateways,serviceentries",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}",
+    ])
+}
+
+#[test]
+fn the_main_job_runs_from_one_command_and_writes_its_report() {
+    let outcome = Test::new()
+        .args(&["run", &repo_path(RUNBOOK), "--sim", "--yes"])
+        .stdout_contains(&[
+            "simulated clusters sim-source and sim-target started",
+            "==> [5] Prechecks",
+            "maps to supported add-on revision asm-1-30",
+            "1 namespaces labelled istio.io/rev=asm-1-30",
+            "6 pods on the target run with istio-proxy",
+            "10%: [",
+            "25%: [",
+            "50%: [",
+            "100%: [",
+            "All traffic through sim-source's ingress now reaches sim-target.",
+            " succeeded after ",
+        ])
+        .run();
+    let runs = outcome.dir.path().join(".meshshift/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report.contains("- outcome: **succeeded**"), "{report}");
+    assert!(
+        report.contains("## Prechecks") && report.contains("| info | revision | Istio 1.30.2 |"),
+        "{report}"
+    );
+    let shift_rows = report
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.ends_with(" | passed |"))
+        .count();
+    assert_eq!(shift_rows, 4, "{report}");
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert_eq!(
+        html.matches("<title>observed ").count(),
+        4,
+        "four observed bars"
+    );
+}
+
+#[test]
+fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let binary = meshshift_binary();
+    let meshshift = |args: &[&str], extra_env: &[(&str, &str)]| {
+        let mut command = Command::new(&binary);
+        command
+            .arg("--state-dir")
+            .arg(&state)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        command.output().expect("meshshift runs")
+    };
+    let up = meshshift(&["sim", "up", "--detach"], &[]);
+    assert!(up.status.success(), "{:?}", text(&up));
+    let _down = StopOnDrop(&binary, &state);
+    let kubeconfig = state.join("sim/kubeconfig");
+    let kubectl_in = |context: &str, args: &[&str]| {
+        let output = Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .arg("--context")
+            .arg(context)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {:?}",
+            text(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    guide_source_setup(&|args| kubectl_in("sim-source", args));
+    // As a user would with the Azure CLI (here the simulated one on PATH).
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let shim = bin.join("az");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\nexec '{}' --state-dir '{}' sim az \"$@\"\n",
+            binary.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&shim).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let enabled = Command::new("az")
+        .env("PATH", &path)
+        .args([
+            "aks",
+            "mesh",
+            "enable-ingress-gateway",
+            "-g",
+            "rg",
+            "-n",
+            "sim-target",
+            "--ingress-gateway-type",
+            "external",
+        ])
+        .output()
+        .unwrap();
+    assert!(enabled.status.success(), "{:?}", text(&enabled));
+
+    let kubeconfig_env = kubeconfig.to_string_lossy().into_owned();
+    let runbook = repo_path(RUNBOOK);
+    let run = meshshift(
+        &[
+            "run",
+            &runbook,
+            "--set",
+            "SOURCE_CLUSTER=sim-source",
+            "--set",
+            "TARGET_CLUSTER=sim-target",
+            "--yes",
+            "--set",
+            "STEPS=25,100",
+        ],
+        &[("KUBECONFIG", &kubeconfig_env)],
+    );
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+
+    // kubectl confirms the end state.
+    let containers = kubectl_in(
+        "sim-target",
+        &[
+            "get",
+            "pods",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.containers[*].name}{\"\\n\"}{end}",
+        ],
+    );
+    assert_eq!(containers.lines().count(), 6, "{containers}");
+    assert!(
+        containers
+            .lines()
+            .all(|l| l.split(' ').any(|c| c == "istio-proxy")),
+        "{containers}"
+    );
+    let weights = kubectl_in(
+        "sim-source",
+        &[
+            "get",
+            "virtualservice",
+            "bookinfo",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
+        ],
+    );
+    assert_eq!(weights.trim(), "productpage=0 v2.example.com=100");
+
+    // The guide's own verification loop through the source gateway: only target pods answer.
+    let gateway = kubectl_in(
+        "sim-source",
+        &[
+            "get",
+            "service",
+            "istio-ingressgateway",
+            "-n",
+            "istio-system",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}:{.spec.ports[?(@.name==\"http2\")].port}",
+        ],
+    );
+    let target_pods = kubectl_in(
+        "sim-target",
+        &[
+            "get",
+            "pods",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    let mut served = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..100 {
+        let page = Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "5",
+                &format!("http://{}/productpage", gateway.trim()),
+            ])
+            .output()
+            .unwrap();
+        let body = String::from_utf8_lossy(&page.stdout);
+        let pod = body
+            .lines()
+            .skip_while(|l| !l.contains("Reviews served by"))
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        *served.entry(pod).or_default() += 1;
+    }
+    assert!(
+        served
+            .keys()
+            .all(|pod| target_pods.split(' ').any(|p| p == pod)),
+        "answers from: {served:?}"
+    );
+
+    // A second run retires the source: the temporary pieces go, then the (simulated) cluster.
+    let retire = meshshift(
+        &[
+            "run",
+            &runbook,
+            "--set",
+            "SOURCE_CLUSTER=sim-source",
+            "--set",
+            "TARGET_CLUSTER=sim-target",
+            "--yes",
+            "--set",
+            "RETIRE_SOURCE=true",
+            "--allow-exec",
+            "az",
+            "--set",
+            "TARGET_RESOURCE_GROUP=rg",
+            "--set",
+            "LOCATION=westeurope",
+        ],
+        &[("KUBECONFIG", &kubeconfig_env), ("PATH", &path)],
+    );
+    let (stdout, stderr) = text(&retire);
+    assert!(retire.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("already sends everything to the target"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ServiceEntry/bookinfo/target-cluster-http deleted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("$ az aks delete --resource-group rg --name sim-source --yes"),
+        "{stdout}"
+    );
+    let entries = kubectl_in(
+        "sim-source",
+        &["get", "serviceentries", "-n", "bookinfo", "-o", "name"],
+    );
+    assert_eq!(entries.trim(), "");
+    let weights = kubectl_in(
+        "sim-source",
+        &[
+            "get",
+            "virtualservice",
+            "bookinfo",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={range .spec.http[0].route[*]}{.destination.host} {end}",
+        ],
+    );
+    assert_eq!(weights.trim(), "productpage");
+    // The retired source's gateway no longer answers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                &format!("http://{}/productpage", gateway.trim()),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&page.stdout) == "000" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the retired source still answers"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Stops a detached simulator when the test ends, passing or not.
+struct StopOnDrop<'a>(&'a Path, &'a Path);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new(self.0)
+            .arg("--state-dir")
+            .arg(self.1)
+            .args(["sim", "down"])
+            .output();
+    }
+}
+
+#[test]
+fn a_blocked_kind_stops_at_prechecks_and_changes_nothing() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    env.apply("sim-source", "bookinfo", "apiVersion: extensions.istio.io/v1alpha1\nkind: WasmPlugin\nmetadata: {name: auth}\nspec: {url: 'oci://example.com/auth:1'}\n");
+    let (source_before, target_before) =
+        (versions(&env, "sim-source"), versions(&env, "sim-target"));
+    let run = migrate(&env, QUICK);
+    let (stdout, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        has_line(
+            &stdout,
+            &[
+                "blocker",
+                "blocked kind",
+                "WasmPlugin/bookinfo/auth",
+                "the add-on refuses WasmPlugin objects"
+            ]
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("error: 1 blocker(s) found; nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(versions(&env, "sim-source"), source_before);
+    assert_eq!(versions(&env, "sim-target"), target_before);
+}
+
+#[test]
+fn a_revision_other_than_the_sources_stops() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    let target_before = versions(&env, "sim-target");
+    let mut args = QUICK.to_vec();
+    args.extend(["--set", "ASM_REVISION=asm-1-29"]);
+    let run = migrate(&env, &args);
+    let (stdout, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        has_line(
+            &stdout,
+            &[
+                "blocker",
+                "revision",
+                "asm-1-29",
+                "differs from the source's Istio 1.30.2 (asm-1-30)"
+            ]
+        ),
+        "{stdout}"
+    );
+    assert!(
+        has_line(
+            &stdout,
+            &[
+                "blocker",
+                "target",
+                "the add-on runs [\"asm-1-30\"], not asm-1-29"
+            ]
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("error: 2 blocker(s) found; nothing was changed"),
+        "{stderr}"
+    );
+    assert_eq!(versions(&env, "sim-target"), target_before);
+}
+
+#[test]
+fn a_target_failing_at_25_percent_rolls_back_to_the_last_good_weights() {
+    let env = Arc::new(TestEnv::start());
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    // Break the target's productpage as soon as the source sends it 25%.
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (env, done) = (env.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let weights = env.kubectl(
+                    "sim-source",
+                    &[
+                        "get",
+                        "virtualservice",
+                        "bookinfo",
+                        "-n",
+                        "bookinfo",
+                        "-o",
+                        "jsonpath={.spec.http[0].route[1].weight}",
+                    ],
+                );
+                if String::from_utf8_lossy(&weights.stdout).trim() == "25" {
+                    env.kubectl_ok(
+                        "sim-target",
+                        &[
+                            "annotate",
+                            "service",
+                            "productpage",
+                            "-n",
+                            "bookinfo",
+                            "sim.meshshift.io/http-503-ratio=1",
+                        ],
+                    );
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let run = migrate(
+        &env,
+        &["--set", "STEPS=10,25,50,100", "--set", "SOAK_SECONDS=0"],
+    );
+    done.store(true, Ordering::SeqCst);
+    assert!(watcher.join().unwrap(), "the shift never reached 25%");
+    let (stdout, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("step 25% failed: error rate"), "{stdout}");
+    assert!(stderr.contains("traffic shift rolled back to"), "{stderr}");
+    let weights = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "virtualservice",
+            "bookinfo",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
+        ],
+    );
+    assert_eq!(
+        weights.trim(),
+        "productpage=90 v2.example.com=10",
+        "the last good step was 10%"
+    );
+}
+
+#[test]
+fn pods_without_sidecars_stop_the_run_at_the_injection_check() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    // One workload opts out of injection; on the target it runs without istio-proxy.
+    env.kubectl_ok(
+        "sim-source",
+        &[
+            "patch",
+            "deployment",
+            "ratings-v1",
+            "-n",
+            "bookinfo",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"metadata":{"labels":{"sidecar.istio.io/inject":"false"}}}}}"#,
+        ],
+    );
+    env.kubectl_ok(
+        "sim-source",
+        &[
+            "rollout",
+            "status",
+            "deployment/ratings-v1",
+            "-n",
+            "bookinfo",
+            "--timeout=60s",
+        ],
+    );
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let run = migrate(&env, QUICK);
+    let (stdout, stderr) = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("==> [4] Verify sidecar injection"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bookinfo/ratings-v1-")
+            && stdout.contains("the pod opts out with `sidecar.istio.io/inject=false`"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("error: 1 pod(s) on the target run without istio-proxy"),
+        "{stderr}"
+    );
+    // Nothing was shifted.
+    let entries = env.kubectl_ok(
+        "sim-source",
+        &["get", "serviceentries", "-n", "bookinfo", "-o", "name"],
+    );
+    assert_eq!(entries.trim(), "");
+}
