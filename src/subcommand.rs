@@ -215,10 +215,10 @@ fn execute_run(request: RunRequest) -> Result<()> {
     let result = engine::compile_file(&engine, &session, &request.file)
         .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
     finish_run(&session, &dir, &run_id, started.elapsed(), &result);
-    if let Some(simulation) = simulation {
-        if let Err(error) = runtime.block_on(simulation.shutdown()) {
-            eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
-        }
+    if let Some(simulation) = simulation
+        && let Err(error) = runtime.block_on(simulation.shutdown())
+    {
+        eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
     }
     result?;
     let style = crate::output::Style::stderr();
