@@ -257,13 +257,71 @@ fn saved_sessions_check_and_run() {
 }
 
 #[test]
-fn sim_is_refused_until_the_simulator_exists() {
-    Test::new()
+fn sim_starts_both_clusters_sets_their_parameters_and_stops_them_at_exit() {
+    let outcome = Test::new()
         .args(&["repl", "--sim"])
-        .stdin("")
-        .status(1)
-        .stderr_contains(&["`meshshift repl --sim` needs the simulated clusters"])
+        .stdin(
+            "let source = cluster(param(\"SOURCE_CLUSTER\"));\n\
+             source.get(\"Namespace\", \"istio-system\").metadata.name + \"!\"\n\
+             let target = cluster(param(\"TARGET_CLUSTER\"));\n\
+             target.name + \"?\"\n\
+             exec(\"az\", [\"aks\", \"mesh\", \"get-revisions\", \"--location\", param(\"LOCATION\")]).status\n",
+        )
+        .stdout_contains(&[
+            "simulated clusters sim-source and sim-target started",
+            "istio-system!",
+            "sim-target?",
+        ])
         .run();
+    // `az` runs the simulated CLI, which answers this command.
+    assert!(
+        outcome.stdout.lines().any(|line| line == "0"),
+        "{}",
+        outcome.stdout
+    );
+    // The API servers stop when the REPL ends: nothing listens on the kubeconfig's ports.
+    let state = outcome.dir.path().join(".meshshift");
+    let sim_dir = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("repl-sim-")
+        })
+        .expect("a repl-sim state directory");
+    let kubeconfig = std::fs::read_to_string(sim_dir.join("sim/kubeconfig")).unwrap();
+    let servers: Vec<&str> = kubeconfig
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("server: "))
+        .collect();
+    assert_eq!(servers.len(), 2, "{kubeconfig}");
+    for server in servers {
+        let address = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        assert!(
+            std::net::TcpStream::connect(address).is_err(),
+            "{server} still accepts connections after the REPL ended"
+        );
+    }
+}
+
+#[test]
+fn sim_completes_namespaces_of_the_simulated_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pty = Pty::spawn(dir.path(), &["repl", "--sim"], &[]);
+    pty.expect(PROMPT);
+    pty.send("let c = cluster(\"sim-sou\t\")\r");
+    pty.expect(PROMPT);
+    pty.send("c.pods(\"istio-sys");
+    tab_until(&mut pty, "istio-system");
+    pty.send("\").len() > 0\r");
+    pty.expect("true");
+    pty.expect(PROMPT);
+    pty.send("\x04");
+    assert_eq!(pty.wait_exit(), 0);
 }
 
 /// Runs the binary in `dir`: (exit code, stdout, stderr).

@@ -53,22 +53,29 @@ pub fn start(
     kubeconfig: Option<PathBuf>,
     state_dir: PathBuf,
 ) -> Result<()> {
-    if arguments.sim {
-        return Err(Error::Other {
-            message: "`meshshift repl --sim` needs the simulated clusters, which this build does not have yet; connect to real clusters with `--kubeconfig` or $KUBECONFIG".into(),
-        });
-    }
-    let params = Params::from_set_arguments(&arguments.set)?;
+    let mut params = Params::from_set_arguments(&arguments.set)?;
     let runtime = crate::subcommand::runtime()?;
     let interactive = std::io::stdin().is_terminal();
-    let settings = Settings {
+    let mut settings = Settings {
         plan: false,
         assume_yes: false,
         allow_exec: arguments.allow_exec,
         kubeconfig,
-        state_dir,
+        state_dir: state_dir.clone(),
         interactive,
         exec_aliases: Default::default(),
+    };
+    // One directory per process, so two REPLs on simulated clusters do not share state.
+    let simulation = if arguments.sim {
+        let dir = state_dir.join(format!("repl-sim-{}", std::process::id()));
+        Some(crate::subcommand::start_simulation(
+            &runtime,
+            &dir,
+            &mut settings,
+            &mut params,
+        )?)
+    } else {
+        None
     };
     let session = Session::new(
         runtime.handle().clone(),
@@ -80,17 +87,30 @@ pub fn start(
     let resolver = Resolver::new(ResolveMode::Evaluate, session.source_map());
     let engine = engine::build_engine(&session, resolver.clone());
     let mut repl = Repl::new(Workspace::new(engine, session, resolver));
-    if let Some(file) = &arguments.file {
+    let result = preload(&mut repl, arguments.file.as_deref(), interactive).and_then(|()| {
+        if interactive {
+            repl.interactive()
+        } else {
+            repl.piped(std::io::stdin().lock())
+        }
+    });
+    if let Some(simulation) = simulation
+        && let Err(error) = runtime.block_on(simulation.shutdown())
+    {
+        eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
+    }
+    result
+}
+
+/// Loads FILE into the workspace before the first prompt.
+fn preload(repl: &mut Repl, file: Option<&Path>, interactive: bool) -> Result<()> {
+    if let Some(file) = file {
         let loaded = commands::load(&mut repl.workspace, &file.to_string_lossy())?;
         if interactive {
             println!("{loaded}");
         }
     }
-    if interactive {
-        repl.interactive()
-    } else {
-        repl.piped(std::io::stdin().lock())
-    }
+    Ok(())
 }
 
 /// Ctrl-C stops the running input (the session's cancel switch, which host functions select
