@@ -30,3 +30,4 @@ mod sim_runbook;
 mod sim_workloads;
 mod stdlib;
 mod traffic;
+mod traffic_sim;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sim_env_support::{TestEnv, repo_path};
+use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text};
 use crate::test::{Test, meshshift_binary};
 
 const RUNBOOK: &str = "runbooks/migrate-oss-istio-to-aks.rhai";
@@ -24,34 +24,6 @@ const QUICK: &[&str] = &[
     "SOAK_SECONDS=0",
 ];
 
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// `meshshift` against an in-process environment: its kubeconfig, its port mappings.
-fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
-    let mappings: Vec<String> = env
-        .env()
-        .connect_to()
-        .into_iter()
-        .map(|(from, to)| format!("{from}={to}"))
-        .collect();
-    Command::new(meshshift_binary())
-        .arg("--state-dir")
-        .arg(env.dir.path().join("state"))
-        .arg("--kubeconfig")
-        .arg(env.kubeconfig())
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env("MESHSHIFT_CONNECT_TO", mappings.join(","))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("meshshift runs")
-}
-
 fn migrate(env: &TestEnv, extra: &[&str]) -> Output {
     let runbook = repo_path(RUNBOOK);
     let mut args = vec![
@@ -65,34 +37,6 @@ fn migrate(env: &TestEnv, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     meshshift(env, &args)
-}
-
-/// The AKS guide's source set-up, with kubectl only.
-fn guide_source_setup(kubectl: &dyn Fn(&[&str]) -> String) {
-    kubectl(&["create", "namespace", "bookinfo"]);
-    kubectl(&["label", "namespace", "bookinfo", "istio-injection=enabled"]);
-    for file in [
-        "bookinfo.yaml",
-        "destination-rule-all.yaml",
-        "bookinfo-gateway.yaml",
-    ] {
-        kubectl(&[
-            "apply",
-            "-n",
-            "bookinfo",
-            "-f",
-            &repo_path(&format!("runbooks/demo/{file}")),
-        ]);
-    }
-    kubectl(&[
-        "wait",
-        "--for=condition=Available",
-        "deployment",
-        "--all",
-        "-n",
-        "bookinfo",
-        "--timeout=60s",
-    ]);
 }
 
 /// Some line holds all the parts, in order (table columns are padded).

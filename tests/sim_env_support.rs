@@ -5,12 +5,13 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use meshshift::sim::{Environment, EnvironmentOptions, SimEnvironment};
 
 use crate::sim_support::{kubectl, ok};
+use crate::test::meshshift_binary;
 
 /// The repository's runbooks directory.
 pub fn repo_path(relative: &str) -> String {
@@ -255,4 +256,61 @@ pub fn binomial_bounds(n: u64, p: f64, alpha: f64) -> (u64, u64) {
         hi -= 1;
     }
     (lo, hi)
+}
+
+/// stdout and stderr as text.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `meshshift` against an in-process environment: its kubeconfig, its port mappings.
+pub fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
+    let mappings: Vec<String> = env
+        .env()
+        .connect_to()
+        .into_iter()
+        .map(|(from, to)| format!("{from}={to}"))
+        .collect();
+    Command::new(meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("MESHSHIFT_CONNECT_TO", mappings.join(","))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("meshshift runs")
+}
+
+/// The AKS guide's source set-up, with kubectl only.
+pub fn guide_source_setup(kubectl: &dyn Fn(&[&str]) -> String) {
+    kubectl(&["create", "namespace", "bookinfo"]);
+    kubectl(&["label", "namespace", "bookinfo", "istio-injection=enabled"]);
+    for file in [
+        "bookinfo.yaml",
+        "destination-rule-all.yaml",
+        "bookinfo-gateway.yaml",
+    ] {
+        kubectl(&[
+            "apply",
+            "-n",
+            "bookinfo",
+            "-f",
+            &repo_path(&format!("runbooks/demo/{file}")),
+        ]);
+    }
+    kubectl(&[
+        "wait",
+        "--for=condition=Available",
+        "deployment",
+        "--all",
+        "-n",
+        "bookinfo",
+        "--timeout=60s",
+    ]);
 }

@@ -105,4 +105,14 @@ fn bad_options_are_named() {
         .status(1)
         .stderr_contains(&["error: service_entry: ", "not-an-ip"])
         .run();
+    // `--set` values stay text unless `param` has a numeric default.
+    Test::new()
+        .runbook(r#"sample("http://127.0.0.1:9/", #{count: param("COUNT")});"#)
+        .args(&["--set", "COUNT=50"])
+        .status(1)
+        .stderr_contains(&[
+            "error: sample: `count` must be an integer, got the string \"50\"",
+            "param(\"COUNT\", 200)",
+        ])
+        .run();
 }

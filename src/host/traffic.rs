@@ -90,7 +90,7 @@ fn int_option(
     };
     let number = value
         .as_int()
-        .map_err(|_| invalid(function, format!("`{key}` must be an integer")))?;
+        .map_err(|_| invalid(function, not_a_number(key, "an integer", value)))?;
     if !range.contains(&number) {
         return Err(invalid(
             function,
@@ -110,8 +110,23 @@ fn float_option(function: &str, map: &Map, key: &str, default: f64) -> HostResul
         Some(value) => value
             .as_float()
             .or_else(|_| value.as_int().map(|i| i as f64))
-            .map_err(|_| invalid(function, format!("`{key}` must be a number"))),
+            .map_err(|_| invalid(function, not_a_number(key, "a number", value))),
     }
+}
+
+/// Names what was given instead of a number; a numeric string most likely came from
+/// `param(NAME)` without a default, which keeps `--set` values as text.
+fn not_a_number(key: &str, expected: &str, value: &Dynamic) -> String {
+    let given = match value.clone().into_string() {
+        Ok(text) if text.trim().parse::<f64>().is_ok() => {
+            format!(
+                "the string {text:?} (give `param` a numeric default, e.g. `param(\"COUNT\", 200)`, to read a number)"
+            )
+        }
+        Ok(text) => format!("the string {text:?}"),
+        Err(type_name) => format!("a value of type {type_name}"),
+    };
+    format!("`{key}` must be {expected}, got {given}")
 }
 
 fn prober(context: &NativeCallContext, concurrency: usize) -> HostResult<Arc<Prober>> {
