@@ -314,7 +314,7 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
     let (stdout, stderr) = text(&retire);
     assert!(retire.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("already sends everything to the target"),
+        stdout.contains("already sends 100% to the target"),
         "{stdout}"
     );
     assert!(
@@ -522,6 +522,26 @@ fn a_target_failing_at_25_percent_rolls_back_to_the_last_good_weights() {
         "productpage=90 v2.example.com=10",
         "the last good step was 10%"
     );
+}
+
+#[test]
+fn retiring_needs_a_shift_that_ends_at_100_percent() {
+    Test::new()
+        .args(&[
+            "run",
+            &repo_path(RUNBOOK),
+            "--sim",
+            "--yes",
+            "--set",
+            "STEPS=10,50",
+            "--set",
+            "RETIRE_SOURCE=true",
+        ])
+        .status(1)
+        .stderr_contains(&[
+            "error: RETIRE_SOURCE=true needs STEPS to end at 100 (got [10, 50]); nothing was changed",
+        ])
+        .run();
 }
 
 #[test]

@@ -15,7 +15,7 @@ let s = sample(`http://${address}/productpage`, #{count: param("COUNT", 0), conc
 let split = attribute(s, #{source: source, target: target}, "bookinfo");
 let check = split_check(#{source: split.source, target: split.target}, #{source: 90, target: 10},
                         #{confidence: 0.95});
-print(`verdict=${check.verdict} source=${split.source} target=${split.target} unknown=${split.unknown} errors=${s.errors.len()} required=${check.required_sample}`);
+print(`verdict=${check.verdict} source=${split.source} target=${split.target} unknown=${split.unknown} errors=${s.error_count} required=${check.required_sample}`);
 "#;
 
 /// An environment whose source sends 10% of its ingress traffic to the target, reached by
@@ -45,6 +45,11 @@ fn ninety_ten() -> TestEnv {
     );
     let (stdout, stderr) = text(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("sim-source's ingress sends 10% of its traffic to sim-target"),
+        "a partial shift is not a hand-over: {stdout}"
+    );
+    assert!(!stdout.contains("All traffic through"), "{stdout}");
     assert_eq!(weights(&env), "productpage=90 v2.example.com=10");
     env
 }
