@@ -441,8 +441,9 @@ pub mod traffic_functions {
     /// `unknown`) are reported in `ignored`. Options: `confidence` (default 0.95), `tolerance`
     /// (default 0.05). Returns `#{verdict: "pass" | "fail" | "inconclusive", p_value, p_text, method,
     /// total, required_sample, reason, shares: [#{route, weight, expected, observed, share, low,
-    /// high}], ignored}`: `fail` when the split is inconsistent with the weights, `pass` when
-    /// every share's confidence interval lies within the tolerance, `inconclusive` otherwise.
+    /// high}], ignored}`: `fail` when the split is inconsistent with the weights (p below
+    /// 1 − confidence) and some share is off by more than the tolerance, `pass` when every
+    /// share's confidence interval lies within the tolerance, `inconclusive` otherwise.
     ///
     /// # Example
     /// ```rhai
