@@ -170,16 +170,7 @@ fn execute_run(request: RunRequest) -> Result<()> {
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         exec_aliases: Default::default(),
     };
-    let simulation = if request.sim {
-        Some(start_simulation(
-            &runtime,
-            &dir,
-            &mut settings,
-            &mut params,
-        )?)
-    } else {
-        None
-    };
+    let simulation = Simulation::start_if(request.sim, &runtime, &dir, &mut settings, &mut params)?;
     let session = Session::new(
         runtime.handle().clone(),
         settings,
@@ -215,11 +206,7 @@ fn execute_run(request: RunRequest) -> Result<()> {
     let result = engine::compile_file(&engine, &session, &request.file)
         .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
     finish_run(&session, &dir, &run_id, started.elapsed(), &result);
-    if let Some(simulation) = simulation
-        && let Err(error) = runtime.block_on(simulation.shutdown())
-    {
-        eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
-    }
+    simulation.stop(&runtime);
     result?;
     let style = crate::output::Style::stderr();
     for unused in session.params.unused() {
@@ -287,45 +274,62 @@ fn finish_run(
     session.out.info(&line);
 }
 
-/// `--sim`: simulated `sim-source` and `sim-target` in-process, with their files under `dir`.
-/// The session gets their kubeconfig, the simulated Azure CLI behind `exec("az", …)`, and
-/// defaults for the AKS guide's parameters (`SOURCE_CLUSTER`, `TARGET_CLUSTER`,
-/// `TARGET_RESOURCE_GROUP`, `LOCATION`) and `SIMULATED=true`.
-pub fn start_simulation(
-    runtime: &tokio::runtime::Runtime,
-    dir: &Path,
-    settings: &mut Settings,
-    params: &mut Params,
-) -> Result<crate::sim::SimEnvironment> {
-    let options = crate::sim::EnvironmentOptions {
-        state_dir: Some(dir.to_path_buf()),
-        ..Default::default()
-    };
-    let started = std::time::Instant::now();
-    let environment = runtime
-        .block_on(crate::sim::Environment::start(options))
-        .map_err(|error| Error::Other {
-            message: format!("cannot start the simulated clusters: {error}"),
-        })?;
-    println!(
-        "simulated clusters sim-source and sim-target started in {} (kubeconfig: {})",
-        crate::output::format_duration(started.elapsed()),
-        engine::display_path(&environment.kubeconfig)
-    );
-    settings.kubeconfig = Some(environment.kubeconfig.clone());
-    settings
-        .exec_aliases
-        .insert("az".into(), environment.az_command.clone());
-    if !settings.allow_exec.iter().any(|p| p == "az") {
-        settings.allow_exec.push("az".into());
+/// The simulated clusters of a `--sim` session (none without `--sim`).
+pub struct Simulation(Option<crate::sim::SimEnvironment>);
+
+impl Simulation {
+    /// With `wanted`, starts `sim-source` and `sim-target` with their state in `dir`, points the
+    /// session's kubeconfig and `az` at them and sets the parameters the shipped runbooks read
+    /// (their defaults only: `--set` wins).
+    pub fn start_if(
+        wanted: bool,
+        runtime: &tokio::runtime::Runtime,
+        dir: &Path,
+        settings: &mut Settings,
+        params: &mut Params,
+    ) -> Result<Simulation> {
+        if !wanted {
+            return Ok(Simulation(None));
+        }
+        let options = crate::sim::EnvironmentOptions {
+            state_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let environment = runtime
+            .block_on(crate::sim::Environment::start(options))
+            .map_err(|error| Error::Other {
+                message: format!("cannot start the simulated clusters: {error}"),
+            })?;
+        println!(
+            "simulated clusters sim-source and sim-target started in {} (kubeconfig: {})",
+            crate::output::format_duration(started.elapsed()),
+            engine::display_path(&environment.kubeconfig)
+        );
+        settings.kubeconfig = Some(environment.kubeconfig.clone());
+        settings
+            .exec_aliases
+            .insert("az".into(), environment.az_command.clone());
+        if !settings.allow_exec.iter().any(|p| p == "az") {
+            settings.allow_exec.push("az".into());
+        }
+        params.set_default_value("SOURCE_CLUSTER", "sim-source");
+        params.set_default_value("TARGET_CLUSTER", "sim-target");
+        params.set_default_value("SIMULATED", "true");
+        // The Azure CLI arguments the guide's runbooks pass to `az`; the simulated one accepts any.
+        params.set_default_value("TARGET_RESOURCE_GROUP", "rg-simulated");
+        params.set_default_value("LOCATION", "simulated");
+        Ok(Simulation(Some(environment)))
     }
-    params.set_default_value("SOURCE_CLUSTER", "sim-source");
-    params.set_default_value("TARGET_CLUSTER", "sim-target");
-    params.set_default_value("SIMULATED", "true");
-    // The Azure CLI arguments the guide's runbooks pass to `az`; the simulated one accepts any.
-    params.set_default_value("TARGET_RESOURCE_GROUP", "rg-simulated");
-    params.set_default_value("LOCATION", "simulated");
-    Ok(environment)
+
+    /// Stops the simulated clusters, if any; a failure to stop is only a warning.
+    pub fn stop(self, runtime: &tokio::runtime::Runtime) {
+        if let Some(environment) = self.0
+            && let Err(error) = runtime.block_on(environment.shutdown())
+        {
+            eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
+        }
+    }
 }
 
 /// First Ctrl-C: stop the script cleanly. Second: exit at once.

@@ -66,17 +66,13 @@ pub fn start(
         exec_aliases: Default::default(),
     };
     // One directory per process, so two REPLs on simulated clusters do not share state.
-    let simulation = if arguments.sim {
-        let dir = state_dir.join(format!("repl-sim-{}", std::process::id()));
-        Some(crate::subcommand::start_simulation(
-            &runtime,
-            &dir,
-            &mut settings,
-            &mut params,
-        )?)
-    } else {
-        None
-    };
+    let simulation = crate::subcommand::Simulation::start_if(
+        arguments.sim,
+        &runtime,
+        &state_dir.join(format!("repl-sim-{}", std::process::id())),
+        &mut settings,
+        &mut params,
+    )?;
     let session = Session::new(
         runtime.handle().clone(),
         settings,
@@ -94,11 +90,7 @@ pub fn start(
             repl.piped(std::io::stdin().lock())
         }
     });
-    if let Some(simulation) = simulation
-        && let Err(error) = runtime.block_on(simulation.shutdown())
-    {
-        eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
-    }
+    simulation.stop(&runtime);
     result
 }
 
