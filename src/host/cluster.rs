@@ -705,17 +705,13 @@ pub mod cluster_functions {
         namespace: &str,
         labels: Map,
     ) -> HostResult<Map> {
-        let mut metadata = Map::new();
-        metadata.insert("labels".into(), labels.into());
-        let mut patch = Map::new();
-        patch.insert("metadata".into(), metadata.into());
         self::patch(
             context,
             cluster,
             kind,
             name,
             namespace,
-            patch.into(),
+            metadata_patch("labels", labels),
             Map::new(),
         )
     }
@@ -735,19 +731,24 @@ pub mod cluster_functions {
         namespace: &str,
         annotations: Map,
     ) -> HostResult<Map> {
-        let mut metadata = Map::new();
-        metadata.insert("annotations".into(), annotations.into());
-        let mut patch = Map::new();
-        patch.insert("metadata".into(), metadata.into());
         self::patch(
             context,
             cluster,
             kind,
             name,
             namespace,
-            patch.into(),
+            metadata_patch("annotations", annotations),
             Map::new(),
         )
+    }
+
+    /// `{metadata: {<field>: values}}`, the merge patch behind `label` and `annotate`.
+    fn metadata_patch(field: &str, values: Map) -> Dynamic {
+        let mut metadata = Map::new();
+        metadata.insert(field.into(), values.into());
+        let mut patch = Map::new();
+        patch.insert("metadata".into(), metadata.into());
+        patch.into()
     }
 
     /// Rollout restart of a Deployment, StatefulSet or DaemonSet (as `kubectl rollout restart`):
