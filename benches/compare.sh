@@ -124,6 +124,17 @@ else
   echo
 fi
 
+# --- REPL ------------------------------------------------------------------------------------
+eval "$(python3 "$ROOT/benches/repl_latency.py" "$MESHSHIFT" "$RUNS" | sed 's/^/REPL_/')"
+echo "## REPL (pseudo-terminal, median of $((RUNS * 3)))"
+echo
+echo "| measurement | meshshift | target |"
+echo "| --- | --- | --- |"
+echo "| start-up to the first prompt (no \`--sim\`) | $REPL_startup_ms ms | < 150 ms |"
+echo "| Tab to completed function name | $REPL_complete_function_ms ms | < 20 ms |"
+echo "| Tab to completed namespace, from the cache (simulated cluster) | $REPL_complete_namespace_ms ms | < 20 ms |"
+echo
+
 # --- Simulated clusters: the AKS guide's verification loop and the main job ------------------
 "$MESHSHIFT" sim up --detach >/dev/null
 export KUBECONFIG="$MESHSHIFT_STATE_DIR/sim/kubeconfig"

@@ -151,3 +151,67 @@ fn ninety_ten_passes_fifty_fifty_fails_and_ten_requests_cannot_decide() {
     let target = field(&line, "target");
     assert!((400..=600).contains(&target), "{line}");
 }
+
+/// `shift` to 50% while the target answers 503, with a gate that looks at the split only.
+const SHIFT: &str = r#"
+import "traffic" as traffic;
+let source = cluster("sim-source");
+let target = cluster("sim-target");
+let address = source.service_address("istio-system", "istio-ingressgateway", "http2");
+try {
+    traffic::shift(#{cluster: source, vs: "bookinfo", namespace: "bookinfo",
+                     from: "productpage:9080", to: "v2.example.com:80", steps: [50],
+                     propagation: "1s", sample: 100, url: `http://${address}/productpage`,
+                     clusters: #{source: source, target: target}, pods_namespace: "bookinfo",
+                     gate: |result| if result.check.verdict == "pass" { "" } else {
+                         `${result.first_check.total} then ${result.check.total}: ${result.check.reason}`
+                     }});
+    print("shifted");
+} catch (error) {
+    print(`stopped: ${error}`);
+}
+"#;
+
+#[test]
+fn a_failed_split_is_confirmed_by_a_fresh_sample_before_the_rollback() {
+    let env = ninety_ten();
+    env.kubectl_ok(
+        "sim-target",
+        &[
+            "annotate",
+            "service",
+            "productpage",
+            "-n",
+            "bookinfo",
+            "sim.meshshift.io/http-503-ratio=1",
+        ],
+    );
+    let script = env.dir.path().join("shift.rhai");
+    std::fs::write(&script, SHIFT).unwrap();
+    let output = meshshift(&env, &["run", &script.to_string_lossy(), "--yes"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Only the source answers: the first sample fails, and so does the confirmation.
+    assert!(
+        stdout.contains("failed (p=") && stdout.contains("fresh requests"),
+        "{stdout}"
+    );
+    let stopped = stdout
+        .lines()
+        .find(|line| line.starts_with("stopped: traffic shift rolled back to"))
+        .unwrap_or_else(|| panic!("no rollback in\n{stdout}"));
+    let sizes: Vec<u64> = stopped
+        .split(" after 50%: ")
+        .nth(1)
+        .and_then(|reason| reason.split(':').next())
+        .map(|sizes| {
+            sizes
+                .split(" then ")
+                .map(|n| n.trim().parse().unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(sizes.len(), 2, "{stopped}");
+    assert!(sizes[1] > sizes[0], "the confirmation is larger: {stopped}");
+    assert_eq!(weights(&env), "productpage=90 v2.example.com=10");
+}
