@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod cluster_identity;
+mod cluster_transport;
 mod doc;
 mod examples;
 mod fixtures_istio;

@@ -23,7 +23,7 @@ type ApplyAnswer = std::result::Result<(u16, Value), RestError>;
 pub const FIELD_MANAGER: &str = "meshshift";
 
 /// How many requests a batch keeps in flight.
-pub const CONCURRENCY: usize = 16;
+pub const CONCURRENCY: usize = 32;
 
 /// How a write is made.
 #[derive(Debug, Clone)]

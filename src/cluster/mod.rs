@@ -3,6 +3,7 @@
 //! through [`Cluster::mutate`] in [`effects`], the one place where plan mode, the run record
 //! and identity checks attach.
 
+mod client;
 pub mod conditions;
 pub mod discovery;
 pub mod effects;
@@ -140,7 +141,7 @@ impl Cluster {
             _ => "none".to_string(),
         };
         let namespace = config.default_namespace.clone();
-        let client = kube::Client::try_from(config).map_err(|e| Error::Cluster {
+        let client = client::build(config).map_err(|e| Error::Cluster {
             context: context.clone(),
             message: format!("cannot create a client: {e}"),
             causes: vec![],
