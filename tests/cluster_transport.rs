@@ -166,3 +166,89 @@ fn a_plain_http_1_1_server_works_too() {
         "0"
     );
 }
+
+/// A kubeconfig whose one context, `silent`, points at `http://{address}` without credentials.
+fn plain_kubeconfig(dir: &std::path::Path, name: &str, address: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.kubeconfig"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: {name}\n\
+             clusters: [{{name: {name}, cluster: {{server: \"http://{address}\"}}}}]\n\
+             users: [{{name: anonymous, user: {{}}}}]\n\
+             contexts: [{{name: {name}, context: {{cluster: {name}, user: anonymous}}}}]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Accepts connections and never says a word; returns its address and a count of connections.
+fn silent_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(connection);
+        }
+    });
+    (address, accepted)
+}
+
+/// `meshshift run` of a script that binds the `silent` context.
+fn run_against_silent(kubeconfig: &std::path::Path, timeout: &str) -> std::process::Output {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("connect.rhai");
+    std::fs::write(
+        &script,
+        "let c = cluster(\"silent\");\nprint(\"connected\");\n",
+    )
+    .unwrap();
+    Command::new(meshshift_binary())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["run", &script.to_string_lossy()])
+        .env("NO_COLOR", "1")
+        .env("MESHSHIFT_STATE_DIR", dir.path().join("state"))
+        .env("MESHSHIFT_REQUEST_TIMEOUT", timeout)
+        .output()
+        .expect("meshshift runs")
+}
+
+#[test]
+fn a_server_that_never_answers_fails_after_the_request_timeout_without_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, accepted) = silent_server();
+    let kubeconfig = plain_kubeconfig(dir.path(), "silent", &address);
+    let output = run_against_silent(&kubeconfig, "1s");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("connected"), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach http://{address}: no answer within 1.00s (MESHSHIFT_REQUEST_TIMEOUT)"
+        )),
+        "{stderr}"
+    );
+    // Retrying a request that got no answer would only wait again.
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_bad_request_timeout_is_named_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (address, accepted) = silent_server();
+    let kubeconfig = plain_kubeconfig(dir.path(), "silent", &address);
+    let output = run_against_silent(&kubeconfig, "soon");
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("MESHSHIFT_REQUEST_TIMEOUT: invalid duration `soon`"),
+        "{stderr}"
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}

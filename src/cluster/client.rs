@@ -5,7 +5,9 @@
 
 use hyper_rustls::FixedServerNameResolver;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::ConfigExt;
 use tower::{BoxError, ServiceBuilder};
 
@@ -27,7 +29,14 @@ pub fn build(config: kube::Config) -> Result<kube::Client, String> {
         builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
     }
     let https = builder.enable_http1().enable_http2().wrap_connector(http);
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(https);
+    // One connection carries every request, so a peer that vanished without a reset (a NAT or
+    // load balancer dropping the flow) must be noticed: ping while requests are open.
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_keep_alive_interval(Duration::from_secs(15))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        .build(https);
     let service = ServiceBuilder::new()
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer().map_err(|e| e.to_string())?)

@@ -55,6 +55,24 @@ impl KubeconfigSource {
     }
 }
 
+/// The per-request timeout: `MESHSHIFT_REQUEST_TIMEOUT` (`30s`, `2m`), else the default.
+fn request_timeout() -> Result<std::time::Duration> {
+    match std::env::var("MESHSHIFT_REQUEST_TIMEOUT") {
+        Ok(text) => match crate::duration::parse_duration(&text) {
+            Ok(timeout) if !timeout.is_zero() => Ok(timeout),
+            Ok(_) => Err(Error::Other {
+                message:
+                    "MESHSHIFT_REQUEST_TIMEOUT is 0: expected a duration above zero, e.g. `30s`"
+                        .into(),
+            }),
+            Err(reason) => Err(Error::Other {
+                message: format!("MESHSHIFT_REQUEST_TIMEOUT: {reason}"),
+            }),
+        },
+        Err(_) => Ok(rest::DEFAULT_REQUEST_TIMEOUT),
+    }
+}
+
 /// What pins a handle to one cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
@@ -146,7 +164,7 @@ impl Cluster {
             message: format!("cannot create a client: {e}"),
             causes: vec![],
         })?;
-        let rest = Rest::new(client);
+        let rest = Rest::new(client, request_timeout()?);
         let kube_system_uid = fetch_kube_system_uid(&rest)
             .await
             .map_err(|e| Error::Cluster {

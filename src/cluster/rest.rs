@@ -75,13 +75,19 @@ impl ApiStatus {
     }
 }
 
+/// How a timed-out request's error begins.
+const NO_ANSWER: &str = "no answer within";
+
 impl RestError {
     /// Failures worth retrying: overload, server errors, and connections that broke.
     pub fn is_transient(&self) -> bool {
         match self {
             RestError::Status(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+            // A server that did not answer within the timeout will not answer a retry sooner.
             RestError::Transport(message) => {
-                !message.contains("certificate") && !message.contains("UnknownIssuer")
+                !message.contains("certificate")
+                    && !message.contains("UnknownIssuer")
+                    && !message.starts_with(NO_ANSWER)
             }
         }
     }
@@ -150,12 +156,19 @@ impl RetryPolicy {
 pub struct Rest {
     client: kube::Client,
     retry: RetryPolicy,
+    /// The longest one request may take, answer included. kube's own client bounded reads at
+    /// 295 s; meshshift's requests are all short (waits poll), so a stuck one fails sooner.
+    timeout: Duration,
 }
 
+/// The request timeout unless `MESHSHIFT_REQUEST_TIMEOUT` says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Rest {
-    pub fn new(client: kube::Client) -> Rest {
+    pub fn new(client: kube::Client, timeout: Duration) -> Rest {
         Rest {
             client,
+            timeout,
             retry: RetryPolicy::default(),
         }
     }
@@ -181,6 +194,22 @@ impl Rest {
     }
 
     async fn call_once(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response, RestError> {
+        tokio::time::timeout(self.timeout, self.exchange(method, path, body))
+            .await
+            .unwrap_or_else(|_| {
+                Err(RestError::Transport(format!(
+                    "{NO_ANSWER} {} (MESHSHIFT_REQUEST_TIMEOUT)",
+                    crate::output::format_duration(self.timeout)
+                )))
+            })
+    }
+
+    async fn exchange(
         &self,
         method: Method,
         path: &str,
