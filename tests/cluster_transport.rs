@@ -128,17 +128,7 @@ fn a_plain_http_1_1_server_works_too() {
         .strip_prefix("Starting to serve on ")
         .unwrap_or_else(|| panic!("unexpected kubectl proxy banner: {banner}"))
         .to_string();
-    let kubeconfig = env.dir.path().join("proxied.kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: proxied\n\
-             clusters: [{{name: proxied, cluster: {{server: \"http://{address}\"}}}}]\n\
-             users: [{{name: anonymous, user: {{}}}}]\n\
-             contexts: [{{name: proxied, context: {{cluster: proxied, user: anonymous}}}}]\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = plain_kubeconfig(env.dir.path(), "proxied", &address);
     let script = env.dir.path().join("apply.rhai");
     std::fs::write(&script, APPLY_THEN_IDLE).unwrap();
     let output = Command::new(meshshift_binary())
@@ -167,7 +157,7 @@ fn a_plain_http_1_1_server_works_too() {
     );
 }
 
-/// A kubeconfig whose one context, `silent`, points at `http://{address}` without credentials.
+/// A kubeconfig whose one context, `name`, points at `http://{address}` without credentials.
 fn plain_kubeconfig(dir: &std::path::Path, name: &str, address: &str) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.kubeconfig"));
     std::fs::write(

@@ -30,8 +30,10 @@ pub struct Response {
 pub enum RestError {
     /// The server answered with an error `Status`.
     Status(ApiStatus),
-    /// No answer: connection refused or reset, TLS failure, timeout.
+    /// No answer: connection refused or reset, TLS failure.
     Transport(String),
+    /// The request timeout passed without a complete answer.
+    NoAnswer(Duration),
 }
 
 /// The useful parts of a Kubernetes `Status`.
@@ -75,27 +77,23 @@ impl ApiStatus {
     }
 }
 
-/// How a timed-out request's error begins.
-const NO_ANSWER: &str = "no answer within";
-
 impl RestError {
     /// Failures worth retrying: overload, server errors, and connections that broke.
     pub fn is_transient(&self) -> bool {
         match self {
             RestError::Status(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-            // A server that did not answer within the timeout will not answer a retry sooner.
             RestError::Transport(message) => {
-                !message.contains("certificate")
-                    && !message.contains("UnknownIssuer")
-                    && !message.starts_with(NO_ANSWER)
+                !message.contains("certificate") && !message.contains("UnknownIssuer")
             }
+            // A server that did not answer within the timeout will not answer a retry sooner.
+            RestError::NoAnswer(_) => false,
         }
     }
 
     pub fn status_code(&self) -> Option<u16> {
         match self {
             RestError::Status(status) => Some(status.code),
-            RestError::Transport(_) => None,
+            RestError::Transport(_) | RestError::NoAnswer(_) => None,
         }
     }
 
@@ -108,6 +106,10 @@ impl RestError {
                 _ => status.message.clone(),
             },
             RestError::Transport(message) => message.clone(),
+            RestError::NoAnswer(timeout) => format!(
+                "no answer within {} (MESHSHIFT_REQUEST_TIMEOUT)",
+                crate::output::format_duration(*timeout)
+            ),
         }
     }
 
@@ -115,7 +117,7 @@ impl RestError {
     pub fn causes(&self) -> Vec<String> {
         match self {
             RestError::Status(status) => status.causes.clone(),
-            RestError::Transport(_) => Vec::new(),
+            RestError::Transport(_) | RestError::NoAnswer(_) => Vec::new(),
         }
     }
 }
@@ -201,12 +203,7 @@ impl Rest {
     ) -> Result<Response, RestError> {
         tokio::time::timeout(self.timeout, self.exchange(method, path, body))
             .await
-            .unwrap_or_else(|_| {
-                Err(RestError::Transport(format!(
-                    "{NO_ANSWER} {} (MESHSHIFT_REQUEST_TIMEOUT)",
-                    crate::output::format_duration(self.timeout)
-                )))
-            })
+            .unwrap_or(Err(RestError::NoAnswer(self.timeout)))
     }
 
     async fn exchange(
@@ -325,6 +322,7 @@ mod tests {
         }
         assert!(RestError::Transport("connection reset".into()).is_transient());
         assert!(!RestError::Transport("TLS failed: certificate".into()).is_transient());
+        assert!(!RestError::NoAnswer(Duration::from_secs(1)).is_transient());
     }
 
     #[test]
