@@ -39,7 +39,7 @@ impl Style {
 
     fn paint(&self, code: &str, text: &str) -> String {
         if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            ansi(code, text)
         } else {
             text.to_string()
         }
@@ -66,6 +66,11 @@ impl Style {
     pub fn dim(&self, text: &str) -> String {
         self.paint("2", text)
     }
+}
+
+/// `text` in the ANSI colour `code` (`"1;31"`), reset after.
+pub fn ansi(code: &str, text: &str) -> String {
+    format!("\x1b[{code}m{text}\x1b[0m")
 }
 
 /// Where runbook output goes. Shared by every host function of a session.

@@ -156,28 +156,68 @@ fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
     })
 }
 
-fn execute_run(request: RunRequest) -> Result<()> {
-    let mut params = Params::from_set_arguments(&request.set)?;
+/// How `run` and `repl` open a session.
+pub struct SessionOptions<'a> {
+    pub set: &'a [String],
+    pub plan: bool,
+    pub assume_yes: bool,
+    pub allow_exec: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// Start the simulated clusters, with their state in `simulation_dir`.
+    pub sim: bool,
+    pub simulation_dir: PathBuf,
+    /// Ctrl-C presses, while a cancelled input is still stopping, that quit meshshift.
+    pub presses_to_quit: u32,
+}
+
+/// What `run` and `repl` share: parameters, the runtime, settings, the simulated clusters when
+/// asked for, the session printing to stdout, and Ctrl-C handling.
+pub fn open_session(
+    options: SessionOptions,
+) -> Result<(tokio::runtime::Runtime, Simulation, Arc<Session>)> {
+    let mut params = Params::from_set_arguments(options.set)?;
     let runtime = runtime()?;
-    let run_id = journal::new_run_id(&request.file);
-    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
     let mut settings = Settings {
-        plan: request.plan,
-        assume_yes: request.assume_yes,
-        allow_exec: request.allow_exec.clone(),
-        kubeconfig: request.kubeconfig.clone(),
-        state_dir: request.state_dir.clone(),
+        plan: options.plan,
+        assume_yes: options.assume_yes,
+        allow_exec: options.allow_exec,
+        kubeconfig: options.kubeconfig,
+        state_dir: options.state_dir,
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         exec_aliases: Default::default(),
     };
-    let simulation = Simulation::start_if(request.sim, &runtime, &dir, &mut settings, &mut params)?;
+    let simulation = Simulation::start_if(
+        options.sim,
+        &runtime,
+        &options.simulation_dir,
+        &mut settings,
+        &mut params,
+    )?;
     let session = Session::new(
         runtime.handle().clone(),
         settings,
         params,
         Arc::new(Output::stdout()),
     );
-    let _ctrl_c = install_ctrl_c(&runtime, &session);
+    install_ctrl_c(&runtime, &session, options.presses_to_quit);
+    Ok((runtime, simulation, session))
+}
+
+fn execute_run(request: RunRequest) -> Result<()> {
+    let run_id = journal::new_run_id(&request.file);
+    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
+    let (runtime, simulation, session) = open_session(SessionOptions {
+        set: &request.set,
+        plan: request.plan,
+        assume_yes: request.assume_yes,
+        allow_exec: request.allow_exec.clone(),
+        kubeconfig: request.kubeconfig.clone(),
+        state_dir: request.state_dir.clone(),
+        sim: request.sim,
+        simulation_dir: dir.clone(),
+        presses_to_quit: 1,
+    })?;
     let started = std::time::Instant::now();
     let journal = Journal {
         run_id: run_id.clone(),
@@ -332,24 +372,31 @@ impl Simulation {
     }
 }
 
-/// First Ctrl-C: stop the script cleanly. Second: exit at once.
-fn install_ctrl_c(
-    runtime: &tokio::runtime::Runtime,
-    session: &Arc<Session>,
-) -> tokio::task::JoinHandle<()> {
+/// Ctrl-C stops the running input (the session's cancel switch, which host functions select
+/// on); `presses_to_quit` more presses while it is still stopping exit at once.
+fn install_ctrl_c(runtime: &tokio::runtime::Runtime, session: &Arc<Session>, presses_to_quit: u32) {
     let cancel = session.cancel.clone();
     runtime.spawn(async move {
+        let mut while_stopping = 0;
         loop {
             if tokio::signal::ctrl_c().await.is_err() {
                 return;
             }
-            if cancel.is_cancelled() {
+            if !cancel.is_cancelled() {
+                while_stopping = 0;
+                if presses_to_quit == 1 {
+                    eprintln!("\ninterrupting (Ctrl-C again to quit at once)");
+                }
+                cancel.cancel();
+                continue;
+            }
+            while_stopping += 1;
+            if while_stopping >= presses_to_quit {
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupting (Ctrl-C again to quit at once)");
-            cancel.cancel();
+            eprintln!("\nstill stopping (Ctrl-C once more quits meshshift)");
         }
-    })
+    });
 }
 
 fn check(files: &[PathBuf]) -> Result<()> {

@@ -3,6 +3,7 @@
 //! a meta-command), and [`candidates`] asks [`Sources`] for the matching names.
 
 use super::commands::COMMANDS;
+use super::input::is_meta_command;
 use super::lexer::{KEYWORDS, Token, TokenKind, significant, tokenize};
 
 /// Live names a string argument can expect.
@@ -115,7 +116,7 @@ const NAMESPACE_FIRST: &[&str] = &[
 /// Finds what the cursor at byte `pos` of `line` is in.
 pub fn analyse(line: &str, pos: usize) -> Request {
     let before = &line[..pos.min(line.len())];
-    if before.trim_start().starts_with(':') {
+    if is_meta_command(before) {
         return analyse_command(before);
     }
     let tokens = tokenize(before);
@@ -467,7 +468,7 @@ pub struct Hint {
 
 /// The hint for the cursor at the end of `line` (none elsewhere).
 pub fn hint(line: &str, pos: usize, sources: &dyn Sources) -> Option<Hint> {
-    if pos < line.len() || line.trim_start().starts_with(':') {
+    if pos < line.len() || is_meta_command(line) {
         return None;
     }
     let request = analyse(line, pos);

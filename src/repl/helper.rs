@@ -20,6 +20,7 @@ use super::workspace::{SharedScope, View, lock};
 use crate::cluster::Cluster;
 use crate::doc::{Reference, clean_signature_text};
 use crate::host::cluster::bound_clusters;
+use crate::output::Style;
 
 /// Every function completion can offer, built once in the background at start-up.
 pub struct Catalog {
@@ -102,6 +103,13 @@ impl LazyCatalog {
             background.get_or_init(Catalog::build);
         });
         LazyCatalog { cell }
+    }
+
+    /// A catalog built on first use (input from a pipe: only `:help` and `:doc` need it).
+    pub fn on_demand() -> LazyCatalog {
+        LazyCatalog {
+            cell: Arc::default(),
+        }
     }
 
     /// The catalog (built here if the background thread has not finished).
@@ -338,16 +346,16 @@ pub struct ReplHelper {
     sources: ReplSources,
     parser: Engine,
     files: FilenameCompleter,
-    colour: bool,
+    style: Style,
 }
 
 impl ReplHelper {
-    pub fn new(sources: ReplSources, colour: bool) -> ReplHelper {
+    pub fn new(sources: ReplSources, style: Style) -> ReplHelper {
         ReplHelper {
             sources,
             parser: crate::engine::parsing_engine(),
             files: FilenameCompleter::new(),
-            colour,
+            style,
         }
     }
 }
@@ -386,7 +394,7 @@ impl Hinter for ReplHelper {
 
 impl Highlighter for ReplHelper {
     fn highlight<'l>(&self, line: &'l str, _: usize) -> Cow<'l, str> {
-        if self.colour {
+        if self.style.is_colour() {
             Cow::Owned(highlight::highlight(line))
         } else {
             Cow::Borrowed(line)
@@ -394,15 +402,15 @@ impl Highlighter for ReplHelper {
     }
 
     fn highlight_hint<'h>(&self, hint: &'h str) -> Cow<'h, str> {
-        if self.colour {
-            Cow::Owned(highlight::dim(hint))
+        if self.style.is_colour() {
+            Cow::Owned(self.style.dim(hint))
         } else {
             Cow::Borrowed(hint)
         }
     }
 
     fn highlight_char(&self, _: &str, _: usize, kind: CmdKind) -> bool {
-        self.colour && kind != CmdKind::MoveCursor
+        self.style.is_colour() && kind != CmdKind::MoveCursor
     }
 }
 

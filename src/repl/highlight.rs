@@ -1,7 +1,9 @@
 //! Colours for the input line: keywords, strings, numbers and comments, and the command word
 //! of a meta-command. Only used when colour is on (a terminal without `NO_COLOR`).
 
+use super::input::is_meta_command;
 use super::lexer::{TokenKind, tokenize};
+use crate::output::ansi;
 
 const KEYWORD: &str = "35";
 const STRING: &str = "32";
@@ -11,14 +13,14 @@ const COMMAND: &str = "1;36";
 
 /// The line with ANSI colours.
 pub fn highlight(line: &str) -> String {
-    if line.trim_start().starts_with(':') {
+    if is_meta_command(line) {
         return highlight_command(line);
     }
     let mut out = String::with_capacity(line.len() + 16);
     for token in tokenize(line) {
         let text = token.text(line);
         match colour_of(token.kind) {
-            Some(code) => out.push_str(&format!("\x1b[{code}m{text}\x1b[0m")),
+            Some(code) => out.push_str(&ansi(code, text)),
             None => out.push_str(text),
         }
     }
@@ -40,12 +42,7 @@ fn highlight_command(line: &str) -> String {
         .trim_start()
         .find(' ')
         .map_or(line.len(), |i| i + line.len() - line.trim_start().len());
-    format!("\x1b[{COMMAND}m{}\x1b[0m{}", &line[..end], &line[end..])
-}
-
-/// Dim text (hints).
-pub fn dim(text: &str) -> String {
-    format!("\x1b[2m{text}\x1b[0m")
+    ansi(COMMAND, &line[..end]) + &line[end..]
 }
 
 #[cfg(test)]

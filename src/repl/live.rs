@@ -53,8 +53,6 @@ struct Cache {
 pub struct LiveNames {
     session: Arc<Session>,
     cache: Arc<Cache>,
-    fresh_for: Duration,
-    wait_at_most: Duration,
 }
 
 impl LiveNames {
@@ -62,8 +60,6 @@ impl LiveNames {
         LiveNames {
             session,
             cache: Arc::default(),
-            fresh_for: FRESH_FOR,
-            wait_at_most: WAIT_AT_MOST,
         }
     }
 
@@ -75,7 +71,7 @@ impl LiveNames {
     /// The names for `key`: from the cache when fresh; otherwise fetched, waiting at most a
     /// tenth of a second before answering with what the cache has (possibly nothing).
     pub fn names(&self, key: &Key) -> Vec<String> {
-        let deadline = Instant::now() + self.wait_at_most;
+        let deadline = Instant::now() + WAIT_AT_MOST;
         let mut slots = self.lock();
         if !self.start_fetch_if_stale(&mut slots, key) {
             return names_in(&slots, key);
@@ -115,7 +111,7 @@ impl LiveNames {
     /// True when the slot is stale and a fetch is (now or already) under way.
     fn start_fetch_if_stale(&self, slots: &mut HashMap<Key, Slot>, key: &Key) -> bool {
         let slot = slots.entry(key.clone()).or_default();
-        if slot.fetched.is_some_and(|at| at.elapsed() < self.fresh_for) {
+        if slot.fetched.is_some_and(|at| at.elapsed() < FRESH_FOR) {
             return false;
         }
         if !slot.pending {
@@ -170,22 +166,21 @@ async fn fetch(
     cluster: Option<Cluster>,
     source: KubeconfigSource,
 ) -> Result<Vec<String>> {
+    if let Key::Contexts = key {
+        return tokio::task::spawn_blocking(move || source.contexts())
+            .await
+            .map_err(|e| crate::error::Error::Other {
+                message: e.to_string(),
+            })?
+            .map(|(names, _)| names);
+    }
+    // The handle went away (or was never bound): nothing to ask.
     let Some(cluster) = cluster else {
-        return match key {
-            Key::Contexts => tokio::task::spawn_blocking(move || source.contexts())
-                .await
-                .map_err(|e| crate::error::Error::Other {
-                    message: e.to_string(),
-                })?
-                .map(|(names, _)| names),
-            // The handle went away (or was never bound): nothing to ask.
-            _ => Ok(Vec::new()),
-        };
+        return Ok(Vec::new());
     };
     match key {
-        Key::Contexts => Ok(Vec::new()),
+        Key::Contexts | Key::Namespaces(_) => object_names(&cluster, "Namespace", None).await,
         Key::Kinds(_) => Ok(cluster.discovery().await?.names()),
-        Key::Namespaces(_) => object_names(&cluster, "Namespace", None).await,
         Key::Names {
             kind, namespace, ..
         } => object_names(&cluster, kind, namespace.clone()).await,

@@ -24,7 +24,6 @@ pub mod workspace;
 use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use rustyline::error::ReadlineError;
 use rustyline::history::{FileHistory, History};
@@ -32,9 +31,9 @@ use rustyline::{CompletionType, Config, Editor};
 
 use crate::arguments::ReplArguments;
 use crate::engine::resolver::ResolveMode;
-use crate::engine::{self, Params, Resolver, Session, Settings};
+use crate::engine::{self, Resolver};
 use crate::error::{Error, Result};
-use crate::output::{Output, Style};
+use crate::output::Style;
 use commands::{CommandContext, Flow};
 use helper::{LazyCatalog, ReplHelper, ReplSources};
 use input::{Completeness, completeness, is_meta_command};
@@ -53,36 +52,24 @@ pub fn start(
     kubeconfig: Option<PathBuf>,
     state_dir: PathBuf,
 ) -> Result<()> {
-    let mut params = Params::from_set_arguments(&arguments.set)?;
-    let runtime = crate::subcommand::runtime()?;
-    let interactive = std::io::stdin().is_terminal();
-    let mut settings = Settings {
-        plan: false,
-        assume_yes: false,
-        allow_exec: arguments.allow_exec,
-        kubeconfig,
-        state_dir: state_dir.clone(),
-        interactive,
-        exec_aliases: Default::default(),
-    };
-    // One directory per process, so two REPLs on simulated clusters do not share state.
-    let simulation = crate::subcommand::Simulation::start_if(
-        arguments.sim,
-        &runtime,
-        &state_dir.join(format!("repl-sim-{}", std::process::id())),
-        &mut settings,
-        &mut params,
-    )?;
-    let session = Session::new(
-        runtime.handle().clone(),
-        settings,
-        params,
-        Arc::new(Output::stdout()),
-    );
-    let _ctrl_c = install_ctrl_c(&runtime, &session);
+    let (runtime, simulation, session) =
+        crate::subcommand::open_session(crate::subcommand::SessionOptions {
+            set: &arguments.set,
+            plan: false,
+            assume_yes: false,
+            allow_exec: arguments.allow_exec,
+            kubeconfig,
+            // One directory per process, so two REPLs on simulated clusters do not share state.
+            simulation_dir: state_dir.join(format!("repl-sim-{}", std::process::id())),
+            state_dir,
+            sim: arguments.sim,
+            // Ctrl-C returns to the prompt; pressed twice more while still stopping, it quits.
+            presses_to_quit: 2,
+        })?;
+    let interactive = session.settings.interactive;
     let resolver = Resolver::new(ResolveMode::Evaluate, session.source_map());
     let engine = engine::build_engine(&session, resolver.clone());
-    let mut repl = Repl::new(Workspace::new(engine, session, resolver));
+    let mut repl = Repl::new(Workspace::new(engine, session, resolver), interactive);
     let result = preload(&mut repl, arguments.file.as_deref(), interactive).and_then(|()| {
         if interactive {
             repl.interactive()
@@ -105,34 +92,6 @@ fn preload(repl: &mut Repl, file: Option<&Path>, interactive: bool) -> Result<()
     Ok(())
 }
 
-/// Ctrl-C stops the running input (the session's cancel switch, which host functions select
-/// on); pressed twice more while it is still stopping, it quits.
-fn install_ctrl_c(
-    runtime: &tokio::runtime::Runtime,
-    session: &Arc<Session>,
-) -> tokio::task::JoinHandle<()> {
-    let cancel = session.cancel.clone();
-    runtime.spawn(async move {
-        let mut while_stopping = 0;
-        loop {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            if !cancel.is_cancelled() {
-                while_stopping = 0;
-                cancel.cancel();
-                continue;
-            }
-            while_stopping += 1;
-            if while_stopping == 1 {
-                eprintln!("\nstill stopping (Ctrl-C once more quits meshshift)");
-            } else {
-                std::process::exit(130);
-            }
-        }
-    })
-}
-
 /// A running REPL.
 struct Repl {
     workspace: Workspace,
@@ -143,11 +102,16 @@ struct Repl {
 }
 
 impl Repl {
-    fn new(workspace: Workspace) -> Repl {
+    /// `interactive`: completion will want the catalog soon, so it is built in the background.
+    fn new(workspace: Workspace, interactive: bool) -> Repl {
         let live = LiveNames::new(workspace.session().clone());
         Repl {
             workspace,
-            catalog: LazyCatalog::start(),
+            catalog: if interactive {
+                LazyCatalog::start()
+            } else {
+                LazyCatalog::on_demand()
+            },
             live,
             saved: HashSet::new(),
             errors: Style::stderr(),
@@ -156,14 +120,14 @@ impl Repl {
 
     /// Evaluates one input or runs one command, printing its result or error. Returns whether
     /// it failed and whether to go on.
-    fn submit(&mut self, text: &str, history: Vec<String>) -> (bool, Flow) {
+    fn submit(&mut self, text: &str, history: Option<&FileHistory>) -> (bool, Flow) {
         let outcome = if is_meta_command(text) {
             commands::execute(
                 text,
                 CommandContext {
                     workspace: &mut self.workspace,
                     catalog: &self.catalog,
-                    history,
+                    history: history.map(history_entries).unwrap_or_default(),
                     saved: &mut self.saved,
                 },
             )
@@ -173,7 +137,6 @@ impl Repl {
                 (Flow::Continue, shown.unwrap_or_default())
             })
         };
-        self.live.prefetch_bound_clusters();
         match outcome {
             Ok((flow, text)) => {
                 if !text.is_empty() {
@@ -212,7 +175,7 @@ impl Repl {
                 // At the end of the input an open block is evaluated too, to show its error.
                 let text = std::mem::take(&mut pending);
                 inputs += 1;
-                let (failed, flow) = self.submit(&text, Vec::new());
+                let (failed, flow) = self.submit(&text, None);
                 failures += usize::from(failed);
                 if flow == Flow::Quit {
                     break;
@@ -264,10 +227,12 @@ impl Repl {
                 // History is a convenience: a read-only state dir must not stop the session.
                 let _ = editor.append_history(file);
             }
-            let history = history_entries(editor.history());
-            if self.submit(&line, history).1 == Flow::Quit {
+            let flow = self.submit(&line, Some(editor.history())).1;
+            if flow == Flow::Quit {
                 return Ok(());
             }
+            // Completion of the next input wants fresh names of the clusters bound so far.
+            self.live.prefetch_bound_clusters();
         }
     }
 
@@ -289,8 +254,8 @@ impl Repl {
             scope: self.workspace.scope(),
             live: self.live.clone(),
         };
-        let colour = Style::detect(std::io::stdout().is_terminal()).is_colour();
-        editor.set_helper(Some(ReplHelper::new(sources, colour)));
+        let style = Style::detect(std::io::stdout().is_terminal());
+        editor.set_helper(Some(ReplHelper::new(sources, style)));
         self.live.prefetch(&live::Key::Contexts);
         Ok(editor)
     }

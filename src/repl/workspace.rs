@@ -57,7 +57,6 @@ pub struct Workspace {
     modules: Vec<(String, String)>,
     loaded: Option<LoadedRunbook>,
     transcript: Vec<Entry>,
-    inputs: usize,
     view: Arc<RwLock<View>>,
     to_string: AST,
 }
@@ -78,7 +77,6 @@ impl Workspace {
             modules: Vec::new(),
             loaded: None,
             transcript: Vec::new(),
-            inputs: 0,
             view: Arc::default(),
             to_string,
         }
@@ -109,8 +107,8 @@ impl Workspace {
     /// Compiles and runs one input in the persistent scope. Functions it defines stay
     /// callable; its imports stay imported once it succeeds.
     pub fn evaluate(&mut self, text: &str) -> Result<Dynamic> {
-        self.inputs += 1;
-        let name = format!("<input {}>", self.inputs);
+        // Every input is recorded once, so the transcript counts the inputs.
+        let name = format!("<input {}>", self.transcript.len() + 1);
         self.session.remember_source(&name, text);
         let compiled = self
             .engine
