@@ -498,3 +498,41 @@ fn service_entries_forward_to_the_other_cluster_and_az_manages_it() {
     let not_simulated = env.az("aks nodepool list -g rg --cluster-name sim-target");
     assert_eq!(not_simulated.code, 2);
 }
+
+#[test]
+fn a_plain_load_balancer_applies_its_faults_once() {
+    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
+        propagation_delay: Duration::from_millis(20),
+        ..o
+    });
+    install_demo(&env, SOURCE, "bookinfo", "istio-injection=enabled");
+    // productpage straight behind a load balancer: no gateway in between.
+    env.apply(
+        SOURCE,
+        "bookinfo",
+        r#"
+apiVersion: v1
+kind: Service
+metadata:
+  name: productpage-lb
+  annotations: {sim.meshshift.io/http-503-ratio: "0.5"}
+spec:
+  type: LoadBalancer
+  selector: {app: productpage}
+  ports: [{name: http2, port: 80, targetPort: 9080}]
+"#,
+    );
+    let address = env.service_address(SOURCE, "bookinfo", "productpage-lb");
+    env.get_until(&address, "/productpage", Duration::from_secs(10), |s, _| {
+        s == 503
+    });
+    let failed = (0..400)
+        .filter(|_| env.get(&address, "/productpage", &[]).0 == 503)
+        .count() as u64;
+    // Applied twice, half would fail twice over: 75%.
+    let (low, high) = binomial_bounds(400, 0.5, 0.001);
+    assert!(
+        (low..=high).contains(&failed),
+        "{failed} of 400 failed, expected {low}..={high}"
+    );
+}

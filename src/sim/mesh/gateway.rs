@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::apps::{self, Reply};
+use super::faults::Faults;
 use super::forward::{Forwarder, PortMap};
 use super::routing::{
     GatewayDecision, RequestInfo, Target, choose_weighted, gateway_route, resolve,
@@ -84,7 +85,17 @@ impl Listener {
         let Some(service) = snapshot.services.get(&self.service) else {
             return Plan::Answer(Reply::no_healthy_upstream());
         };
-        let faults = &service.faults;
+        let is_gateway = service
+            .ready_pods
+            .iter()
+            .any(|i| snapshot.pods.get(*i).is_some_and(|p| p.gateway_proxy));
+        // A plain load balancer's faults are its Service's, applied once by `serve_service`.
+        let no_faults = Faults::default();
+        let faults = if is_gateway {
+            &service.faults
+        } else {
+            &no_faults
+        };
         let gateway_delay = faults.latency(rng.random());
         if faults.drop_ratio > 0.0 && rng.random::<f64>() < faults.drop_ratio {
             return Plan::Drop;
@@ -112,10 +123,6 @@ impl Listener {
             return Plan::Answer(Reply::no_healthy_upstream());
         }
         let method = request.method().as_str();
-        let is_gateway = service
-            .ready_pods
-            .iter()
-            .any(|i| snapshot.pods.get(*i).is_some_and(|p| p.gateway_proxy));
         if !is_gateway {
             // A plain load balancer in front of application pods.
             let mut reply = apps::serve_service(
