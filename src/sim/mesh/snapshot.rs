@@ -418,20 +418,9 @@ fn percentage(fault: &Value) -> f64 {
         .unwrap_or(1.0)
 }
 
+/// An Istio duration (`1.5s`, `250ms`, `1m30s`); unreadable ones mean no delay.
 fn duration(text: &str) -> std::time::Duration {
-    let (number, unit) = text.trim().split_at(
-        text.trim()
-            .find(|c: char| c.is_ascii_alphabetic())
-            .unwrap_or(text.trim().len()),
-    );
-    let value: f64 = number.parse().unwrap_or(0.0);
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => value,
-    };
-    std::time::Duration::from_secs_f64(seconds.max(0.0))
+    crate::duration::parse_duration(text).unwrap_or_default()
 }
 
 fn route_fault(value: &Value) -> Option<RouteFault> {
@@ -797,5 +786,6 @@ mod tests {
         );
         assert_eq!(duration("1.5s"), std::time::Duration::from_millis(1500));
         assert_eq!(duration("250ms"), std::time::Duration::from_millis(250));
+        assert_eq!(duration("1m30s"), std::time::Duration::from_secs(90));
     }
 }
