@@ -141,17 +141,12 @@ fn containers_and_images(object: &Value, spec_path: &str) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
+/// The SELECTOR column: `spec.selector` as kubectl prints a label selector.
 fn selector_text(object: &Value) -> String {
-    let labels = super::object::get_path(object, "spec.selector.matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
+    let selector = super::object::get_path(object, "spec.selector")
+        .map(super::cluster::scale::selector_string)
         .unwrap_or_default();
-    none_if_empty(labels)
+    none_if_empty(selector)
 }
 
 fn pod_status(pod: &Value) -> String {
@@ -849,5 +844,26 @@ mod tests {
         assert_eq!(cells[3], "<pending>");
         assert_eq!(cells[4], "80:30080/TCP");
         assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    }
+
+    #[test]
+    fn the_selector_column_shows_expressions_too() {
+        let rt = Registry::new()
+            .by_path("apps", "v1", "replicasets")
+            .expect("built-in");
+        let replica_set = json!({
+            "kind": "ReplicaSet", "apiVersion": "apps/v1",
+            "metadata": {"name": "web", "creationTimestamp": "2024-01-01T00:00:00Z"},
+            "spec": {"selector": {"matchLabels": {"app": "web"},
+                                  "matchExpressions": [{"key": "tier", "operator": "In",
+                                                        "values": ["a", "b"]}]}}
+        });
+        let table = table(&rt, "v1", &[replica_set], 5, None, IncludeObject::Metadata);
+        let columns = table["columnDefinitions"].as_array().unwrap();
+        let column = columns
+            .iter()
+            .position(|c| c["name"] == "Selector")
+            .unwrap();
+        assert_eq!(table["rows"][0]["cells"][column], "app=web,tier in (a,b)");
     }
 }

@@ -145,7 +145,7 @@ impl ClusterState {
 }
 
 /// The label selector of a workload as the Scale subresource shows it (`app=web`).
-pub(super) fn selector_string(selector: &Value) -> String {
+pub(in crate::sim) fn selector_string(selector: &Value) -> String {
     let mut parts: Vec<String> = selector
         .get("matchLabels")
         .and_then(Value::as_object)
