@@ -206,11 +206,8 @@ async fn dispatch(
         Route::OpenApiV2 => return Ok(openapi_v2(accept)),
         Route::OpenApiV3Index => openapi::v3_index(&lock(&shared).registry),
         Route::OpenApiV3 { group, version } => {
-            let state = lock(&shared);
-            openapi::v3_document(&state.registry, &group, &version, &|rt, v| {
-                state.crd_schema(rt, v)
-            })
-            .ok_or_else(ApiError::unknown_resource)?
+            openapi::v3_document(&lock(&shared).registry, &group, &version)
+                .ok_or_else(ApiError::unknown_resource)?
         }
         Route::NotFound | Route::Resource(_) => return Err(ApiError::unknown_resource()),
     };

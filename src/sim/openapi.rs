@@ -27,7 +27,12 @@ fn document_hash(registry: &Registry, group: &str, version: &str) -> String {
     for rt in registry.in_group_version(group, version) {
         rt.plural.hash(&mut hasher);
         rt.kind.hash(&mut hasher);
-        format!("{:?}", rt.shape).len().hash(&mut hasher);
+        // kubectl caches documents by this hash: any schema change must change it.
+        format!("{:?}", rt.shape).hash(&mut hasher);
+        for (version, schema) in &rt.schemas {
+            version.hash(&mut hasher);
+            schema.to_string().hash(&mut hasher);
+        }
     }
     format!("{:016X}", hasher.finish())
 }
@@ -85,14 +90,8 @@ fn crd_schema(crd_schema: Option<&Value>) -> Value {
     schema
 }
 
-/// `/openapi/v3/<group-version>`, if served. `crd_schemas` gives the OpenAPI schema of a
-/// custom resource version, when the type has one.
-pub fn v3_document(
-    registry: &Registry,
-    group: &str,
-    version: &str,
-    crd_schema_of: &dyn Fn(&ResourceType, &str) -> Option<Value>,
-) -> Option<Value> {
+/// `/openapi/v3/<group-version>`, if served; a custom resource's schema is its CRD's.
+pub fn v3_document(registry: &Registry, group: &str, version: &str) -> Option<Value> {
     let types = registry.in_group_version(group, version);
     if types.is_empty() {
         return None;
@@ -141,10 +140,7 @@ pub fn v3_document(
                 }
             }),
         );
-        let mut schema = match crd_schema_of(rt, version) {
-            Some(schema) => crd_schema(Some(&schema)),
-            None => crd_schema(None),
-        };
+        let mut schema = crd_schema(rt.schemas.get(version).map(|s| s.as_ref()));
         if let Some(map) = schema.as_object_mut() {
             map.insert("x-kubernetes-group-version-kind".into(), gvk(rt, version));
             map.entry("description").or_insert_with(|| {
@@ -177,7 +173,7 @@ mod tests {
                 .as_str()
                 .is_some_and(|u| u.starts_with("/openapi/v3/apis/apps/v1?hash="))
         );
-        let apps = v3_document(&registry, "apps", "v1", &|_, _| None).expect("served");
+        let apps = v3_document(&registry, "apps", "v1").expect("served");
         let patch =
             &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
         assert_eq!(
@@ -191,5 +187,44 @@ mod tests {
         );
         assert!(apps["components"]["schemas"]["io.k8s.apps.v1.Deployment"].is_null());
         assert!(apps["components"]["schemas"]["apps.v1.Deployment"].is_object());
+    }
+
+    /// A CRD with one served version whose spec has one property of type `kind`.
+    fn widget_crd(kind: &str) -> Value {
+        json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                     "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                     "versions": [{"name": "v1", "served": true, "storage": true,
+                                   "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                                       "spec": {"type": "object", "properties": {
+                                           "size": {"type": kind}}}}}}}]}
+        })
+    }
+
+    #[test]
+    fn a_changed_crd_schema_changes_the_document_and_its_hash() {
+        let url = |registry: &Registry| {
+            v3_index(registry)["paths"]["apis/example.com/v1"]["serverRelativeURL"].clone()
+        };
+        let mut registry = Registry::new();
+        registry.set_crd_type(
+            "widgets.example.com",
+            crate::sim::crd::resource_type(&widget_crd("string")),
+        );
+        let before = url(&registry);
+        let document = v3_document(&registry, "example.com", "v1").expect("served");
+        assert_eq!(
+            document["components"]["schemas"]["com.example.v1.Widget"]["properties"]["spec"]["properties"]
+                ["size"]["type"],
+            "string"
+        );
+        // Same length, other type: kubectl must not keep its cached document.
+        registry.set_crd_type(
+            "widgets.example.com",
+            crate::sim::crd::resource_type(&widget_crd("number")),
+        );
+        assert_ne!(url(&registry), before);
     }
 }

@@ -271,26 +271,6 @@ impl ClusterState {
         &self.name
     }
 
-    /// The OpenAPI schema a CRD declares for one version of its custom resource.
-    pub fn crd_schema(&self, rt: &ResourceType, version: &str) -> Option<Value> {
-        let super::resource::Origin::Crd(crd_name) = &rt.origin else {
-            return None;
-        };
-        let stored = self.store.get(
-            "customresourcedefinitions.apiextensions.k8s.io",
-            &ObjectKey::new("", crd_name),
-        )?;
-        let crd = stored.to_value("apiextensions.k8s.io/v1", "CustomResourceDefinition");
-        crd.get("spec")?
-            .get("versions")?
-            .as_array()?
-            .iter()
-            .find(|v| v.get("name").and_then(Value::as_str) == Some(version))?
-            .get("schema")?
-            .get("openAPIV3Schema")
-            .cloned()
-    }
-
     /// Every stored object with its storage key (for snapshots).
     pub fn all_objects(&self) -> Vec<(String, Value)> {
         let mut objects = Vec::new();
