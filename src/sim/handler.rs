@@ -2,7 +2,7 @@
 //! the answer (JSON, Table, watch stream, or a Status on error).
 
 use std::collections::HashMap;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 
 use super::cluster::{
-    ClusterState, DeleteOptions, ListOptions, ListPage, Reply, Subresource, Target, WriteOptions,
+    DeleteOptions, ListOptions, ListPage, Reply, Subresource, Target, WriteOptions,
 };
 use super::discovery;
 use super::fault::FaultDecision;
@@ -70,14 +70,6 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
-}
-
-fn lock(shared: &Shared) -> MutexGuard<'_, ClusterState> {
-    match shared.state.lock() {
-        Ok(state) => state,
-        // A panic while holding the lock would be a bug; keep serving what is stored.
-        Err(poisoned) => poisoned.into_inner(),
-    }
 }
 
 fn authorized(shared: &Shared, request: &Request<Incoming>) -> bool {
@@ -175,7 +167,7 @@ async fn dispatch(
         Route::CoreVersions => {
             let representation = negotiate(accept, discovery_offers)?;
             if representation == Representation::AggregatedDiscovery {
-                let document = discovery::aggregated(&lock(&shared).registry, true);
+                let document = discovery::aggregated(&shared.lock().registry, true);
                 return Ok(respond(
                     200,
                     representation.content_type(),
@@ -186,7 +178,7 @@ async fn dispatch(
         }
         Route::Groups => {
             let representation = negotiate(accept, discovery_offers)?;
-            let state = lock(&shared);
+            let state = shared.lock();
             if representation == Representation::AggregatedDiscovery {
                 let document = discovery::aggregated(&state.registry, false);
                 return Ok(respond(
@@ -197,16 +189,16 @@ async fn dispatch(
             }
             discovery::group_list(&state.registry)
         }
-        Route::Group(name) => discovery::group(&lock(&shared).registry, &name)
+        Route::Group(name) => discovery::group(&shared.lock().registry, &name)
             .ok_or_else(ApiError::unknown_resource)?,
         Route::Resources { group, version } => {
-            discovery::resource_list(&lock(&shared).registry, &group, &version)
+            discovery::resource_list(&shared.lock().registry, &group, &version)
                 .ok_or_else(ApiError::unknown_resource)?
         }
         Route::OpenApiV2 => return Ok(openapi_v2(accept)),
-        Route::OpenApiV3Index => openapi::v3_index(&lock(&shared).registry),
+        Route::OpenApiV3Index => openapi::v3_index(&shared.lock().registry),
         Route::OpenApiV3 { group, version } => {
-            openapi::v3_document(&lock(&shared).registry, &group, &version)
+            openapi::v3_document(&shared.lock().registry, &group, &version)
                 .ok_or_else(ApiError::unknown_resource)?
         }
         Route::NotFound | Route::Resource(_) => return Err(ApiError::unknown_resource()),
@@ -277,7 +269,7 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
 }
 
 fn resolve(shared: &Shared, path: &ResourcePath) -> Result<Target, ApiError> {
-    let state = lock(shared);
+    let state = shared.lock();
     let rt = state
         .registry
         .by_path(&path.group, &path.version, &path.plural)
@@ -472,11 +464,7 @@ fn render_object(
             None,
             IncludeObject::parse(query.get("includeObject").map(String::as_str)),
         ),
-        Representation::PartialMetadata => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": object.get("metadata").cloned().unwrap_or(Value::Null),
-        }),
+        Representation::PartialMetadata => super::table::partial_metadata(object),
         _ => object.clone(),
     }
 }
@@ -506,10 +494,8 @@ fn render_list(
                     IncludeObject::parse(query.get("includeObject").map(String::as_str)),
                 )
             } else {
-                let items: Vec<Value> = objects
-                    .iter()
-                    .map(|o| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata")}))
-                    .collect();
+                let items: Vec<Value> =
+                    objects.iter().map(super::table::partial_metadata).collect();
                 json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
                        "metadata": {"resourceVersion": page.revision.to_string()}, "items": items})
             };
@@ -611,11 +597,11 @@ async fn resource(
                 }
                 let options = list_options(&query, &target)?;
                 // The page holds shared references, so it is rendered without the lock.
-                let page = lock(&shared).list(&target, &options)?;
+                let page = shared.lock().list(&target, &options)?;
                 Ok(render_list(&target, page, representation, &query))
             } else {
                 let (object, revision) = {
-                    let state = lock(&shared);
+                    let state = shared.lock();
                     (state.get(&target)?, state.store.revision())
                 };
                 let representation = if target.subresource == Subresource::Scale {
@@ -633,7 +619,7 @@ async fn resource(
             let options = write_options(&query, &user_agent, "CreateOptions")?;
             let body = read_body(request).await?;
             let object = parse_object(&body, content_type.as_deref(), &target.rt.kind)?;
-            let reply = lock(&shared).create(&target, object, &options)?;
+            let reply = shared.lock().create(&target, object, &options)?;
             Ok(reply_response(reply, pretty))
         }
         Method::PUT if !is_collection => {
@@ -645,7 +631,7 @@ async fn resource(
                 target.rt.kind.as_str()
             };
             let object = parse_object(&body, content_type.as_deref(), kind)?;
-            let reply = lock(&shared).update(&target, object, &options)?;
+            let reply = shared.lock().update(&target, object, &options)?;
             Ok(reply_response(reply, pretty))
         }
         Method::PATCH if !is_collection => {
@@ -662,7 +648,7 @@ async fn resource(
                 })?;
             let options = write_options(&query, &user_agent, "PatchOptions")?;
             let body = read_body(request).await?;
-            let reply = lock(&shared).patch(&target, patch_type, &body, &options)?;
+            let reply = shared.lock().patch(&target, patch_type, &body, &options)?;
             Ok(reply_response(reply, pretty))
         }
         Method::DELETE if target.subresource == Subresource::None => {
@@ -670,10 +656,10 @@ async fn resource(
             let options = delete_options(&body, &query)?;
             if is_collection {
                 let list = list_options(&query, &target)?;
-                let reply = lock(&shared).delete_collection(&target, &list, &options)?;
+                let reply = shared.lock().delete_collection(&target, &list, &options)?;
                 Ok(reply_response(reply, pretty))
             } else {
-                let reply = lock(&shared).delete(&target, &options)?;
+                let reply = shared.lock().delete(&target, &options)?;
                 Ok(reply_response(reply, pretty))
             }
         }

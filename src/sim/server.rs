@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rand::Rng;
@@ -115,6 +115,16 @@ pub struct Shared {
     pub address: SocketAddr,
     /// Interval between watch bookmarks.
     pub bookmark_interval: Duration,
+}
+
+impl Shared {
+    /// The cluster state. A panic while holding the lock would be a bug; the server keeps
+    /// serving what is stored rather than failing every later request.
+    pub fn lock(&self) -> MutexGuard<'_, ClusterState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// A simulated Kubernetes API server.
@@ -234,10 +244,7 @@ impl ApiServerHandle {
             let _ = task.await;
         }
         if let Some(path) = &self.snapshot {
-            let state = match self.shared.state.lock() {
-                Ok(state) => state,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let state = self.shared.lock();
             super::snapshot::save(&state, path)?;
         }
         Ok(())

@@ -213,11 +213,6 @@ impl ApiError {
 
     /// `<Kind> "<name>" is invalid: <causes>` (422).
     pub fn invalid(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
-        let qualified_kind = if group.is_empty() {
-            kind.to_string()
-        } else {
-            format!("{kind}.{group}")
-        };
         let summary = match causes.as_slice() {
             [one] => one.full_message(),
             many => format!(
@@ -228,24 +223,18 @@ impl ApiError {
                     .join(", ")
             ),
         };
-        let mut details = Map::new();
-        if !name.is_empty() {
-            details.insert("name".into(), Value::String(name.to_string()));
-        }
-        if !group.is_empty() {
-            details.insert("group".into(), Value::String(group.to_string()));
-        }
-        details.insert("kind".into(), Value::String(kind.to_string()));
-        details.insert(
-            "causes".into(),
-            Value::Array(causes.iter().map(Cause::to_json).collect()),
-        );
+        // Invalid names the kind where other errors name the resource, in the same places.
+        let mut details = resource_details(group, kind, name);
+        details["causes"] = Value::Array(causes.iter().map(Cause::to_json).collect());
         ApiError::new(
             422,
             "Invalid",
-            format!("{qualified_kind} {name:?} is invalid: {summary}"),
+            format!(
+                "{} {name:?} is invalid: {summary}",
+                qualified_resource(group, kind)
+            ),
         )
-        .with_details(Value::Object(details))
+        .with_details(details)
     }
 
     /// [`ApiError::invalid`] for a resource type.
@@ -321,7 +310,10 @@ impl ApiError {
         ApiError::new(
             413,
             "RequestEntityTooLarge",
-            "Request entity too large: limit is 3145728",
+            format!(
+                "Request entity too large: limit is {}",
+                super::handler::MAX_BODY_BYTES
+            ),
         )
     }
 
@@ -354,11 +346,6 @@ impl ApiError {
         error.retry_after_seconds = Some(seconds);
         error.details = Some(Box::new(json!({"retryAfterSeconds": seconds})));
         error
-    }
-
-    /// The request took too long (504).
-    pub fn timeout(message: impl Into<String>) -> Self {
-        ApiError::new(504, "Timeout", message)
     }
 
     /// The `Status` object for this error.

@@ -690,12 +690,17 @@ fn row_object(object: &Value, include: IncludeObject) -> Option<Value> {
     match include {
         IncludeObject::None => None,
         IncludeObject::Object => Some(object.clone()),
-        IncludeObject::Metadata => Some(json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
-        })),
+        IncludeObject::Metadata => Some(partial_metadata(object)),
     }
+}
+
+/// An object as metadata-only clients ask for it (`as=PartialObjectMetadata`).
+pub fn partial_metadata(object: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": object.get("metadata").cloned().unwrap_or(json!({})),
+    })
 }
 
 /// Computes the cells of one row.

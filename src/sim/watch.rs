@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::Stream;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::cluster::{Target, object_matches};
@@ -85,13 +85,9 @@ fn encode_object(params: &WatchParams, object: &StoredObject) -> Vec<u8> {
         }
         Representation::PartialMetadata => {
             let value = object.to_value(&api_version, &rt.kind);
-            json!({
-                "kind": "PartialObjectMetadata",
-                "apiVersion": "meta.k8s.io/v1",
-                "metadata": value.get("metadata").cloned().unwrap_or(Value::Null),
-            })
-            .to_string()
-            .into_bytes()
+            super::table::partial_metadata(&value)
+                .to_string()
+                .into_bytes()
         }
         _ => {
             let mut out = Vec::with_capacity(object.encoded_len() + 64);
@@ -138,10 +134,7 @@ struct WatchState {
 impl WatchState {
     /// Turns the changes since `last` into events.
     fn drain(&mut self) {
-        let state = match self.shared.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let state = self.shared.lock();
         match state.store.changes_since(self.last) {
             ChangesSince::Expired { oldest } => {
                 self.pending
@@ -193,10 +186,7 @@ pub fn start(
     let mut pending = VecDeque::new();
     let mut done = false;
     let (receiver, last) = {
-        let state = match shared.state.lock() {
-            Ok(state) => state,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let state = shared.lock();
         let receiver = state.store.subscribe();
         let revision = state.store.revision();
         match params.start {
