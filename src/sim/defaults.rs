@@ -442,13 +442,7 @@ fn job(object: &mut Value) {
             }
         }
     }
-    if let Some(spec) = object
-        .get_mut("spec")
-        .and_then(|s| s.get_mut("template"))
-        .and_then(|t| object_mut(t, "spec"))
-    {
-        pod_spec(spec);
-    }
+    template(object);
 }
 
 fn crd(object: &mut Value) {

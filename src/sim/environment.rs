@@ -359,16 +359,6 @@ impl SimEnvironment {
         pairs
     }
 
-    /// The source cluster's API server.
-    pub fn source(&self) -> Option<&ApiServerHandle> {
-        self.sim.as_ref().map(|s| &s.source)
-    }
-
-    /// The target cluster's API server.
-    pub fn target(&self) -> Option<&ApiServerHandle> {
-        self.sim.as_ref().map(|s| &s.target)
-    }
-
     /// Waits until a listener of Service `service` on `cluster` serves; returns whether it
     /// did within `timeout`.
     pub async fn wait_for_listener(&self, cluster: &str, service: &str, timeout: Duration) -> bool {

@@ -304,10 +304,10 @@ pub fn new_uid() -> String {
 
 /// A random 5-character suffix from the alphabet Kubernetes uses for generated names.
 pub fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    use super::workload::hash::NAME_ALPHABET;
     let mut rng = rand::rng();
     (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .map(|_| NAME_ALPHABET[rng.random_range(0..NAME_ALPHABET.len())] as char)
         .collect()
 }
 

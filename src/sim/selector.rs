@@ -250,19 +250,7 @@ impl Parser {
 }
 
 fn validate_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(super::validation::is_dns1123_subdomain);
-    if name_ok && prefix_ok {
+    if super::validation::is_qualified_name(key) {
         Ok(())
     } else {
         Err(format!(
@@ -516,14 +504,6 @@ impl FieldSelector {
             .all(|r| (lookup(&r.field) == r.value) != r.negated)
     }
 
-    /// The name this selector pins (`metadata.name=x`), if any.
-    pub fn pinned_name(&self) -> Option<&str> {
-        self.requirements
-            .iter()
-            .find(|r| r.field == "metadata.name" && !r.negated)
-            .map(|r| r.value.as_str())
-    }
-
     /// Whether the selector has no terms.
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
@@ -588,7 +568,6 @@ mod tests {
     fn field_selectors_know_their_fields() {
         let selector = FieldSelector::parse("metadata.name=web,status.phase!=Failed", "", "Pod")
             .expect("valid");
-        assert_eq!(selector.pinned_name(), Some("web"));
         assert!(selector.matches(|f| match f {
             "metadata.name" => "web".into(),
             _ => "Running".into(),

@@ -411,13 +411,7 @@ impl ClusterState {
 
     /// One object.
     pub fn get(&self, target: &Target) -> Result<Value, ApiError> {
-        let stored = self
-            .store
-            .get(
-                &target.rt.storage_key(),
-                &Self::key_of(target, &target.name),
-            )
-            .ok_or_else(|| ApiError::object_not_found(&target.rt, &target.name))?;
+        let stored = self.get_stored(target)?;
         match target.subresource {
             Subresource::Scale => Ok(self.scale_of(target, &stored)),
             _ => Ok(Self::value_of(&target.rt, &stored, &target.version)),

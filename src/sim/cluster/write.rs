@@ -521,11 +521,7 @@ impl ClusterState {
             )));
         }
         meta_mut(&mut config).insert("name".into(), json!(target.name));
-        if target.rt.namespaced {
-            Self::check_namespace_field(target, &mut config)?;
-        } else {
-            meta_mut(&mut config).remove("namespace");
-        }
+        Self::check_namespace_field(target, &mut config)?;
         let now = now_timestamp();
         let api_version = target.api_version();
         let existing = self

@@ -68,11 +68,6 @@ impl Faults {
         faults
     }
 
-    /// Whether any fault is set.
-    pub fn is_active(&self) -> bool {
-        self.error_ratio > 0.0 || self.drop_ratio > 0.0 || !self.latency_max.is_zero()
-    }
-
     /// The latency for one request, given a uniform draw in `0..1`.
     pub fn latency(&self, draw: f64) -> Duration {
         let span = self.latency_max.saturating_sub(self.latency_min);
@@ -92,8 +87,7 @@ mod tests {
         assert_eq!(faults.error_ratio, 0.25);
         assert_eq!(faults.drop_ratio, 0.0);
         assert_eq!(faults.latency(0.5), Duration::from_millis(200));
-        assert!(faults.is_active());
-        assert!(!Faults::of(&json!({})).is_active());
+        assert_eq!(Faults::of(&json!({})), Faults::default());
         assert_eq!(
             Faults::of(&json!({"metadata": {"annotations": {LATENCY_MS: "50"}}})).latency(0.9),
             Duration::from_millis(50)
