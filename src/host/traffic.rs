@@ -658,7 +658,8 @@ pub mod traffic_functions {
     }
 
     /// A one-line chart of a configured share against the observed one and its interval:
-    /// `|====|====#==[===]      | 25% configured, 24.3% observed`.
+    /// `[========(=| )                           ] 25% configured, 24.3% observed (20%–29%)`
+    /// (`|` the configured share, `(` `)` the interval, `=` up to the observed share).
     ///
     /// # Example
     /// ```rhai

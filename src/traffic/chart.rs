@@ -1,6 +1,6 @@
 //! Small terminal charts for split checks.
 
-/// `[========(=|==)              ] 25% configured, 24.3% observed (20.0–29.0%)`: `=` up to the
+/// `[========(=| )              ] 25% configured, 24.3% observed (20%–29%)`: `=` up to the
 /// observed share, `(` `)` around its confidence interval, `|` at the configured share.
 pub fn share_bar(expected: f64, observed: f64, low: f64, high: f64, width: usize) -> String {
     let clamp = |v: f64| {

@@ -190,15 +190,7 @@ fn first_text_token(s: &str) -> Option<&str> {
 /// DNS-1123 label (1 to 63 lower-case letters, digits and `-`, starting and ending with a
 /// letter or digit) with at least one `-` (`reviews-v2-5b6d8c7f9-x2kq9`, `web-0`).
 pub fn is_pod_name(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.contains(&b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-')
+    super::routes::is_dns_label(s) && s.contains('-')
 }
 
 /// The text of the page's first `<title>` element: whitespace trimmed and collapsed, the common

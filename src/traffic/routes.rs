@@ -21,7 +21,7 @@ use std::net::IpAddr;
 
 use serde_json::{Map, Value, json};
 
-/// API version written into new objects, and into patches when the input has none.
+/// API version written into new objects.
 pub const NETWORKING_API_VERSION: &str = "networking.istio.io/v1";
 
 /// A weighted destination for [`weighted_routes`].
@@ -126,9 +126,6 @@ pub enum TrafficError {
         /// The VirtualService name.
         name: String,
     },
-    /// The VirtualService has no `metadata.name`.
-    #[error("virtual service has no `metadata.name`")]
-    MissingName,
     /// An empty list of destinations or weights.
     #[error("no destinations given")]
     NoDestinations,
@@ -461,45 +458,6 @@ pub fn set_weights(
     Ok((out, previous))
 }
 
-/// Minimal object for a server-side apply of new weights (see [`set_weights`], whose rules and
-/// errors apply): `apiVersion`, `kind`, `metadata.name` (and `metadata.namespace` when `vs` has
-/// one) and `spec.http` with every rule in full.
-///
-/// The whole `http` list is sent because the VirtualService CRD declares no list-map keys, so
-/// server-side apply treats the list as atomic: a partial list would replace the whole one.
-/// Apply it with a field manager that owns no other field of the object (for example a
-/// dedicated `meshshift-weights`), because server-side apply removes the fields a manager
-/// applied before and leaves out now, such as `spec.hosts` and `spec.gateways`.
-///
-/// # Errors
-///
-/// Those of [`set_weights`], and [`TrafficError::MissingName`] when `vs` has no name.
-pub fn weights_patch(vs: &Value, weights: &[(String, i64)]) -> Result<Value, TrafficError> {
-    let (updated, _) = set_weights(vs, weights)?;
-    let Some(name) = vs.pointer("/metadata/name").and_then(Value::as_str) else {
-        return Err(TrafficError::MissingName);
-    };
-    let api_version = vs
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or(NETWORKING_API_VERSION);
-    let mut metadata = Map::new();
-    metadata.insert("name".into(), Value::from(name));
-    if let Some(ns) = vs.pointer("/metadata/namespace").and_then(Value::as_str) {
-        metadata.insert("namespace".into(), Value::from(ns));
-    }
-    let http = updated
-        .pointer("/spec/http")
-        .cloned()
-        .unwrap_or(Value::Array(Vec::new()));
-    Ok(json!({
-        "apiVersion": api_version,
-        "kind": "VirtualService",
-        "metadata": metadata,
-        "spec": { "http": http },
-    }))
-}
-
 /// Destination key of one `route` entry (`{destination: {host, port, subset}, weight}`).
 fn entry_key(entry: &Value) -> Option<String> {
     let destination = entry.get("destination")?;
@@ -658,7 +616,7 @@ fn http_rules_mut<'v>(vs: &'v mut Value, name: &str) -> Result<&'v mut Vec<Value
 
 /// DNS-1123 label: 1 to 63 lower-case letters, digits and `-`, starting and ending with a letter
 /// or digit.
-fn is_dns_label(s: &str) -> bool {
+pub(crate) fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
@@ -1082,33 +1040,6 @@ mod tests {
                 .with_subset("v2")
                 .key(),
             "reviews:9080/v2"
-        );
-    }
-
-    #[test]
-    fn weights_patch_is_minimal() {
-        let patch = weights_patch(
-            &bookinfo_90_10(),
-            &w(&[("productpage", 80), ("v2.example.com", 20)]),
-        )
-        .unwrap();
-        let mut http = bookinfo_90_10()["spec"]["http"].clone();
-        http[0]["route"][0]["weight"] = json!(80);
-        http[0]["route"][1]["weight"] = json!(20);
-        assert_eq!(
-            patch,
-            json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "VirtualService",
-                "metadata": { "name": "bookinfo", "namespace": "default" },
-                "spec": { "http": http },
-            })
-        );
-        let mut unnamed = bookinfo_90_10();
-        unnamed.as_object_mut().unwrap().remove("metadata");
-        assert_eq!(
-            weights_patch(&unnamed, &w(&[("v2.example.com", 20)])).unwrap_err(),
-            TrafficError::MissingName
         );
     }
 
