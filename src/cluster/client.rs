@@ -1,7 +1,7 @@
 //! The HTTP client under the cluster layer: kube's own TLS configuration and auth layers over a
 //! connector that offers HTTP/2 as well as HTTP/1.1. kube's default client speaks HTTP/1.1
 //! only, so every concurrent request (discovery fetches each group version at once, batches are
-//! applied sixteen at a time) opens a TLS connection of its own; over HTTP/2 they share one.
+//! applied 32 at a time) opens a TLS connection of its own; over HTTP/2 they share one.
 
 use hyper_rustls::FixedServerNameResolver;
 use hyper_util::client::legacy::connect::HttpConnector;

@@ -18,7 +18,6 @@ pub struct Resource {
     pub namespaced: bool,
     pub verbs: Vec<String>,
     pub short_names: Vec<String>,
-    pub subresources: Vec<String>,
     /// This version is the group's preferred one.
     pub preferred: bool,
 }
@@ -140,14 +139,6 @@ impl Discovery {
         Ok(Discovery { resources })
     }
 
-    /// The resource for an `apiVersion` and `kind` (exact version).
-    pub fn by_api_version(&self, api_version: &str, kind: &str) -> Option<&Resource> {
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        self.resources
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.kind == kind)
-    }
-
     /// Resolves what users type: `Deployment`, `deployment`, `deployments`, `deploy`,
     /// `deployments.apps`, `Deployment.apps`, `virtualservices.networking.istio.io`, `vs`.
     /// The preferred version of the highest-priority group wins.
@@ -185,7 +176,7 @@ impl Discovery {
     }
 }
 
-/// Resources of one `APIResourceList`; subresources (`pods/status`) attach to their parent.
+/// Resources of one `APIResourceList`; subresources (`pods/status`) are left out.
 pub fn parse_resource_list(
     group: &str,
     version: &str,
@@ -201,7 +192,7 @@ pub fn parse_resource_list(
             .map(str::to_string)
             .collect()
     };
-    let mut resources: Vec<Resource> = entries
+    let resources: Vec<Resource> = entries
         .iter()
         .filter(|e| e["name"].as_str().is_some_and(|n| !n.contains('/')))
         .map(|e| {
@@ -221,18 +212,10 @@ pub fn parse_resource_list(
                 namespaced: e["namespaced"].as_bool().unwrap_or(false),
                 verbs: strings(&e["verbs"]),
                 short_names: strings(&e["shortNames"]),
-                subresources: Vec::new(),
                 preferred,
             }
         })
         .collect();
-    for entry in entries {
-        if let Some((parent, sub)) = entry["name"].as_str().and_then(|n| n.split_once('/'))
-            && let Some(resource) = resources.iter_mut().find(|r| r.plural == parent)
-        {
-            resource.subresources.push(sub.to_string());
-        }
-    }
     resources
 }
 
@@ -307,18 +290,13 @@ mod tests {
     }
 
     #[test]
-    fn subresources_and_paths() {
+    fn subresources_are_not_resources_and_paths_are_built() {
         let d = discovery();
+        assert!(d.resolve("deployments/scale").is_none());
         let deployment = d.resolve("deploy").unwrap();
-        assert_eq!(deployment.subresources, vec!["status", "scale"]);
         assert_eq!(
             deployment.object_path(Some("bookinfo"), "reviews"),
             "/apis/apps/v1/namespaces/bookinfo/deployments/reviews"
-        );
-        assert_eq!(
-            d.by_api_version("networking.istio.io/v1beta1", "VirtualService")
-                .map(|r| r.preferred),
-            Some(false)
         );
     }
 }

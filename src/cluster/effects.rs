@@ -130,15 +130,12 @@ impl Action {
 pub struct Change {
     pub cluster: String,
     pub kind: String,
-    pub api_version: String,
     pub namespace: Option<String>,
     pub name: String,
     pub action: Action,
     pub dry_run: bool,
     /// Live object to the new one, Secret values masked (dry runs and patches).
     pub diff: Option<String>,
-    /// The object before the change, stripped (for undo), when it was read.
-    pub before: Option<Value>,
 }
 
 impl Change {
@@ -172,15 +169,8 @@ impl Validation {
         if self.status == 201 {
             return false;
         }
-        let mut shape = applied.clone();
-        if let Some(fields) = shape.as_object_mut() {
-            fields.remove("status");
-            if let Some(metadata) = fields.get_mut("metadata").and_then(Value::as_object_mut) {
-                metadata.remove("resourceVersion");
-                metadata.remove("managedFields");
-            }
-        }
-        restrict(live, &shape) == restrict(&self.planned, &shape)
+        // `applied` went through `clean_for_apply`: no status, resourceVersion or managedFields.
+        restrict(live, applied) == restrict(&self.planned, applied)
             && ownership(live, manager) == ownership(&self.planned, manager)
     }
 }
@@ -274,10 +264,6 @@ impl Cluster {
         Change {
             cluster: self.context().to_string(),
             kind: object["kind"].as_str().unwrap_or_default().to_string(),
-            api_version: object["apiVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
             namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
             name: object["metadata"]["name"]
                 .as_str()
@@ -286,7 +272,6 @@ impl Cluster {
             action,
             dry_run,
             diff: None,
-            before: None,
         }
     }
 
@@ -573,9 +558,8 @@ impl Cluster {
                 Ok(validation) => {
                     ok.insert(index, validation);
                 }
-                // The namespace is created later in the batch: validated after it exists.
-                Err(RestError::Status(status))
-                    if status.code == 404 && prepared[index].namespace.is_some() => {}
+                // Objects wait for a namespace the batch creates before they are validated, so
+                // any failure here (404 included: a namespace deleted meanwhile) stops the batch.
                 Err(error) => failures.push((index, error)),
             }
         }
@@ -720,7 +704,6 @@ impl Cluster {
                             (Some(_), false) => Action::Configured,
                         };
                     change.diff = Some(text);
-                    change.before = validation.live.as_ref().map(strip);
                 }
                 // Its CRD or namespace is part of the batch: it can only be created.
                 None => change.diff = Some(diff(&Value::Null, &item.object, "live", "planned")),
@@ -757,11 +740,7 @@ impl Cluster {
         options: &WriteOptions,
     ) -> Result<Change> {
         let resource = self.resolve(&target.kind).await?;
-        let namespace = target
-            .namespace
-            .clone()
-            .filter(|_| resource.namespaced)
-            .or_else(|| resource.namespaced.then(|| self.namespace().to_string()));
+        let namespace = self.namespace_for(&resource, target.namespace.as_deref());
         let path = resource.object_path(namespace.as_deref(), &target.name);
         let label = match &namespace {
             Some(namespace) => format!("{}/{namespace}/{}", resource.kind, target.name),
@@ -808,7 +787,6 @@ impl Cluster {
             options.dry_run,
         );
         change.diff = Some(text);
-        change.before = Some(strip(&before));
         Ok(change)
     }
 
@@ -821,16 +799,7 @@ impl Cluster {
         let mut resolved = Vec::new();
         for target in targets {
             let resource = self.resolve(&target.kind).await?;
-            let namespace = if resource.namespaced {
-                Some(
-                    target
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| self.namespace().to_string()),
-                )
-            } else {
-                None
-            };
+            let namespace = self.namespace_for(&resource, target.namespace.as_deref());
             resolved.push((resource, namespace, target.name.clone()));
         }
         let query = if options.dry_run { "?dryRun=All" } else { "" };

@@ -82,7 +82,13 @@ impl Cluster {
         }
     }
 
-    fn namespace_for(&self, resource: &Resource, namespace: Option<&str>) -> Option<String> {
+    /// The namespace a request about `resource` goes to: `namespace`, else the context's; none
+    /// for cluster-scoped kinds.
+    pub(super) fn namespace_for(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+    ) -> Option<String> {
         resource
             .namespaced
             .then(|| namespace.unwrap_or(self.namespace()).to_string())

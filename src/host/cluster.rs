@@ -4,14 +4,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
 
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 use serde_json::Value;
 
 use crate::cluster::conditions::Condition;
-use crate::cluster::effects::{Action, Change, Mutation, PatchType, Target, WriteOptions};
+use crate::cluster::effects::{Change, Mutation, PatchType, Target, WriteOptions};
 use crate::cluster::read::{ExportFilter, ListQuery};
 use crate::cluster::{ChangeSink, Cluster, KubeconfigSource, mesh};
 use crate::engine::convert::{from_dynamic, to_dynamic};
@@ -19,6 +18,7 @@ use crate::engine::{Session, raise};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
+use crate::host::{HostResult, check_keys, timeout_option};
 
 /// Builds the `cluster` host module.
 pub fn module() -> Module {
@@ -59,8 +59,6 @@ pub fn register_types(engine: &mut rhai::Engine) {
 struct Registry {
     handles: Mutex<HashMap<String, Cluster>>,
 }
-
-type HostResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// The handles a session has bound so far, by context name (for REPL completion and `:clusters`).
 pub fn bound_clusters(session: &Session) -> Vec<(String, Cluster)> {
@@ -142,25 +140,6 @@ fn objects_argument(function: &str, objects: &Dynamic) -> HostResult<Vec<Value>>
     }
 }
 
-/// Options maps: every key must be known.
-fn options(function: &str, map: &Map, known: &[&str]) -> HostResult<()> {
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            let suggestion = crate::suggestion::did_you_mean(key, known.iter().copied())
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
-            return Err(raise(Error::InvalidArgument {
-                function: function.into(),
-                message: format!(
-                    "unknown option `{key}`{suggestion}; options: {}",
-                    known.join(", ")
-                ),
-            }));
-        }
-    }
-    Ok(())
-}
-
 fn flag(map: &Map, key: &str) -> bool {
     map.get(key).and_then(|v| v.as_bool().ok()).unwrap_or(false)
 }
@@ -240,14 +219,6 @@ fn report(session: &Session, changes: &[Change], quiet: bool) -> Array {
             map.into()
         })
         .collect()
-}
-
-fn timeout_option(function: &str, map: &Map, default: &str) -> HostResult<Duration> {
-    duration_argument(
-        function,
-        map.get("timeout")
-            .unwrap_or(&Dynamic::from(default.to_string())),
-    )
 }
 
 type BoxedWork<'a, T> =
@@ -381,7 +352,7 @@ pub mod cluster_functions {
         kind: &str,
         filter: Map,
     ) -> HostResult<Array> {
-        options("list", &filter, &["namespace", "labels", "fields"])?;
+        check_keys("list", &filter, &["namespace", "labels", "fields"])?;
         let text = |key: &str| {
             filter
                 .get(key)
@@ -547,7 +518,7 @@ pub mod cluster_functions {
         cluster: &mut Cluster,
         filter: Map,
     ) -> HostResult<Array> {
-        options(
+        check_keys(
             "export_objects",
             &filter,
             &["namespaces", "kinds", "exclude", "secrets"],
@@ -606,7 +577,7 @@ pub mod cluster_functions {
         objects: Dynamic,
         settings: Map,
     ) -> HostResult<Array> {
-        options("apply", &settings, &["dry_run", "force", "quiet"])?;
+        check_keys("apply", &settings, &["dry_run", "force", "quiet"])?;
         let session = Session::of(&context)?;
         let objects = objects_argument("apply", &objects)?;
         let write = write_options(&session, &settings);
@@ -652,7 +623,7 @@ pub mod cluster_functions {
         patch: Dynamic,
         settings: Map,
     ) -> HostResult<Map> {
-        options("patch", &settings, &["type", "dry_run", "quiet"])?;
+        check_keys("patch", &settings, &["type", "dry_run", "quiet"])?;
         let session = Session::of(&context)?;
         let patch_type = match settings.get("type") {
             Some(t) => PatchType::parse(&t.to_string()).map_err(|m| {
@@ -969,7 +940,7 @@ fn delete_targets(
     targets: Vec<Target>,
     settings: Map,
 ) -> HostResult<Array> {
-    options(
+    check_keys(
         "delete",
         &settings,
         &["wait", "timeout", "dry_run", "quiet"],
@@ -986,9 +957,4 @@ fn delete_targets(
         c.mutate(Mutation::Delete { targets, wait }, &write).await
     })?;
     Ok(report(&session, &changes, flag(&settings, "quiet")))
-}
-
-/// True when a change did something (for callers that only care whether anything moved).
-pub fn changed(action: Action) -> bool {
-    !matches!(action, Action::Unchanged | Action::Absent)
 }

@@ -4,18 +4,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::engine::{Session, raise};
 use crate::error::Error;
-use crate::host::flow::duration_argument;
 
 /// Builds the `exec` host module.
 pub fn module() -> Module {
     exported_module!(exec_functions)
 }
 
-type HostResult<T> = Result<T, Box<EvalAltResult>>;
+use crate::host::{HostResult, check_keys, timeout_option};
 
 /// What a finished program left.
 struct Finished {
@@ -102,14 +101,7 @@ pub mod exec_functions {
         args: Array,
         options: Map,
     ) -> HostResult<Map> {
-        for key in options.keys() {
-            if !["timeout", "input", "mutates"].contains(&key.as_str()) {
-                return Err(raise(Error::InvalidArgument {
-                    function: "exec".into(),
-                    message: format!("unknown option `{key}`; options: timeout, input, mutates"),
-                }));
-            }
-        }
+        check_keys("exec", &options, &["timeout", "input", "mutates"])?;
         let session = Session::of(&context)?;
         if !allowed(&session, program) {
             return Err(raise(Error::Other {
@@ -137,12 +129,7 @@ pub mod exec_functions {
             return Ok(result);
         }
         session.out.info(&format!("$ {shown}"));
-        let timeout = duration_argument(
-            "exec",
-            options
-                .get("timeout")
-                .unwrap_or(&Dynamic::from("10m".to_string())),
-        )?;
+        let timeout = timeout_option("exec", &options, "10m")?;
         let input = options
             .get("input")
             .filter(|i| !i.is_unit())

@@ -8,18 +8,12 @@ use serde_json::Value;
 use crate::engine::convert::{from_dynamic, to_dynamic};
 use crate::engine::{caller_directory, raise};
 use crate::error::Error;
+use crate::host::invalid;
 use crate::manifest::{self, path::Segment};
 
 /// Builds the `manifest` host module.
 pub fn module() -> Module {
     exported_module!(manifest_functions)
-}
-
-fn invalid(function: &str, message: impl Into<String>) -> Box<EvalAltResult> {
-    raise(Error::InvalidArgument {
-        function: function.to_string(),
-        message: message.into(),
-    })
 }
 
 /// Converts an argument to JSON, or raises an error naming the function.

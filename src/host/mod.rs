@@ -11,9 +11,12 @@ pub mod flow;
 pub mod manifest;
 pub mod traffic;
 
-use rhai::{Engine, Module};
+use std::time::Duration;
 
-use crate::engine::HostError;
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Module};
+
+use crate::engine::{HostError, raise};
+use crate::error::Error;
 
 /// One host module: its name in the reference and how to build it.
 pub struct HostModule {
@@ -63,4 +66,43 @@ pub fn register(engine: &mut Engine) {
     for module in MODULES {
         engine.register_global_module((module.build)().into());
     }
+}
+
+/// What host functions return: a value, or the error Rhai reports at the call.
+pub(crate) type HostResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// An invalid-argument error that names the function.
+pub(crate) fn invalid(function: &str, message: impl Into<String>) -> Box<EvalAltResult> {
+    raise(Error::InvalidArgument {
+        function: function.into(),
+        message: message.into(),
+    })
+}
+
+/// Options maps: every key must be known (a near miss gets a "did you mean").
+pub(crate) fn check_keys(function: &str, map: &Map, known: &[&str]) -> HostResult<()> {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            let hint = crate::suggestion::did_you_mean(key, known.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(invalid(
+                function,
+                format!(
+                    "unknown option `{key}`{hint}; options: {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `timeout` option of an options map, `default` (`"5m"`) when it is absent.
+pub(crate) fn timeout_option(function: &str, map: &Map, default: &str) -> HostResult<Duration> {
+    flow::duration_argument(
+        function,
+        map.get("timeout")
+            .unwrap_or(&Dynamic::from(default.to_string())),
+    )
 }

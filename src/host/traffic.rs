@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
-use serde_json::Value;
+use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::cluster::Cluster;
 use crate::cluster::effects::{Mutation, WriteOptions};
@@ -15,6 +14,7 @@ use crate::engine::{Session, raise};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
+use crate::host::{HostResult, check_keys, invalid};
 use crate::manifest::strip::strip;
 use crate::traffic::extract::Extractor;
 use crate::traffic::http::{self, Prober, RequestOptions, Sample, SampleOptions};
@@ -25,35 +25,8 @@ pub fn module() -> Module {
     exported_module!(traffic_functions)
 }
 
-type HostResult<T> = Result<T, Box<EvalAltResult>>;
-
 /// Counts by name.
 type Counts = Vec<(String, u64)>;
-
-fn invalid(function: &str, message: impl Into<String>) -> Box<EvalAltResult> {
-    raise(Error::InvalidArgument {
-        function: function.into(),
-        message: message.into(),
-    })
-}
-
-fn check_keys(function: &str, map: &Map, known: &[&str]) -> HostResult<()> {
-    for key in map.keys() {
-        if !known.contains(&key.as_str()) {
-            let hint = crate::suggestion::did_you_mean(key, known.iter().copied())
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
-            return Err(invalid(
-                function,
-                format!(
-                    "unknown option `{key}`{hint}; options: {}",
-                    known.join(", ")
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
 
 fn request_options(function: &str, map: &Map) -> HostResult<RequestOptions> {
     let mut options = RequestOptions::default();
@@ -675,14 +648,4 @@ pub mod traffic_functions {
             width.clamp(10, 200) as usize,
         )
     }
-}
-
-/// The JSON of a VirtualService's weights, for reports.
-pub fn weights_json(weights: &[(String, i64)]) -> Value {
-    Value::Object(
-        weights
-            .iter()
-            .map(|(k, w)| (k.clone(), Value::from(*w)))
-            .collect(),
-    )
 }
