@@ -204,8 +204,7 @@ pub fn markdown(journal: &Journal, record: &RunRecord, elapsed: std::time::Durat
 }
 
 /// The HTML report: the Markdown content as a page, with the traffic chart drawn in SVG.
-pub fn html(journal: &Journal, record: &RunRecord, elapsed: std::time::Duration) -> String {
-    let markdown = markdown(journal, record, elapsed);
+pub fn html(journal: &Journal, record: &RunRecord, markdown: &str) -> String {
     let mut body = String::new();
     let mut in_table = false;
     let mut in_code = false;
@@ -436,7 +435,8 @@ mod tests {
             outcome: "succeeded".into(),
             ..Journal::default()
         };
-        let page = html(&journal, &record(), Duration::from_secs(1));
+        let text = markdown(&journal, &record(), Duration::from_secs(1));
+        let page = html(&journal, &record(), &text);
         assert!(page.starts_with("<!DOCTYPE html>"));
         assert!(page.contains("<title>meshshift run r&lt;1&gt;</title>"));
         assert_eq!(page.matches("<svg").count(), 1);

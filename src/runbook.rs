@@ -8,7 +8,7 @@ use rhai::{Engine, Position};
 
 use crate::engine::lint::{self, Analysis, KEYWORD_CALLS};
 use crate::engine::script_error::{self, location_in};
-use crate::engine::{self, Session, stdlib};
+use crate::engine::{self, Session};
 use crate::error::{Error, Result};
 use crate::suggestion::did_you_mean;
 
@@ -229,11 +229,6 @@ pub fn format_list(runbooks: &[RunbookInfo]) -> String {
         out.push_str("no runbooks (*.rhai) found\n");
     }
     out
-}
-
-/// Names of stdlib modules (for messages).
-pub fn stdlib_modules() -> Vec<&'static str> {
-    stdlib::names().collect()
 }
 
 #[cfg(test)]

@@ -282,14 +282,11 @@ fn finish_run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let written = std::fs::write(
-        dir.join("report.md"),
-        report::markdown(&journal, &record, elapsed),
-    )
-    .and_then(|()| {
+    let markdown = report::markdown(&journal, &record, elapsed);
+    let written = std::fs::write(dir.join("report.md"), &markdown).and_then(|()| {
         std::fs::write(
             dir.join("report.html"),
-            report::html(&journal, &record, elapsed),
+            report::html(&journal, &record, &markdown),
         )
     });
     if let Err(error) = written {
@@ -403,10 +400,12 @@ fn check(files: &[PathBuf]) -> Result<()> {
     let runtime = runtime()?;
     let session = offline_session(&runtime);
     let mut failures = Vec::new();
+    let resolver = Resolver::new(ResolveMode::CompileOnly, session.source_map());
+    let engine = engine::build_engine(&session, resolver.clone());
     for file in files {
-        // A fresh resolver per file keeps one file's imports from hiding another's errors.
-        let resolver = Resolver::new(ResolveMode::CompileOnly, session.source_map());
-        let engine = engine::build_engine(&session, resolver.clone());
+        // Forgetting the modules resolved so far keeps one file's imports from hiding
+        // another's errors.
+        resolver.clear();
         match runbook::check(&engine, &resolver, &session, file) {
             Ok(()) => println!("ok  {}", engine::display_path(file)),
             Err(error) => failures.push(error),

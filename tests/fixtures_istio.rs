@@ -53,9 +53,9 @@ fn every_istio_fixture_parses_strips_and_round_trips() {
         if all_objects {
             let objects = manifest::load(file).unwrap_or_else(|e| panic!("{name}: {e}"));
             for object in &objects {
-                let stripped = strip(object);
+                let stripped = strip(object.clone());
                 assert_eq!(
-                    strip(&stripped),
+                    strip(stripped.clone()),
                     stripped,
                     "{name}: strip is not idempotent"
                 );

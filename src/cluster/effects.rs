@@ -695,8 +695,8 @@ impl Cluster {
             let mut change = self.change(&item.object, Action::Created, true);
             match validations.get(&index) {
                 Some(validation) => {
-                    let live = validation.live.as_ref().map(strip).unwrap_or(Value::Null);
-                    let text = diff(&live, &strip(&validation.planned), "live", "planned");
+                    let live = validation.live.clone().map(strip).unwrap_or(Value::Null);
+                    let text = diff(&live, &strip(validation.planned.clone()), "live", "planned");
                     change.action =
                         match (&validation.live, validation.is_no_op(&item.object, manager)) {
                             (None, _) => Action::Created,
@@ -768,8 +768,8 @@ impl Cluster {
             .map_err(|e| self.request_error(&format!("failed to patch {label}"), &e))?
             .body;
         let text = diff(
-            &strip(&before),
-            &strip(&after),
+            &strip(before),
+            &strip(after.clone()),
             "live",
             if options.dry_run {
                 "planned"

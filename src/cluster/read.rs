@@ -384,7 +384,7 @@ impl Cluster {
                     self.error(format!("namespace `{namespace}` does not exist"), vec![])
                 })?;
             if !excluded(&object) {
-                objects.push(strip(&object));
+                objects.push(strip(object));
             }
         }
         for resource in &resources {
@@ -395,7 +395,7 @@ impl Cluster {
                 };
                 for object in self.list_resource(resource, &query).await? {
                     if !is_system_generated(&object) && !excluded(&object) {
-                        objects.push(strip(&object));
+                        objects.push(strip(object));
                     }
                 }
             }

@@ -93,12 +93,7 @@ pub fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
             .map(Value::Array);
     }
     if value.is_map() {
-        let map = value.read_lock::<Map>().ok_or("map is locked")?;
-        let mut object = serde_json::Map::with_capacity(map.len());
-        for (key, value) in map.iter() {
-            object.insert(key.to_string(), from_dynamic(value)?);
-        }
-        return Ok(Value::Object(object));
+        return map_to_json(&*value.read_lock::<Map>().ok_or("map is locked")?);
     }
     if value.is_blob() {
         return Err("a BLOB has no YAML or JSON form; convert it to a string first".into());

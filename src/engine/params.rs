@@ -1,7 +1,7 @@
 //! Runbook parameters: `param(name)` reads `--set NAME=VALUE`, then the environment, then the
 //! default; values are converted to the type of the default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use rhai::{Array, Dynamic};
@@ -13,7 +13,8 @@ use crate::suggestion::did_you_mean;
 pub struct Params {
     set: BTreeMap<String, String>,
     use_environment: bool,
-    read: Mutex<BTreeMap<String, String>>,
+    /// Names `param` was asked for (to find `--set` names nothing read).
+    read: Mutex<BTreeSet<String>>,
 }
 
 impl Params {
@@ -36,7 +37,7 @@ impl Params {
         Ok(Params {
             set,
             use_environment: true,
-            read: Mutex::new(BTreeMap::new()),
+            read: Mutex::default(),
         })
     }
 
@@ -45,12 +46,12 @@ impl Params {
         Params {
             set,
             use_environment: false,
-            read: Mutex::new(BTreeMap::new()),
+            read: Mutex::default(),
         }
     }
 
-    /// Overrides or adds a value (the REPL's `:set`, and `--sim` pointing runbooks at the
-    /// simulated contexts).
+    /// Adds a value unless `--set` gave one (`--sim` pointing runbooks at the simulated
+    /// contexts).
     pub fn set_default_value(&mut self, name: &str, value: &str) {
         self.set
             .entry(name.to_string())
@@ -81,13 +82,8 @@ impl Params {
         self.read
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), value.to_string());
+            .insert(name.to_string());
         Ok(value)
-    }
-
-    /// The parameters read so far with the values they had.
-    pub fn read_so_far(&self) -> BTreeMap<String, String> {
-        self.read.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// `--set` names that the runbook never read (likely typos).
@@ -95,7 +91,7 @@ impl Params {
         let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         self.set
             .keys()
-            .filter(|name| !read.contains_key(*name))
+            .filter(|name| !read.contains(*name))
             .cloned()
             .collect()
     }

@@ -144,15 +144,19 @@ impl ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        // A module resolved before is not read from disk again (imports inside functions run
+        // on every call).
+        if let Some(name) = self.display_name_for(source, path)
+            && let Some(module) = self.lock().modules.get(&name)
+        {
+            return Ok(module.clone());
+        }
         let Some(located) = Self::locate(source, path) else {
             return Err(Box::new(EvalAltResult::ErrorModuleNotFound(
                 path.to_string(),
                 pos,
             )));
         };
-        if let Some(module) = self.lock().modules.get(&located.display_name) {
-            return Ok(module.clone());
-        }
         let ast = self.compile(engine, &located, pos)?;
         let module = match self.mode {
             ResolveMode::Evaluate => {

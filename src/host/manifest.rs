@@ -328,8 +328,10 @@ pub mod manifest_functions {
     pub fn strip(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let json = json_argument("strip", &value)?;
         Ok(to_dynamic(match json {
-            Value::Array(items) => Value::Array(items.iter().map(manifest::strip::strip).collect()),
-            object => manifest::strip::strip(&object),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(manifest::strip::strip).collect())
+            }
+            object => manifest::strip::strip(object),
         }))
     }
 

@@ -614,7 +614,7 @@ pub mod traffic_functions {
             // The whole object is applied (not only the routes) so that nothing meshshift applied
             // before is dropped from its field set.
             let changes = handle
-                .mutate(Mutation::Apply(vec![strip(&updated)]), &write)
+                .mutate(Mutation::Apply(vec![strip(updated)]), &write)
                 .await?;
             Ok::<_, Error>((changes, previous))
         };

@@ -58,22 +58,6 @@ impl Selector {
                 Requirement::DoesNotExist(key) => !labels.contains_key(key),
             })
     }
-
-    /// The selector in kubectl syntax (what a `labelSelector` query parameter carries).
-    pub fn to_query(&self) -> String {
-        self.requirements
-            .iter()
-            .map(|r| match r {
-                Requirement::Equals(k, v) => format!("{k}={v}"),
-                Requirement::NotEquals(k, v) => format!("{k}!={v}"),
-                Requirement::In(k, vs) => format!("{k} in ({})", vs.join(",")),
-                Requirement::NotIn(k, vs) => format!("{k} notin ({})", vs.join(",")),
-                Requirement::Exists(k) => k.clone(),
-                Requirement::DoesNotExist(k) => format!("!{k}"),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    }
 }
 
 /// Splits on commas that are not inside `( … )`.
@@ -182,10 +166,6 @@ mod tests {
             ("version", "v1"),
             ("canary", "")
         ])));
-        assert_eq!(
-            selector.to_query(),
-            "app=reviews,version in (v1,v2),!canary,tier!=db"
-        );
     }
 
     #[test]

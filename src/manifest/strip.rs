@@ -29,13 +29,13 @@ const SERVER_ANNOTATIONS: &[&str] = &[
 /// client bookkeeping annotations, a Service's allocated addresses and node ports, a
 /// Namespace's finalizers, a ServiceAccount's generated token secrets, and the `null`
 /// `creationTimestamp` kubectl leaves in pod templates.
-pub fn strip(object: &Value) -> Value {
-    let mut object = object.clone();
+/// Takes the object by value: callers that keep the original clone it themselves.
+pub fn strip(mut object: Value) -> Value {
     strip_in_place(&mut object);
     object
 }
 
-/// [`strip`] without the copy.
+/// [`strip`] of a value in place.
 pub fn strip_in_place(object: &mut Value) {
     let kind = object["kind"].as_str().unwrap_or_default().to_string();
     let Some(fields) = object.as_object_mut() else {
@@ -128,7 +128,7 @@ mod tests {
             "status": {"loadBalancer": {}}
         });
         assert_eq!(
-            strip(&live),
+            strip(live.clone()),
             json!({
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "productpage", "namespace": "bookinfo", "labels": {"app": "productpage"}},
@@ -141,7 +141,7 @@ mod tests {
     fn keeps_headless_cluster_ip_and_author_annotations() {
         let live = json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "db", "annotations": {"team": "a"}}, "spec": {"clusterIP": "None"}});
-        assert_eq!(strip(&live), live);
+        assert_eq!(strip(live.clone()), live);
     }
 
     #[test]
@@ -149,12 +149,12 @@ mod tests {
         let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "generation": 3},
             "spec": {"template": {"metadata": {"creationTimestamp": null, "labels": {"app": "d"}}}}});
         assert_eq!(
-            strip(&deployment)["spec"]["template"]["metadata"],
+            strip(deployment)["spec"]["template"]["metadata"],
             json!({"labels": {"app": "d"}})
         );
         let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}, "spec": {"finalizers": ["kubernetes"]}});
         assert_eq!(
-            strip(&namespace),
+            strip(namespace),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}})
         );
     }
