@@ -353,6 +353,27 @@ pub fn script_type(rust: &str) -> String {
     }
 }
 
+/// Rhai writes a function's return type as its Rust declaration says (`HostResult<Map>`,
+/// `Result<Array, Box<EvalAltResult>>`); editors want the type a script sees (`map`, `array`).
+fn script_return_types(definitions: &str) -> String {
+    definitions
+        .split_inclusive('\n')
+        .map(|line| {
+            let (body, end) = line
+                .strip_suffix(";\n")
+                .map_or((line, ""), |body| (body, ";\n"));
+            match body.rsplit_once(" -> ") {
+                Some((head, returns))
+                    if !end.is_empty() && head.trim_start().starts_with("fn ") =>
+                {
+                    format!("{head} -> {}{end}", script_type(returns))
+                }
+                _ => line.to_string(),
+            }
+        })
+        .collect()
+}
+
 /// Removes `///` and `/** */` markers, keeping the Markdown inside.
 fn strip_comment_markers(comments: &[&str]) -> String {
     let mut lines = Vec::new();
@@ -392,7 +413,7 @@ pub fn write_definitions(dir: &Path) -> Result<usize> {
     })?;
     for (name, text) in &files {
         let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| Error::WriteFile {
+        std::fs::write(&path, script_return_types(text)).map_err(|e| Error::WriteFile {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -418,6 +439,17 @@ mod tests {
             vec![("f();\n".into(), true), ("load(\"x\");\n".into(), false)]
         );
         assert_eq!(function.summary(), "Does f.");
+    }
+
+    #[test]
+    fn definitions_show_the_types_scripts_see() {
+        assert_eq!(
+            script_return_types(
+                "/// Loads.\nfn load(path: string) -> Result<Array, Box<EvalAltResult>>;\n\
+                 fn get(c: Cluster) -> HostResult<Map >;\nfn f() -> bool;\n"
+            ),
+            "/// Loads.\nfn load(path: string) -> array;\nfn get(c: Cluster) -> map;\nfn f() -> bool;\n"
+        );
     }
 
     #[test]
