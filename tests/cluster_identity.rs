@@ -8,7 +8,7 @@ use meshshift::cluster::effects::{Mutation, WriteOptions};
 use meshshift::cluster::{Cluster, KubeconfigSource};
 use serde_json::json;
 
-use crate::test::skip;
+use crate::test::{free_port, skip};
 
 /// A control plane started by the shared `start.sh`, stopped (and wiped) on drop.
 struct Plane {
@@ -64,14 +64,6 @@ impl Drop for Plane {
         self.stop();
         let _ = self.etcd_port;
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn copy_dir(from: &Path, to: &Path) {

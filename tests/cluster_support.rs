@@ -16,8 +16,6 @@ pub struct Backend {
     pub kubeconfig: String,
     pub source: &'static str,
     pub target: &'static str,
-    /// Pods are run (and get Ready) by the cluster itself.
-    pub runs_pods: bool,
 }
 
 /// Every backend this run can use; says on stderr which are skipped and why.
@@ -28,7 +26,6 @@ pub fn backends(test: &str) -> Vec<Backend> {
             kubeconfig,
             source: "real-source",
             target: "real-target",
-            runs_pods: false,
         }),
         _ => skip(
             &format!("{test} on a real kube-apiserver"),

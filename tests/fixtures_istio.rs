@@ -1,22 +1,9 @@
 //! The manifest primitives over every upstream Istio YAML file (read in place, never copied):
 //! parse, load as objects, strip, and round-trip to YAML and back without change.
 
-use std::path::{Path, PathBuf};
-
 use meshshift::manifest::{self, strip::strip, yaml};
 
-use crate::test::{Test, fixtures_dir};
-
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            yaml_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(path);
-        }
-    }
-}
+use crate::test::{Test, fixtures_dir, yaml_files};
 
 #[test]
 fn every_istio_fixture_parses_strips_and_round_trips() {
@@ -25,7 +12,6 @@ fn every_istio_fixture_parses_strips_and_round_trips() {
     };
     let mut files = Vec::new();
     yaml_files(&fixtures.join("istio"), &mut files);
-    files.sort();
     assert!(
         files.len() > 50,
         "expected the Istio fixtures, found {} files",

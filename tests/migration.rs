@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text};
+use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text, vs_weights};
 use crate::test::{Test, meshshift_binary};
 
 const RUNBOOK: &str = "runbooks/migrate-oss-istio-to-aks.rhai";
@@ -159,10 +159,6 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&shim).unwrap().permissions(),
-        0o755,
-    );
     std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let path = format!(
         "{}:{}",
@@ -224,19 +220,10 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
             .all(|l| l.split(' ').any(|c| c == "istio-proxy")),
         "{containers}"
     );
-    let weights = kubectl_in(
-        "sim-source",
-        &[
-            "get",
-            "virtualservice",
-            "bookinfo",
-            "-n",
-            "bookinfo",
-            "-o",
-            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
-        ],
+    assert_eq!(
+        vs_weights(&|args| kubectl_in("sim-source", args)),
+        "productpage=0 v2.example.com=100"
     );
-    assert_eq!(weights.trim(), "productpage=0 v2.example.com=100");
 
     // The guide's own verification loop through the source gateway: only target pods answer.
     let gateway = kubectl_in(
@@ -505,20 +492,8 @@ fn a_target_failing_at_25_percent_rolls_back_to_the_last_good_weights() {
     assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("step 25% failed: error rate"), "{stdout}");
     assert!(stderr.contains("traffic shift rolled back to"), "{stderr}");
-    let weights = env.kubectl_ok(
-        "sim-source",
-        &[
-            "get",
-            "virtualservice",
-            "bookinfo",
-            "-n",
-            "bookinfo",
-            "-o",
-            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
-        ],
-    );
     assert_eq!(
-        weights.trim(),
+        vs_weights(&|args| env.kubectl_ok("sim-source", args)),
         "productpage=90 v2.example.com=10",
         "the last good step was 10%"
     );

@@ -14,6 +14,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::sim_support::{TestServer, eventually, https_client};
+use crate::test::free_port;
 
 /// Stops a real control plane started by `start.sh` when dropped.
 struct StopGuard {
@@ -35,13 +36,6 @@ struct RealServer {
     url: String,
     token: String,
     client: reqwest::Client,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_real(tool: &Path) -> RealServer {

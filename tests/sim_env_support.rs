@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use crate::test::meshshift_binary;
 
 /// The repository's runbooks directory.
 pub fn repo_path(relative: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::test::repository_root()
         .join(relative)
         .to_string_lossy()
         .into_owned()
@@ -285,6 +285,22 @@ pub fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("meshshift runs")
+}
+
+/// kubectl's arguments that print bookinfo's VirtualService routes as `host=weight host=weight`.
+const VS_WEIGHTS: &[&str] = &[
+    "get",
+    "virtualservice",
+    "bookinfo",
+    "-n",
+    "bookinfo",
+    "-o",
+    "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
+];
+
+/// bookinfo's VirtualService weights on the source, read with kubectl: `productpage=90 v2.example.com=10`.
+pub fn vs_weights(kubectl: &dyn Fn(&[&str]) -> String) -> String {
+    kubectl(VS_WEIGHTS).trim().to_string()
 }
 
 /// The AKS guide's source set-up, with kubectl only.

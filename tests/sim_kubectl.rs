@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::sim_support::{TestServer, failed, fixture, ok, upstream_fixtures};
+use crate::sim_support::{TestServer, failed, fixture, ok};
+use crate::test::{fixtures_dir, yaml_files};
 
 fn path_arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
@@ -621,20 +622,6 @@ fn upstream_expectation(relative: &str) -> Expect {
     }
 }
 
-fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            yaml_files(&entry, out);
-        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            out.push(entry);
-        }
-    }
-}
-
 fn namespaces_in(text: &str) -> Vec<String> {
     let mut namespaces: Vec<String> = serde_yaml::Deserializer::from_str(text)
         .filter_map(|doc| serde::Deserialize::deserialize(doc).ok())
@@ -771,8 +758,7 @@ fn check_upstream_group(base: &Path, files: &[PathBuf], crds: &[serde_json::Valu
 
 #[test]
 fn upstream_istio_manifests_apply_as_on_a_real_server() {
-    let Some(fixtures) = upstream_fixtures("upstream_istio_manifests_apply_as_on_a_real_server")
-    else {
+    let Some(fixtures) = fixtures_dir("upstream_istio_manifests_apply_as_on_a_real_server") else {
         return;
     };
     let base = fixtures.join("istio");
@@ -837,7 +823,7 @@ fn upstream_istio_manifests_apply_as_on_a_real_server() {
 
 #[test]
 fn upstream_istio_crds_establish_and_serve_every_version() {
-    let Some(fixtures) = upstream_fixtures("upstream_istio_crds_establish_and_serve_every_version")
+    let Some(fixtures) = fixtures_dir("upstream_istio_crds_establish_and_serve_every_version")
     else {
         return;
     };
@@ -906,9 +892,7 @@ fn upstream_istio_crds_establish_and_serve_every_version() {
 
 #[test]
 fn detached_simulator_serves_kubectl_until_down() {
-    let Some(binary) = simulator_binary() else {
-        return;
-    };
+    let binary = crate::test::meshshift_binary();
     let dir = tempfile::tempdir().expect("temporary directory");
     let state = path_arg(dir.path());
     let run = |args: &[&str]| {
@@ -971,9 +955,4 @@ fn detached_simulator_serves_kubectl_until_down() {
         "objects survive a restart"
     );
     run(&["sim", "down"]);
-}
-
-/// The stand-alone simulator front end (`examples/sim.rs`), which cargo builds for tests.
-fn simulator_binary() -> Option<PathBuf> {
-    Some(crate::test::meshshift_binary())
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::sim_env_support::{TestEnv, repo_path};
+use crate::sim_env_support::{TestEnv, repo_path, vs_weights};
 use crate::sim_support::ok;
 use crate::test::meshshift_binary;
 
@@ -61,19 +61,10 @@ fn the_migration_runbook_runs_end_to_end() {
             "{expected:?} missing from:\n{stdout}"
         );
     }
-    let weights = env.kubectl_ok(
-        "sim-source",
-        &[
-            "get",
-            "virtualservice",
-            "bookinfo",
-            "-n",
-            "bookinfo",
-            "-o",
-            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
-        ],
+    assert_eq!(
+        vs_weights(&|args| env.kubectl_ok("sim-source", args)),
+        "productpage=0 v2.example.com=100"
     );
-    assert_eq!(weights.trim(), "productpage=0 v2.example.com=100");
     let proxies = env.kubectl_ok(
         "sim-target",
         &[

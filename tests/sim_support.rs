@@ -313,20 +313,6 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The upstream fixtures directory from `MESHSHIFT_FIXTURES`, or `None` after saying the
-/// test is skipped.
-pub fn upstream_fixtures(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("MESHSHIFT_FIXTURES") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            eprintln!(
-                "skipped: MESHSHIFT_FIXTURES not set ({test} needs the upstream Istio fixtures)"
-            );
-            None
-        }
-    }
-}
-
 /// Polls `check` until it returns `Some`, failing after `timeout`.
 #[track_caller]
 pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {

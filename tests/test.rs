@@ -242,8 +242,8 @@ impl Test {
 /// The fixtures directory from `MESHSHIFT_FIXTURES`, or `None` after saying why the caller skips.
 pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
     match std::env::var_os("MESHSHIFT_FIXTURES") {
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => {
             skip(
                 test,
                 "MESHSHIFT_FIXTURES is not set (.ci/run sets it to the shared fixtures)",
@@ -251,6 +251,29 @@ pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Every `.yaml`/`.yml` file below `dir`, in sorted order.
+pub fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() {
+            yaml_files(&entry, out);
+        } else if entry.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(entry);
+        }
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Says on the real stderr (not the captured one) that a test is skipped and why.

@@ -4,7 +4,7 @@
 //! against 90/10 fails, and 10 requests cannot decide. (A target that starts answering 503
 //! during `shift` is in `migration.rs`: the gate trips and kubectl sees the weights restored.)
 
-use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text};
+use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text, vs_weights};
 
 /// Samples the source gateway, attributes the answers and checks them against 90/10.
 const CHECK: &str = r#"
@@ -56,20 +56,7 @@ fn ninety_ten() -> TestEnv {
 
 /// The VirtualService's destinations and weights, read with kubectl.
 fn weights(env: &TestEnv) -> String {
-    env.kubectl_ok(
-        "sim-source",
-        &[
-            "get",
-            "virtualservice",
-            "bookinfo",
-            "-n",
-            "bookinfo",
-            "-o",
-            "jsonpath={range .spec.http[0].route[*]}{.destination.host}={.weight} {end}",
-        ],
-    )
-    .trim()
-    .to_string()
+    vs_weights(&|args| env.kubectl_ok("sim-source", args))
 }
 
 /// Runs CHECK with COUNT requests; returns its one line of output.
