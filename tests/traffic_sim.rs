@@ -202,3 +202,41 @@ fn a_failed_split_is_confirmed_by_a_fresh_sample_before_the_rollback() {
     assert!(sizes[1] > sizes[0], "the confirmation is larger: {stopped}");
     assert_eq!(weights(&env), "productpage=90 v2.example.com=10");
 }
+
+#[test]
+fn the_rollback_runbook_routes_everything_back_to_the_source() {
+    let env = ninety_ten();
+    let runbook = repo_path("runbooks/rollback-traffic.rhai");
+    let output = meshshift(
+        &env,
+        &[
+            "run",
+            &runbook,
+            "--yes",
+            "--set",
+            "SOURCE_CLUSTER=sim-source",
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Only the source's own destination is left, with its port.
+    assert_eq!(weights(&env), "productpage=100");
+    let port = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "virtualservice",
+            "bookinfo",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={.spec.http[0].route[0].destination.port.number}",
+        ],
+    );
+    assert_eq!(port, "9080");
+    let entries = env.kubectl_ok(
+        "sim-source",
+        &["get", "serviceentries", "-n", "bookinfo", "-o", "name"],
+    );
+    assert_eq!(entries.trim(), "");
+}
