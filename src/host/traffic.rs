@@ -236,11 +236,14 @@ pub mod traffic_functions {
                 .collect::<Map>()
                 .into(),
         );
-        map.insert("body".into(), probe.body.into());
+        // Only a single probe reads its title; samples never do.
         map.insert(
             "title".into(),
-            probe.title.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+            crate::traffic::extract::title(&probe.body)
+                .map(Dynamic::from)
+                .unwrap_or(Dynamic::UNIT),
         );
+        map.insert("body".into(), probe.body.into());
         map.insert(
             "elapsed_ms".into(),
             Dynamic::from_float(probe.elapsed.as_secs_f64() * 1000.0),

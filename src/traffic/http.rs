@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::extract::{self, Extractor};
+use super::extract::Extractor;
 
 /// How one request is made.
 #[derive(Debug, Clone)]
@@ -40,7 +40,6 @@ pub struct Probe {
     pub status: u16,
     pub headers: BTreeMap<String, String>,
     pub body: String,
-    pub title: Option<String>,
     pub elapsed: Duration,
     /// `timeout`, `connect`, `reset`, `invalid-url`, …
     pub error_kind: Option<String>,
@@ -127,7 +126,6 @@ impl Prober {
             status: 0,
             headers: BTreeMap::new(),
             body: String::new(),
-            title: None,
             elapsed: started.elapsed(),
             error_kind: Some(kind.to_string()),
             error: Some(error),
@@ -192,7 +190,6 @@ impl Prober {
             Ok(body) => Probe {
                 status,
                 headers,
-                title: extract::title(&body),
                 body,
                 elapsed: started.elapsed(),
                 error_kind: None,
@@ -349,7 +346,6 @@ mod tests {
             status,
             headers: BTreeMap::new(),
             body: body.into(),
-            title: None,
             elapsed: Duration::from_millis(ms),
             error_kind: kind.map(str::to_string),
             error: None,
