@@ -446,7 +446,7 @@ impl ClusterState {
         let mut last_key = None;
         let mut more = false;
         for object in candidates {
-            if !matches(&object, options) {
+            if !object_matches(&object, &options.labels, &options.fields) {
                 continue;
             }
             if options.limit > 0 && items.len() >= options.limit {
@@ -473,10 +473,15 @@ impl ClusterState {
     }
 }
 
-fn matches(object: &StoredObject, options: &ListOptions) -> bool {
+/// Whether a stored object passes label and field selectors (lists and watches).
+pub fn object_matches(
+    object: &StoredObject,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> bool {
     let index = &object.index;
-    options.labels.matches(&index.labels)
-        && options.fields.matches(|field| match field {
+    labels.matches(&index.labels)
+        && fields.matches(|field| match field {
             "metadata.name" => index.name.clone(),
             "metadata.namespace" => index.namespace.clone(),
             other => index
@@ -486,22 +491,6 @@ fn matches(object: &StoredObject, options: &ListOptions) -> bool {
                 .map(|(_, value)| value.clone())
                 .unwrap_or_default(),
         })
-}
-
-/// Whether a stored object passes label and field selectors.
-pub fn object_matches(
-    object: &StoredObject,
-    labels: &LabelSelector,
-    fields: &FieldSelector,
-) -> bool {
-    matches(
-        object,
-        &ListOptions {
-            labels: labels.clone(),
-            fields: fields.clone(),
-            ..ListOptions::default()
-        },
-    )
 }
 
 fn encode_continue(revision: u64, after: &ObjectKey) -> String {

@@ -199,6 +199,7 @@ pub fn plan(
     let status = status(
         deployment,
         newest.copied(),
+        &hash,
         owned_sets,
         counts,
         created,
@@ -211,9 +212,11 @@ pub fn plan(
 }
 
 /// The status a Deployment reports for its ReplicaSets' pods.
+/// `hash` is the pod-template hash of the current template (collisions counted).
 fn status(
     deployment: &Value,
     newest: Option<&Value>,
+    hash: &str,
     owned_sets: &[&Value],
     counts: &HashMap<String, PodCounts>,
     just_created: bool,
@@ -251,14 +254,7 @@ fn status(
             format!("ReplicaSet \"{new_name}\" has successfully progressed."),
         )
     } else if just_created || newest.is_none() {
-        let name = format!(
-            "{}-{}",
-            name_of(deployment),
-            template_hash(
-                deployment.pointer("/spec/template").unwrap_or(&Value::Null),
-                0
-            )
-        );
+        let name = format!("{}-{hash}", name_of(deployment));
         (
             "NewReplicaSetCreated",
             format!("Created new replica set \"{name}\""),
