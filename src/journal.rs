@@ -77,19 +77,12 @@ pub fn new_run_id(runbook: &Path) -> String {
 
 /// Writes the journal atomically (a crash mid-write must not leave half a file).
 pub fn save(dir: &Path, journal: &Journal) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::WriteFile {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
     let path = dir.join("journal.json");
-    let temporary = dir.join("journal.json.tmp");
     let text = serde_json::to_string_pretty(journal).unwrap_or_default();
-    std::fs::write(&temporary, text)
-        .and_then(|()| std::fs::rename(&temporary, &path))
-        .map_err(|e| Error::WriteFile {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+    crate::files::write_atomic(&path, text.as_bytes(), false).map_err(|e| Error::WriteFile {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads the journal of a run (`run_id`), or of the latest run.

@@ -15,6 +15,7 @@ pub mod doc;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod host;
 pub mod journal;
 pub mod manifest;

@@ -119,10 +119,9 @@ impl StateFile {
     }
 
     fn write(&self) {
-        let temporary = self.path.with_extension("json.tmp");
-        if std::fs::write(&temporary, self.document().to_string()).is_ok() {
-            let _ = std::fs::rename(&temporary, &self.path);
-        }
+        // The state file is advisory (`sim status`): a failed write is not worth stopping for.
+        let _ =
+            crate::files::write_atomic(&self.path, self.document().to_string().as_bytes(), false);
     }
 }
 

@@ -62,21 +62,7 @@ pub fn write(
     entries: &[KubeconfigEntry],
     current: &str,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(render(entries, current).as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    crate::files::write_atomic(path, render(entries, current).as_bytes(), true)
 }
 
 #[cfg(test)]

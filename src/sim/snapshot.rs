@@ -43,14 +43,7 @@ pub fn save(state: &ClusterState, path: &Path) -> Result<(), SimError> {
         "resourceVersion": state.store.revision(),
         "objects": objects,
     });
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| SimError::io(format!("failed to create {}", parent.display()), e))?;
-    }
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, document.to_string())
-        .map_err(|e| SimError::io(format!("failed to write {}", temporary.display()), e))?;
-    std::fs::rename(&temporary, path)
+    crate::files::write_atomic(path, document.to_string().as_bytes(), false)
         .map_err(|e| SimError::io(format!("failed to write {}", path.display()), e))
 }
 
