@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::environment::{Environment, EnvironmentOptions};
+use super::environment::{Environment, EnvironmentOptions, remove_snapshots};
 use super::scenario::Scenario;
-use super::server::{SOURCE_NAME, SimError, TARGET_NAME};
+use super::server::SimError;
 
 /// Options of `sim up`.
 #[derive(Clone, Debug, Default)]
@@ -242,9 +242,7 @@ pub fn up(options: &UpOptions) -> Result<(), SimError> {
 
 async fn foreground(dir: &Path, options: &UpOptions) -> Result<(), SimError> {
     if options.fresh {
-        for name in [SOURCE_NAME, TARGET_NAME] {
-            let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
-        }
+        remove_snapshots(dir);
     }
     let started = Instant::now();
     let environment = Environment::start(options.environment()?).await?;
@@ -360,9 +358,7 @@ fn detach(dir: &Path, options: &UpOptions) -> Result<(), SimError> {
     if fresh {
         // The child restores whatever snapshots exist, so remove them here rather than
         // relying on the command line to carry the option.
-        for name in [SOURCE_NAME, TARGET_NAME] {
-            let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
-        }
+        remove_snapshots(dir);
     }
     let mut child = command
         .spawn()

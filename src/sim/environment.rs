@@ -149,9 +149,7 @@ impl Environment {
             .unwrap_or_else(|| dir.clone());
         let kubeconfig = dir.join("kubeconfig");
         if !options.persist {
-            for name in [SOURCE_NAME, TARGET_NAME] {
-                let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
-            }
+            remove_snapshots(&dir);
         }
         let native = options.scenario.native_sidecars;
         let persist = options.persist;
@@ -402,5 +400,12 @@ impl SimEnvironment {
 impl Drop for SimEnvironment {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+/// Removes both clusters' snapshots from `dir`, so the next start is a fresh scenario.
+pub fn remove_snapshots(dir: &Path) {
+    for name in [SOURCE_NAME, TARGET_NAME] {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
     }
 }
