@@ -460,8 +460,13 @@ pub struct HostError(pub Arc<Error>);
 
 /// The directory of the script that is calling a host function (for relative paths).
 pub fn caller_directory(context: &NativeCallContext) -> PathBuf {
-    context
-        .call_source()
+    script_directory(context.call_source())
+}
+
+/// The directory of a script named `source`; the working directory for the embedded stdlib,
+/// REPL inputs (`<input 3>`) and unnamed scripts.
+pub fn script_directory(source: Option<&str>) -> PathBuf {
+    source
         .filter(|source| !source.starts_with("stdlib/") && !source.starts_with('<'))
         .and_then(|source| Path::new(source).parent().map(Path::to_path_buf))
         .unwrap_or_default()

@@ -1,7 +1,7 @@
 //! `import "x" as y;`: the embedded stdlib first, then `x.rhai` next to the importing script.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rhai::module_resolvers::ModuleResolver;
@@ -129,11 +129,7 @@ fn candidate_file(importer: Option<&str>, path: &str) -> Option<PathBuf> {
     if relative.is_absolute() {
         return Some(relative);
     }
-    let base = importer
-        .filter(|source| !source.starts_with("stdlib/") && !source.starts_with('<'))
-        .and_then(|source| Path::new(source).parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    Some(base.join(relative))
+    Some(super::script_directory(importer).join(relative))
 }
 
 impl ModuleResolver for Resolver {
