@@ -24,10 +24,12 @@ pub enum Outcome {
 }
 
 /// The runbook loaded with `:load` (or on the command line).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Loaded<'a> {
     pub name: &'a str,
     pub text: &'a str,
+    /// Its top-level imports as `(path, alias)` (its functions may use the aliases).
+    pub imports: Vec<(String, String)>,
 }
 
 /// Renders the saved runbook. `header` is the `//!` summary line's text.
@@ -46,10 +48,14 @@ pub fn render(header: &str, entries: &[Entry], loaded: Option<Loaded>) -> String
         }
     }
     let mut imports = Vec::new();
-    if let Some(loaded) = loaded {
+    if let Some(loaded) = &loaded {
         let used = definitions.add_used_runbook_functions(loaded.text, &statements);
         if used {
-            imports = import_lines(loaded.text);
+            imports = loaded
+                .imports
+                .iter()
+                .map(|(path, alias)| format!("import {path:?} as {alias};"))
+                .collect();
         }
     }
     let mut out = format!("//! {header}\n");
@@ -142,15 +148,6 @@ fn identifiers(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// `import` lines of the loaded runbook (its functions may use the aliases).
-fn import_lines(text: &str) -> Vec<String> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("import "))
-        .map(str::to_string)
-        .collect()
-}
-
 /// Ends a statement with `;`: an expression typed without one (`#{a: 1}`, `x + 1`) must not
 /// run into the next. Rhai accepts the `;` after a block too.
 fn terminated(text: &str) -> String {
@@ -207,6 +204,7 @@ mod tests {
         let loaded = Loaded {
             name: "migrate.rhai",
             text: runbook,
+            imports: vec![("traffic".into(), "traffic".into())],
         };
         let text = render("Saved.", &entries, Some(loaded));
         assert_eq!(

@@ -24,6 +24,22 @@ pub struct LoadedRunbook {
     pub steps: Vec<StepCall>,
 }
 
+/// A script's top-level `import "path" as alias;` statements: `(path, alias, position)`.
+fn top_level_imports(ast: &AST) -> Vec<(String, String, rhai::Position)> {
+    ast.statements()
+        .iter()
+        .filter_map(|statement| match statement {
+            Stmt::Import(import, pos) => match &import.0 {
+                Expr::StringConstant(path, _) => {
+                    Some((path.to_string(), import.1.name.to_string(), *pos))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 /// What completion needs to know about the workspace, refreshed after every input.
 #[derive(Debug, Default, Clone)]
 pub struct View {
@@ -159,21 +175,14 @@ impl Workspace {
     /// input and function, as static modules.
     fn keep_imports(&mut self, ast: &AST, source: &str) -> Result<()> {
         use rhai::module_resolvers::ModuleResolver;
-        for statement in ast.statements() {
-            let Stmt::Import(import, pos) = statement else {
-                continue;
-            };
-            let Expr::StringConstant(path, _) = &import.0 else {
-                continue;
-            };
-            let alias = import.1.name.to_string();
+        for (path, alias, pos) in top_level_imports(ast) {
             let module = self
                 .resolver
-                .resolve(&self.engine, Some(source), path, *pos)
+                .resolve(&self.engine, Some(source), &path, pos)
                 .map_err(|error| self.convert(*error, source))?;
             self.engine.register_static_module(alias.as_str(), module);
             self.modules.retain(|(a, _)| *a != alias);
-            self.modules.push((alias, path.to_string()));
+            self.modules.push((alias, path));
         }
         Ok(())
     }
@@ -243,6 +252,10 @@ impl Workspace {
         let loaded = self.loaded.as_ref().map(|l| Loaded {
             name: &l.name,
             text: &l.text,
+            imports: top_level_imports(&l.ast)
+                .into_iter()
+                .map(|(path, alias, _)| (path, alias))
+                .collect(),
         });
         session_file::render(header, &self.transcript, loaded)
     }
@@ -364,5 +377,17 @@ mod tests {
                 ("c".into(), false, "3".into()),
             ]
         );
+    }
+
+    #[test]
+    fn only_top_level_imports_belong_to_the_runbook() {
+        let ast = crate::engine::parsing_engine()
+            .compile("import \"traffic\" as t;\nfn f() { import \"aks\" as a; a::x() }\n")
+            .unwrap();
+        let imports: Vec<(String, String)> = top_level_imports(&ast)
+            .into_iter()
+            .map(|(path, alias, _)| (path, alias))
+            .collect();
+        assert_eq!(imports, vec![("traffic".to_string(), "t".to_string())]);
     }
 }
