@@ -4,9 +4,11 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-/// Writes `contents` to `path` through a temporary file beside it and a rename, so a crash
-/// never leaves half a file; creates the parent directory. `private` files are readable by
-/// their owner only (0600: kubeconfigs hold tokens).
+/// Writes `contents` to `path` through a temporary file beside it and a rename, so a reader
+/// (or a process that dies mid-write) never sees half a file; creates the parent directory.
+/// `private` files are readable by their owner only (0600: kubeconfigs hold tokens). No
+/// fsync: the simulator rewrites its state file from async tasks, where a slow disk must not
+/// stall the runtime.
 pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> std::io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -21,7 +23,6 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> std::io::Res
     }
     let mut file = options.open(&temporary)?;
     file.write_all(contents)?;
-    file.sync_all()?;
     std::fs::rename(&temporary, path)
 }
 
