@@ -4,12 +4,12 @@
 //! starts failing half-way, pods that were not injected.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text, vs_weights};
+use crate::sim_env_support::{TestEnv, guide_source_setup, migrate, repo_path, text, vs_weights};
 use crate::test::{Test, meshshift_binary};
 
 const RUNBOOK: &str = "runbooks/migrate-oss-istio-to-aks.rhai";
@@ -23,21 +23,6 @@ const QUICK: &[&str] = &[
     "--set",
     "SOAK_SECONDS=0",
 ];
-
-fn migrate(env: &TestEnv, extra: &[&str]) -> Output {
-    let runbook = repo_path(RUNBOOK);
-    let mut args = vec![
-        "run",
-        runbook.as_str(),
-        "--yes",
-        "--set",
-        "SOURCE_CLUSTER=sim-source",
-        "--set",
-        "TARGET_CLUSTER=sim-target",
-    ];
-    args.extend_from_slice(extra);
-    meshshift(env, &args)
-}
 
 /// Some line holds all the parts, in order (table columns are padded).
 fn has_line(text: &str, parts: &[&str]) -> bool {

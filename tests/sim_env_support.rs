@@ -303,6 +303,22 @@ pub fn vs_weights(kubectl: &dyn Fn(&[&str]) -> String) -> String {
     kubectl(VS_WEIGHTS).trim().to_string()
 }
 
+/// The migration runbook from sim-source to sim-target on `env`, with `extra` arguments.
+pub fn migrate(env: &TestEnv, extra: &[&str]) -> Output {
+    let runbook = repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
+    let mut args = vec![
+        "run",
+        runbook.as_str(),
+        "--yes",
+        "--set",
+        "SOURCE_CLUSTER=sim-source",
+        "--set",
+        "TARGET_CLUSTER=sim-target",
+    ];
+    args.extend_from_slice(extra);
+    meshshift(env, &args)
+}
+
 /// The AKS guide's source set-up, with kubectl only.
 pub fn guide_source_setup(kubectl: &dyn Fn(&[&str]) -> String) {
     kubectl(&["create", "namespace", "bookinfo"]);

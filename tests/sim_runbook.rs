@@ -2,11 +2,8 @@
 //! binary with the environment's kubeconfig: prechecks, the target's MeshConfig and gateway,
 //! workloads copied and injected, the target tested, traffic shifted to it.
 
-use std::process::Command;
-
-use crate::sim_env_support::{TestEnv, repo_path, vs_weights};
+use crate::sim_env_support::{TestEnv, migrate, vs_weights};
 use crate::sim_support::ok;
-use crate::test::meshshift_binary;
 
 #[test]
 fn the_migration_runbook_runs_end_to_end() {
@@ -15,27 +12,12 @@ fn the_migration_runbook_runs_end_to_end() {
     let enabled = env
         .az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
     assert_eq!(enabled.code, 0, "{}", enabled.stderr);
-    let state = env.dir.path().join("state");
-    let output = Command::new(meshshift_binary())
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--kubeconfig")
-        .arg(env.kubeconfig())
-        .args([
-            "run",
-            &repo_path("runbooks/migrate-oss-istio-to-aks.rhai"),
-            "--yes",
-        ])
-        .args([
-            "--set",
-            "SOURCE_CLUSTER=sim-source",
-            "--set",
-            "TARGET_CLUSTER=sim-target",
+    let output = migrate(
+        &env,
+        &[
             "--set",
             "SIMULATED=true",
-        ])
-        // One statistical step, sampled enough to decide at 99.9% confidence.
-        .args([
+            // One statistical step, sampled enough to decide at 99.9% confidence.
             "--set",
             "STEPS=50,100",
             "--set",
@@ -44,10 +26,8 @@ fn the_migration_runbook_runs_end_to_end() {
             "CONFIDENCE=0.999",
             "--set",
             "PROPAGATION=1s",
-        ])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("meshshift runs");
+        ],
+    );
     let stdout = ok(&output);
     for expected in [
         "6 pods running with istio-proxy",

@@ -4,7 +4,9 @@
 //! against 90/10 fails, and 10 requests cannot decide. (A target that starts answering 503
 //! during `shift` is in `migration.rs`: the gate trips and kubectl sees the weights restored.)
 
-use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, repo_path, text, vs_weights};
+use crate::sim_env_support::{
+    TestEnv, guide_source_setup, meshshift, migrate, repo_path, text, vs_weights,
+};
 
 /// Samples the source gateway, attributes the answers and checks them against 90/10.
 const CHECK: &str = r#"
@@ -24,17 +26,9 @@ fn ninety_ten() -> TestEnv {
     let env = TestEnv::start();
     guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
     env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
-    let runbook = repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
-    let run = meshshift(
+    let run = migrate(
         &env,
         &[
-            "run",
-            &runbook,
-            "--yes",
-            "--set",
-            "SOURCE_CLUSTER=sim-source",
-            "--set",
-            "TARGET_CLUSTER=sim-target",
             "--set",
             "STEPS=10",
             "--set",
