@@ -1,6 +1,6 @@
 //! Conformance of the cluster primitives: the same runbooks against every backend.
 
-use crate::cluster_support::{Backend, backends, unique_namespace};
+use crate::cluster_support::{Backend, conformance, unique_namespace};
 
 /// Counts report actions: `#{"created": 3, "unchanged": 1}`.
 const ACTIONS: &str = r#"
@@ -22,78 +22,75 @@ fn scenario(backend: &Backend, prefix: &str, body: &str) -> (String, crate::test
     (namespace, test)
 }
 
-#[test]
-fn apply_reports_created_unchanged_configured_and_dry_run_changes_nothing() {
-    for backend in
-        backends("apply_reports_created_unchanged_configured_and_dry_run_changes_nothing")
-    {
-        let (_, test) = scenario(
-            &backend,
-            "apply",
-            r#"
-            let c = cluster(param("SOURCE"));
-            c.apply(load(param("CRDS")), #{quiet: true});
-            let objects = demo(param("NS"));
-            print(actions(c.apply(objects, #{quiet: true})));
-            print(actions(c.apply(objects, #{quiet: true})));
-            // Controllers update Deployments on their own; these kinds only change when written.
-            fn versions(c) {
-                ["DestinationRule", "Service", "ServiceAccount", "VirtualService"]
-                    .map(|kind| c.list(kind, #{namespace: param("NS")}).map(|o| o.metadata.resourceVersion))
-            }
-            let before = versions(c);
-            let reviews = objects.filter(|o| o.kind == "Deployment" && o.metadata.name == "reviews-v2")[0];
-            reviews.spec.replicas = 3;
-            let rule = objects.filter(|o| o.kind == "DestinationRule" && o.metadata.name == "ratings")[0];
-            rule.spec.subsets[0].labels.version = "v9";
-            let planned = c.apply([reviews, rule], #{quiet: true, dry_run: true});
-            print(planned.map(|p| p.action));
-            print(planned[0].diff.contains("-  replicas: 1") && planned[0].diff.contains("+  replicas: 3"));
-            print(before == versions(c) && c.get("deploy", "reviews-v2", param("NS")).spec.replicas == 1);
-            print(actions(c.apply(objects.filter(|o| o.metadata.name != "reviews-v2") + [reviews], #{quiet: true})));
-            print(c.get("deploy", "reviews-v2", param("NS")).spec.replicas);
-            "#,
-        );
-        test.stdout(
-            "
-            #{\"created\": 21}
-            #{\"unchanged\": 21}
-            [\"configured\", \"configured\"]
-            true
-            true
-            #{\"configured\": 1, \"unchanged\": 20}
-            3
-            ",
-        )
-        .run();
-    }
+fn apply_reports_created_unchanged_configured_and_dry_run_changes_nothing(backend: &Backend) {
+    let (_, test) = scenario(
+        backend,
+        "apply",
+        r#"
+        let c = cluster(param("SOURCE"));
+        c.apply(load(param("CRDS")), #{quiet: true});
+        let objects = demo(param("NS"));
+        print(actions(c.apply(objects, #{quiet: true})));
+        print(actions(c.apply(objects, #{quiet: true})));
+        // Controllers update Deployments on their own; these kinds only change when written.
+        fn versions(c) {
+            ["DestinationRule", "Service", "ServiceAccount", "VirtualService"]
+                .map(|kind| c.list(kind, #{namespace: param("NS")}).map(|o| o.metadata.resourceVersion))
+        }
+        let before = versions(c);
+        let reviews = objects.filter(|o| o.kind == "Deployment" && o.metadata.name == "reviews-v2")[0];
+        reviews.spec.replicas = 3;
+        let rule = objects.filter(|o| o.kind == "DestinationRule" && o.metadata.name == "ratings")[0];
+        rule.spec.subsets[0].labels.version = "v9";
+        let planned = c.apply([reviews, rule], #{quiet: true, dry_run: true});
+        print(planned.map(|p| p.action));
+        print(planned[0].diff.contains("-  replicas: 1") && planned[0].diff.contains("+  replicas: 3"));
+        print(before == versions(c) && c.get("deploy", "reviews-v2", param("NS")).spec.replicas == 1);
+        print(actions(c.apply(objects.filter(|o| o.metadata.name != "reviews-v2") + [reviews], #{quiet: true})));
+        print(c.get("deploy", "reviews-v2", param("NS")).spec.replicas);
+        "#,
+    );
+    test.stdout(
+        "
+        #{\"created\": 21}
+        #{\"unchanged\": 21}
+        [\"configured\", \"configured\"]
+        true
+        true
+        #{\"configured\": 1, \"unchanged\": 20}
+        3
+        ",
+    )
+    .run();
 }
+conformance!(apply_reports_created_unchanged_configured_and_dry_run_changes_nothing);
 
-#[test]
-fn labels_annotations_restart_and_deletes() {
-    for backend in backends("labels_annotations_restart_and_deletes") {
-        let (namespace, test) = scenario(
-            &backend,
-            "labels",
-            r#"
-            let c = cluster(param("SOURCE"));
-            let ns = param("NS");
-            c.apply(load(param("CRDS")), #{quiet: true});
-            c.apply(demo(ns), #{quiet: true});
-            c.label("Namespace", ns, "", #{"istio.io/rev": "asm-1-25", "istio-injection": ()});
-            print(c.get("Namespace", ns).metadata.labels);
-            c.annotate("Deployment", "reviews-v1", ns, #{team: "mesh"});
-            print(c.get("Deployment", "reviews-v1", ns).metadata.annotations.team);
-            c.restart("Deployment", "reviews-v1", ns);
-            print(c.get("Deployment", "reviews-v1", ns).spec.template.metadata.annotations.contains("kubectl.kubernetes.io/restartedAt"));
-            c.delete("Service", "ratings", ns, #{wait: true, timeout: "30s"});
-            print(type_of(c.get("Service", "ratings", ns)));
-            c.delete("vs", "bookinfo", ns);
-            c.delete([#{apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: #{name: "reviews", namespace: ns}}]);
-            c.delete("Service", "ratings", ns);
-            "#,
-        );
-        let expected = "\
+fn labels_annotations_restart_and_deletes(backend: &Backend) {
+    let (namespace, test) = scenario(
+        backend,
+        "labels",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        c.apply(load(param("CRDS")), #{quiet: true});
+        c.apply(demo(ns), #{quiet: true});
+        c.label("Namespace", ns, "", #{"istio.io/rev": "asm-1-25", "istio-injection": ()});
+        // Servers since v1.21 label every namespace with its name; v1.20 does not.
+        let labels = c.get("Namespace", ns).metadata.labels;
+        labels.remove("kubernetes.io/metadata.name");
+        print(labels);
+        c.annotate("Deployment", "reviews-v1", ns, #{team: "mesh"});
+        print(c.get("Deployment", "reviews-v1", ns).metadata.annotations.team);
+        c.restart("Deployment", "reviews-v1", ns);
+        print(c.get("Deployment", "reviews-v1", ns).spec.template.metadata.annotations.contains("kubectl.kubernetes.io/restartedAt"));
+        c.delete("Service", "ratings", ns, #{wait: true, timeout: "30s"});
+        print(type_of(c.get("Service", "ratings", ns)));
+        c.delete("vs", "bookinfo", ns);
+        c.delete([#{apiVersion: "networking.istio.io/v1", kind: "DestinationRule", metadata: #{name: "reviews", namespace: ns}}]);
+        c.delete("Service", "ratings", ns);
+        "#,
+    );
+    let expected = "\
 Namespace/NS patched
 #{\"istio.io/rev\": \"asm-1-25\"}
 Deployment/NS/reviews-v1 patched
@@ -106,91 +103,85 @@ VirtualService/NS/bookinfo deleted
 DestinationRule/NS/reviews deleted
 Service/NS/ratings absent
 ";
-        test.stdout(&expected.replace("NS", &namespace)).run();
-    }
+    test.stdout(&expected.replace("NS", &namespace)).run();
 }
+conformance!(labels_annotations_restart_and_deletes);
 
-#[test]
-fn export_from_one_cluster_applies_equal_objects_to_the_other() {
-    for backend in backends("export_from_one_cluster_applies_equal_objects_to_the_other") {
-        let (_, test) = scenario(
-            &backend,
-            "export",
-            r#"
-            let source = cluster(param("SOURCE"));
-            let target = cluster(param("TARGET"));
-            let ns = param("NS");
-            for c in [source, target] { c.apply(load(param("CRDS")), #{quiet: true}); }
-            let extra = parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: ${NS}}\ndata: {mode: canary}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: credentials, namespace: ${NS}}\nstringData: {token: s3cr3t}\n", #{NS: ns}));
-            source.apply(demo(ns) + extra, #{quiet: true});
-            let exported = source.export_objects(#{namespaces: [ns], secrets: true});
-            print(exported.len());
-            print(actions(target.apply(exported, #{quiet: true})));
-            let again = target.export_objects(#{namespaces: [ns], secrets: true});
-            print(to_json(exported) == to_json(again));
-            if to_json(exported) != to_json(again) { print(diff(exported, again)); }
-            print(exported.filter(|o| o.kind == "Secret")[0]);
-            try { source.export_objects(#{namespaces: [ns], kinds: ["Secret"]}); } catch (e) { print(e); }
-            "#,
-        );
-        test.stdout_regex(
-            r#"^23\n#\{"created": 23\}\ntrue\n#\{"apiVersion": "v1", "data": #\{"token": "\*\*\*"\}, "kind": "Secret", "metadata": #\{"name": "credentials", "namespace": "[^"]+"\}, "type": "Opaque"\}\ncluster `[^`]+`: exporting Secrets needs `secrets: true`\n$"#,
-        )
+fn export_from_one_cluster_applies_equal_objects_to_the_other(backend: &Backend) {
+    let (_, test) = scenario(
+        backend,
+        "export",
+        r#"
+        let source = cluster(param("SOURCE"));
+        let target = cluster(param("TARGET"));
+        let ns = param("NS");
+        for c in [source, target] { c.apply(load(param("CRDS")), #{quiet: true}); }
+        let extra = parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: ${NS}}\ndata: {mode: canary}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: credentials, namespace: ${NS}}\nstringData: {token: s3cr3t}\n", #{NS: ns}));
+        source.apply(demo(ns) + extra, #{quiet: true});
+        let exported = source.export_objects(#{namespaces: [ns], secrets: true});
+        print(exported.len());
+        print(actions(target.apply(exported, #{quiet: true})));
+        let again = target.export_objects(#{namespaces: [ns], secrets: true});
+        print(to_json(exported) == to_json(again));
+        if to_json(exported) != to_json(again) { print(diff(exported, again)); }
+        print(exported.filter(|o| o.kind == "Secret")[0]);
+        try { source.export_objects(#{namespaces: [ns], kinds: ["Secret"]}); } catch (e) { print(e); }
+        "#,
+    );
+    test.stdout_regex(
+        r#"^23\n#\{"created": 23\}\ntrue\n#\{"apiVersion": "v1", "data": #\{"token": "\*\*\*"\}, "kind": "Secret", "metadata": #\{"name": "credentials", "namespace": "[^"]+"\}, "type": "Opaque"\}\ncluster `[^`]+`: exporting Secrets needs `secrets: true`\n$"#,
+    )
+    .run();
+}
+conformance!(export_from_one_cluster_applies_equal_objects_to_the_other);
+
+fn waits_see_conditions_deletions_and_time_out_with_what_they_saw(backend: &Backend) {
+    let (_, test) = scenario(
+        backend,
+        "waits",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        c.apply(load(param("CRDS")), #{quiet: true});
+        print(c.wait("CustomResourceDefinition", "virtualservices.networking.istio.io", "", "Established", "30s").kind);
+        c.apply(parse_manifests(template("apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: flag, namespace: ${NS}}\ndata: {phase: pending}\n", #{NS: ns})), #{quiet: true});
+        print(c.wait("ConfigMap", "flag", ns, "jsonpath={.data.phase}=pending", "10s").data.phase);
+        c.delete("ConfigMap", "flag", ns, #{quiet: true});
+        print(type_of(c.wait("ConfigMap", "flag", ns, "deleted", "10s")));
+        c.apply(parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flag, namespace: ${NS}}\ndata: {phase: pending}\n", #{NS: ns})), #{quiet: true});
+        c.wait("ConfigMap", "flag", ns, "jsonpath={.data.phase}=done", "1s");
+        "#,
+    );
+    test.status(1)
+        .stdout("CustomResourceDefinition\npending\n()\n")
+        .stderr_contains(&[
+            "timed out after 1.00s waiting for ConfigMap `",
+            "/flag` to be jsonpath={.data.phase}=done; last seen: {.data.phase} is \"pending\"",
+        ])
         .run();
-    }
 }
+conformance!(waits_see_conditions_deletions_and_time_out_with_what_they_saw);
 
-#[test]
-fn waits_see_conditions_deletions_and_time_out_with_what_they_saw() {
-    for backend in backends("waits_see_conditions_deletions_and_time_out_with_what_they_saw") {
-        let (_, test) = scenario(
-            &backend,
-            "waits",
-            r#"
-            let c = cluster(param("SOURCE"));
-            let ns = param("NS");
-            c.apply(load(param("CRDS")), #{quiet: true});
-            print(c.wait("CustomResourceDefinition", "virtualservices.networking.istio.io", "", "Established", "30s").kind);
-            c.apply(parse_manifests(template("apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: flag, namespace: ${NS}}\ndata: {phase: pending}\n", #{NS: ns})), #{quiet: true});
-            print(c.wait("ConfigMap", "flag", ns, "jsonpath={.data.phase}=pending", "10s").data.phase);
-            c.delete("ConfigMap", "flag", ns, #{quiet: true});
-            print(type_of(c.wait("ConfigMap", "flag", ns, "deleted", "10s")));
-            c.apply(parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flag, namespace: ${NS}}\ndata: {phase: pending}\n", #{NS: ns})), #{quiet: true});
-            c.wait("ConfigMap", "flag", ns, "jsonpath={.data.phase}=done", "1s");
-            "#,
-        );
-        test.status(1)
-            .stdout("CustomResourceDefinition\npending\n()\n")
-            .stderr_contains(&[
-                "timed out after 1.00s waiting for ConfigMap `",
-                "/flag` to be jsonpath={.data.phase}=done; last seen: {.data.phase} is \"pending\"",
-            ])
-            .run();
-    }
+fn rollout_waits_until_pods_are_ready(backend: &Backend) {
+    let namespace = unique_namespace("rollout");
+    let script = r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        c.apply(parse_manifests(template("apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: ${NS}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: ${NS}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n", #{NS: ns})), #{quiet: true});
+        print(c.wait_rollout(ns, "60s"));
+        print(c.wait("Deployment", "web", ns, "Available", "10s").status.availableReplicas);
+    "#;
+    let test = backend.test(&namespace, script);
+    // Without a kubelet, mark the pod Ready through the status subresource, as a kubelet would.
+    let helper = {
+        let backend = backend.clone();
+        let namespace = namespace.clone();
+        std::thread::spawn(move || mark_pods_ready(&backend, &namespace))
+    };
+    test.stdout("1\n1\n").run();
+    helper.join().unwrap();
 }
-
-#[test]
-fn rollout_waits_until_pods_are_ready() {
-    for backend in backends("rollout_waits_until_pods_are_ready") {
-        let namespace = unique_namespace("rollout");
-        let script = r#"
-            let c = cluster(param("SOURCE"));
-            let ns = param("NS");
-            c.apply(parse_manifests(template("apiVersion: v1\nkind: Namespace\nmetadata: {name: ${NS}}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: ${NS}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: ${NS}}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: web, image: nginx}]}\n", #{NS: ns})), #{quiet: true});
-            print(c.wait_rollout(ns, "60s"));
-            print(c.wait("Deployment", "web", ns, "Available", "10s").status.availableReplicas);
-        "#;
-        let test = backend.test(&namespace, script);
-        // Without a kubelet, mark the pod Ready through the status subresource, as a kubelet would.
-        let helper = {
-            let backend = backend.clone();
-            let namespace = namespace.clone();
-            std::thread::spawn(move || mark_pods_ready(&backend, &namespace))
-        };
-        test.stdout("1\n1\n").run();
-        helper.join().unwrap();
-    }
-}
+conformance!(rollout_waits_until_pods_are_ready);
 
 fn mark_pods_ready(backend: &Backend, namespace: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -228,124 +219,121 @@ fn mark_pods_ready(backend: &Backend, namespace: &str) {
     panic!("no pod appeared in {namespace}");
 }
 
-#[test]
-fn errors_name_the_object_and_what_is_wrong() {
-    for backend in backends("errors_name_the_object_and_what_is_wrong") {
-        // Unknown context, with a suggestion.
-        let (_, test) = scenario(&backend, "errors", r#"cluster(param("SOURCE") + "x");"#);
-        test.status(1)
-            .stderr_contains(&[
-                &format!("error: no context `{}x` in the kubeconfig", backend.source),
-                &format!("did you mean `{}`?", backend.source),
-            ])
-            .run();
-        // Unknown kind.
-        let (_, test) = scenario(
-            &backend,
-            "errors",
-            r#"cluster(param("SOURCE")).get("Deploymnt", "x", "default");"#,
-        );
-        test.status(1)
-            .stderr_contains(&[
-                "the server has no resource type `Deploymnt` (did you mean `Deployment`?)",
-            ])
-            .run();
-        // An invalid object fails the whole batch before anything is written.
-        let (_, test) = scenario(
-            &backend,
-            "errors",
-            r#"
-            let c = cluster(param("SOURCE"));
-            let ns = param("NS");
-            c.apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: ns}}, #{quiet: true});
-            let batch = parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good, namespace: ${NS}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: ${NS}}\nspec:\n  replicas: -1\n  selector: {matchLabels: {app: bad}}\n  template:\n    metadata: {labels: {app: bad}}\n    spec: {containers: [{name: c, image: nginx}]}\n", #{NS: ns}));
-            try { c.apply(batch); } catch (e) { print(e.message); }
-            print(type_of(c.get("ConfigMap", "good", ns)));
-            "#,
-        );
-        let outcome = test.run();
-        assert!(
-            outcome.stdout.starts_with("cluster `")
-                && outcome.stdout.contains("nothing was applied: Deployment/")
-                && outcome
-                    .stdout
-                    .contains("/bad failed validation (server-side dry run): "),
-            "{}",
-            outcome.stdout
-        );
-        assert!(outcome.stdout.ends_with("()\n"), "{}", outcome.stdout);
-        let (_, test) = scenario(
-            &backend,
-            "errors",
-            r#"
-            let c = cluster(param("SOURCE"));
-            let ns = param("NS");
-            c.apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: ns}}, #{quiet: true});
-            c.apply(#{apiVersion: "apps/v1", kind: "Deployment", metadata: #{name: "bad", namespace: ns}, spec: #{replicas: -1, selector: #{matchLabels: #{app: "bad"}}, template: #{metadata: #{labels: #{app: "bad"}}, spec: #{containers: [#{name: "c", image: "nginx"}]}}}});
-            "#,
-        );
-        test.status(1)
-            .stderr_contains(&["failed validation (server-side dry run)", "= help: caused by: spec.replicas: Invalid value: -1: must be greater than or equal to 0"])
-            .run();
-        // Conflicts with another field manager, then force.
-        let namespace = unique_namespace("conflict");
-        let created = backend.kubectl(backend.source, &["create", "namespace", &namespace]);
-        assert!(
-            created.status.success(),
-            "{}",
-            String::from_utf8_lossy(&created.stderr)
-        );
-        let configmap = format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owned, namespace: {namespace}}}\ndata: {{mode: a}}\n"
-        );
-        let path = std::env::temp_dir().join(format!("{namespace}.yaml"));
-        std::fs::write(&path, configmap).unwrap();
-        let applied = backend.kubectl(
-            backend.source,
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager=platform-team",
-                "-f",
-                path.to_str().unwrap(),
-            ],
-        );
-        assert!(
-            applied.status.success(),
-            "{}",
-            String::from_utf8_lossy(&applied.stderr)
-        );
-        let test = backend.test(
-            &namespace,
-            r#"
-            let c = cluster(param("SOURCE"));
-            let cm = #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "owned", namespace: param("NS")}, data: #{mode: "b"}};
-            try { c.apply(cm); } catch (e) { print(e.message); }
-            c.apply(cm, #{force: true});
-            print(c.get("cm", "owned", param("NS")).data.mode);
-            "#,
-        );
-        let outcome = test.run();
-        assert!(
-            outcome.stdout.contains("Apply failed with 1 conflict"),
-            "{}",
-            outcome.stdout
-        );
-        assert!(
-            outcome.stdout.contains("platform-team"),
-            "{}",
-            outcome.stdout
-        );
-        assert!(
-            outcome.stdout.ends_with("configured\nb\n"),
-            "{}",
-            outcome.stdout
-        );
-    }
+fn errors_name_the_object_and_what_is_wrong(backend: &Backend) {
+    // Unknown context, with a suggestion.
+    let (_, test) = scenario(backend, "errors", r#"cluster(param("SOURCE") + "x");"#);
+    test.status(1)
+        .stderr_contains(&[
+            &format!("error: no context `{}x` in the kubeconfig", backend.source),
+            &format!("did you mean `{}`?", backend.source),
+        ])
+        .run();
+    // Unknown kind.
+    let (_, test) = scenario(
+        backend,
+        "errors",
+        r#"cluster(param("SOURCE")).get("Deploymnt", "x", "default");"#,
+    );
+    test.status(1)
+        .stderr_contains(&[
+            "the server has no resource type `Deploymnt` (did you mean `Deployment`?)",
+        ])
+        .run();
+    // An invalid object fails the whole batch before anything is written.
+    let (_, test) = scenario(
+        backend,
+        "errors",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        c.apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: ns}}, #{quiet: true});
+        let batch = parse_manifests(template("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: good, namespace: ${NS}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad, namespace: ${NS}}\nspec:\n  replicas: -1\n  selector: {matchLabels: {app: bad}}\n  template:\n    metadata: {labels: {app: bad}}\n    spec: {containers: [{name: c, image: nginx}]}\n", #{NS: ns}));
+        try { c.apply(batch); } catch (e) { print(e.message); }
+        print(type_of(c.get("ConfigMap", "good", ns)));
+        "#,
+    );
+    let outcome = test.run();
+    assert!(
+        outcome.stdout.starts_with("cluster `")
+            && outcome.stdout.contains("nothing was applied: Deployment/")
+            && outcome
+                .stdout
+                .contains("/bad failed validation (server-side dry run): "),
+        "{}",
+        outcome.stdout
+    );
+    assert!(outcome.stdout.ends_with("()\n"), "{}", outcome.stdout);
+    let (_, test) = scenario(
+        backend,
+        "errors",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        c.apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: ns}}, #{quiet: true});
+        c.apply(#{apiVersion: "apps/v1", kind: "Deployment", metadata: #{name: "bad", namespace: ns}, spec: #{replicas: -1, selector: #{matchLabels: #{app: "bad"}}, template: #{metadata: #{labels: #{app: "bad"}}, spec: #{containers: [#{name: "c", image: "nginx"}]}}}});
+        "#,
+    );
+    test.status(1)
+        .stderr_contains(&["failed validation (server-side dry run)", "= help: caused by: spec.replicas: Invalid value: -1: must be greater than or equal to 0"])
+        .run();
+    // Conflicts with another field manager, then force.
+    let namespace = unique_namespace("conflict");
+    let created = backend.kubectl(backend.source, &["create", "namespace", &namespace]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let configmap = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owned, namespace: {namespace}}}\ndata: {{mode: a}}\n"
+    );
+    let path = std::env::temp_dir().join(format!("{namespace}.yaml"));
+    std::fs::write(&path, configmap).unwrap();
+    let applied = backend.kubectl(
+        backend.source,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=platform-team",
+            "-f",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let test = backend.test(
+        &namespace,
+        r#"
+        let c = cluster(param("SOURCE"));
+        let cm = #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "owned", namespace: param("NS")}, data: #{mode: "b"}};
+        try { c.apply(cm); } catch (e) { print(e.message); }
+        c.apply(cm, #{force: true});
+        print(c.get("cm", "owned", param("NS")).data.mode);
+        "#,
+    );
+    let outcome = test.run();
+    assert!(
+        outcome.stdout.contains("Apply failed with 1 conflict"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("platform-team"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.ends_with("configured\nb\n"),
+        "{}",
+        outcome.stdout
+    );
 }
+conformance!(errors_name_the_object_and_what_is_wrong);
 
-#[test]
-fn unreachable_server_and_bad_token_say_so() {
+fn unreachable_server_and_bad_token_say_so(backend: &Backend) {
     // No server at all: needs no backend.
     let dir = tempfile::tempdir().unwrap();
     let unreachable = dir.path().join("unreachable.yaml");
@@ -363,23 +351,22 @@ fn unreachable_server_and_bad_token_say_so() {
         ])
         .run();
     let any_token = regex::Regex::new(r"token: .*").unwrap();
-    for backend in backends("unreachable_server_and_bad_token_say_so") {
-        // The same server with a token it does not know.
-        let merged = backend.kubectl(
-            backend.source,
-            &["config", "view", "--raw", "--minify", "--flatten"],
-        );
-        let text = String::from_utf8_lossy(&merged.stdout).into_owned();
-        let bad = any_token
-            .replace_all(&text, "token: not-the-token")
-            .into_owned();
-        let bad_path = dir.path().join("bad.yaml");
-        std::fs::write(&bad_path, bad).unwrap();
-        crate::test::Test::new()
-            .env("KUBECONFIG", bad_path.to_str().unwrap())
-            .runbook(&format!("cluster(\"{}\");", backend.source))
-            .status(1)
-            .stderr_contains(&["the server rejected the credentials (401 Unauthorized)"])
-            .run();
-    }
+    // The same server with a token it does not know.
+    let merged = backend.kubectl(
+        backend.source,
+        &["config", "view", "--raw", "--minify", "--flatten"],
+    );
+    let text = String::from_utf8_lossy(&merged.stdout).into_owned();
+    let bad = any_token
+        .replace_all(&text, "token: not-the-token")
+        .into_owned();
+    let bad_path = dir.path().join("bad.yaml");
+    std::fs::write(&bad_path, bad).unwrap();
+    crate::test::Test::new()
+        .env("KUBECONFIG", bad_path.to_str().unwrap())
+        .runbook(&format!("cluster(\"{}\");", backend.source))
+        .status(1)
+        .stderr_contains(&["the server rejected the credentials (401 Unauthorized)"])
+        .run();
 }
+conformance!(unreachable_server_and_bad_token_say_so);

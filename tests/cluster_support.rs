@@ -1,39 +1,75 @@
-//! Clusters for the conformance suite: the same scenarios run against every backend available.
+//! Clusters for the conformance suite: the same scenarios run against every backend.
 //!
-//! - `real`: two upstream kube-apiservers (v1.20) started by `.ci/run`, which exports
+//! - `simulator`: the simulated pair, started in this process; always runs.
+//! - `real`: two upstream kube-apiservers started by `.ci/run`, which exports
 //!   `MESHSHIFT_REAL_KUBECONFIG` (a `KUBECONFIG` list with contexts `real-source`, whose
-//!   controller-manager runs, and `real-target`).
+//!   controller-manager runs, and `real-target`). Its tests are `#[ignore]`d without it, and
+//!   fail, not pass, when run without it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::test::{Test, repository_root, skip};
+use crate::sim_env_support::TestEnv;
+use crate::test::{Test, repository_root};
 
 /// One pair of clusters to run a scenario against.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Backend {
     /// Value for `KUBECONFIG`.
     pub kubeconfig: String,
     pub source: &'static str,
     pub target: &'static str,
+    /// The simulated pair, kept running while the backend lives.
+    _simulator: Option<Arc<TestEnv>>,
 }
 
-/// Every backend this run can use; says on stderr which are skipped and why.
-pub fn backends(test: &str) -> Vec<Backend> {
-    let mut found = Vec::new();
-    match std::env::var("MESHSHIFT_REAL_KUBECONFIG") {
-        Ok(kubeconfig) if !kubeconfig.is_empty() => found.push(Backend {
+impl Backend {
+    /// The simulated pair.
+    pub fn simulator() -> Backend {
+        let env = TestEnv::start();
+        Backend {
+            kubeconfig: env.kubeconfig().to_string_lossy().into_owned(),
+            source: "sim-source",
+            target: "sim-target",
+            _simulator: Some(Arc::new(env)),
+        }
+    }
+
+    /// The two real kube-apiservers `.ci/run` starts.
+    pub fn real() -> Backend {
+        let kubeconfig = crate::test::required_env(
+            "MESHSHIFT_REAL_KUBECONFIG",
+            ".ci/run starts two real kube-apiservers and sets it",
+        );
+        Backend {
             kubeconfig,
             source: "real-source",
             target: "real-target",
-        }),
-        _ => skip(
-            &format!("{test} on a real kube-apiserver"),
-            "MESHSHIFT_REAL_KUBECONFIG is not set (.ci/run starts two and sets it)",
-        ),
+            _simulator: None,
+        }
     }
-    found
 }
+
+/// A conformance scenario `fn name(backend: &Backend)` as two tests, `name::on_the_simulator`
+/// and `name::on_a_real_kube_apiserver` (ignored unless the real servers are provided).
+macro_rules! conformance {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn on_the_simulator() {
+                super::$name(&crate::cluster_support::Backend::simulator());
+            }
+
+            #[test]
+            #[ignore = "needs MESHSHIFT_REAL_KUBECONFIG: two real kube-apiservers (.ci/run starts them)"]
+            fn on_a_real_kube_apiserver() {
+                super::$name(&crate::cluster_support::Backend::real());
+            }
+        }
+    };
+}
+pub(crate) use conformance;
 
 /// A namespace name no other test uses.
 pub fn unique_namespace(prefix: &str) -> String {
@@ -50,7 +86,7 @@ pub fn demo_dir() -> PathBuf {
 }
 
 pub fn istio_crds() -> PathBuf {
-    repository_root().join("src/sim/assets/istio-crds.yaml")
+    repository_root().join("sim/src/assets/istio-crds.yaml")
 }
 
 impl Backend {

@@ -6,10 +6,9 @@ use meshshift::manifest::{self, strip::strip, yaml};
 use crate::test::{Test, fixtures_dir, yaml_files};
 
 #[test]
+#[ignore = "needs MESHSHIFT_FIXTURES: the shared upstream fixtures (.ci/run sets it)"]
 fn every_istio_fixture_parses_strips_and_round_trips() {
-    let Some(fixtures) = fixtures_dir("every_istio_fixture_parses_strips_and_round_trips") else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let mut files = Vec::new();
     yaml_files(&fixtures.join("istio"), &mut files);
     assert!(
@@ -54,10 +53,9 @@ fn every_istio_fixture_parses_strips_and_round_trips() {
 }
 
 #[test]
+#[ignore = "needs MESHSHIFT_FIXTURES: the shared upstream fixtures (.ci/run sets it)"]
 fn bookinfo_loads_through_a_runbook() {
-    let Some(fixtures) = fixtures_dir("bookinfo_loads_through_a_runbook") else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let bookinfo = fixtures.join("istio/bookinfo/kube/bookinfo.yaml");
     Test::new()
         .runbook(

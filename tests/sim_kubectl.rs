@@ -757,10 +757,9 @@ fn check_upstream_group(base: &Path, files: &[PathBuf], crds: &[serde_json::Valu
 }
 
 #[test]
+#[ignore = "needs MESHSHIFT_FIXTURES: the shared upstream fixtures (.ci/run sets it)"]
 fn upstream_istio_manifests_apply_as_on_a_real_server() {
-    let Some(fixtures) = fixtures_dir("upstream_istio_manifests_apply_as_on_a_real_server") else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let base = fixtures.join("istio");
     let crds = upstream_crds(&[
         base.join("crds/crd-all.gen.yaml"),
@@ -822,11 +821,9 @@ fn upstream_istio_manifests_apply_as_on_a_real_server() {
 }
 
 #[test]
+#[ignore = "needs MESHSHIFT_FIXTURES: the shared upstream fixtures (.ci/run sets it)"]
 fn upstream_istio_crds_establish_and_serve_every_version() {
-    let Some(fixtures) = fixtures_dir("upstream_istio_crds_establish_and_serve_every_version")
-    else {
-        return;
-    };
+    let fixtures = fixtures_dir();
     let server = TestServer::start();
     let crds = fixtures.join("istio/crds/crd-all.gen.yaml");
     ok(&server.kubectl(&["apply", "-f", &path_arg(&crds)]));

@@ -239,18 +239,22 @@ impl Test {
     }
 }
 
-/// The fixtures directory from `MESHSHIFT_FIXTURES`, or `None` after saying why the caller skips.
-pub fn fixtures_dir(test: &str) -> Option<PathBuf> {
-    match std::env::var_os("MESHSHIFT_FIXTURES") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => {
-            skip(
-                test,
-                "MESHSHIFT_FIXTURES is not set (.ci/run sets it to the shared fixtures)",
-            );
-            None
-        }
+/// The value of `variable`, which an ignored test needs: run without it, the test fails
+/// saying what provides it (it never passes without having tested anything).
+pub fn required_env(variable: &str, provided_by: &str) -> String {
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!("this test needs {variable} ({provided_by})"),
     }
+}
+
+/// The fixtures directory from `MESHSHIFT_FIXTURES` (tests that read it are ignored unless
+/// `.ci/run` provides it).
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(required_env(
+        "MESHSHIFT_FIXTURES",
+        ".ci/run sets it to the shared fixtures",
+    ))
 }
 
 /// Every `.yaml`/`.yml` file below `dir`, in sorted order.
@@ -274,9 +278,4 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-/// Says on the real stderr (not the captured one) that a test is skipped and why.
-pub fn skip(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "skipped {test}: {why}");
 }

@@ -233,6 +233,16 @@ fn check_workload(object: &Value, causes: &mut Vec<Cause>, needs_selector: bool)
         causes.push(Cause::required("spec.selector", ""));
     }
     if let Some(spec) = spec {
+        // apps and batch validation (ValidateNonnegativeField): counts are never negative.
+        for field in ["replicas", "parallelism", "completions", "backoffLimit"] {
+            if let Some(count) = spec.get(field).and_then(Value::as_i64).filter(|n| *n < 0) {
+                causes.push(Cause::invalid(
+                    &format!("spec.{field}"),
+                    &json!(count),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
         if selector.is_some() && !selector_matches_template(spec) {
             let labels = spec
                 .get("template")
@@ -480,7 +490,7 @@ fn pod_spec_update_allowed(old: &Value, new: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::registry::Registry;
+    use crate::registry::Registry;
 
     fn rt(group: &str, plural: &str) -> std::sync::Arc<ResourceType> {
         Registry::new()
