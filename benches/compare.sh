@@ -59,7 +59,7 @@ if [ -n "${MESHSHIFT_KUBE_APISERVER:-}" ]; then
   SRC=$(K8S_DIR="$PLANES/src" K8S_PORT=18443 ETCD_PORT=28443 K8S_CONTEXT=bench-source K8S_NO_CM=1 "$MESHSHIFT_KUBE_APISERVER/start.sh" 2>/dev/null | tail -1)
   TGT=$(K8S_DIR="$PLANES/tgt" K8S_PORT=18543 ETCD_PORT=28543 K8S_CONTEXT=bench-target K8S_NO_CM=1 "$MESHSHIFT_KUBE_APISERVER/start.sh" 2>/dev/null | tail -1)
   KUBECONFIG_PLANES="$SRC:$TGT"
-  KUBECONFIG="$KUBECONFIG_PLANES" "$MESHSHIFT" run "$ROOT/benches/apply-crds.rhai" --set CONTEXT=bench-source --set CRDS="$ROOT/src/sim/assets/istio-crds.yaml" >/dev/null
+  KUBECONFIG="$KUBECONFIG_PLANES" "$MESHSHIFT" run "$ROOT/benches/apply-crds.rhai" --set CONTEXT=bench-source --set CRDS="$ROOT/sim/src/assets/istio-crds.yaml" >/dev/null
 fi
 
 # --- Manifests -----------------------------------------------------------------------------

@@ -7,15 +7,15 @@
 //! - [`manifest`], [`traffic`]: pure logic the host functions call;
 //! - [`cluster`]: Kubernetes access over kube-rs, every write through one entry point;
 //! - [`repl`]: the interactive session on the same engine;
-//! - [`sim`]: the simulated clusters (nothing else knows they exist).
+//! - [`sim`]: the simulated clusters, the `meshshift-sim` crate, which does not depend on
+//!   this one (nothing else knows they exist).
 
 pub mod arguments;
+pub mod bootstrap;
 pub mod cluster;
 pub mod doc;
-pub mod duration;
 pub mod engine;
 pub mod error;
-pub mod files;
 pub mod host;
 pub mod journal;
 pub mod manifest;
@@ -24,11 +24,14 @@ pub mod repl;
 pub mod report;
 pub mod run;
 pub mod runbook;
-pub mod sim;
+pub mod session;
 pub mod snippet;
+pub mod stdlib;
 pub mod subcommand;
 pub mod suggestion;
 pub mod traffic;
 
 pub use error::{Error, Result};
+pub use meshshift_sim as sim;
+pub use meshshift_support::{duration, files};
 pub use run::run;

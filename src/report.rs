@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::engine::{RunRecord, StepOutcome};
 use crate::journal::Journal;
 use crate::output::format_duration;
+use crate::session::{RunRecord, StepOutcome};
 use crate::traffic::chart::percent;
 
 /// One traffic step as the report shows it.
@@ -360,7 +360,7 @@ fn inline(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{RecordedEvent, StepRecord};
+    use crate::session::{RecordedEvent, StepRecord};
     use serde_json::json;
     use std::time::Duration;
 

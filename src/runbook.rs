@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use rhai::{Engine, Position};
 
+use crate::engine;
 use crate::engine::lint::{self, Analysis, KEYWORD_CALLS};
 use crate::engine::script_error::{self, location_in};
-use crate::engine::{self, Session};
 use crate::error::{Error, Result};
+use crate::session::Session;
 use crate::suggestion::did_you_mean;
 
 /// A runbook as `meshshift list` shows it.
@@ -29,21 +30,6 @@ pub fn summary(text: &str) -> Option<String> {
         .find_map(|line| line.strip_prefix("//!"))
         .map(|line| line.trim().to_string())
         .filter(|line| !line.is_empty())
-}
-
-/// A file next to `path` with a similar name, for "did you mean".
-pub fn suggest_similar_file(path: &Path) -> Option<String> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name()?.to_str()?;
-    let entries: Vec<String> = std::fs::read_dir(parent)
-        .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .collect();
-    let found = did_you_mean(name, entries.iter().map(String::as_str))?;
-    Some(engine::display_path(&parent.join(found)))
 }
 
 /// Compiles a runbook and everything it imports, and checks that every function it calls
@@ -160,7 +146,7 @@ fn is_known(analysis: &Analysis, known: &BTreeSet<String>, name: &str, is_method
 /// Every `*.rhai` file of a directory, described.
 pub fn list(engine: &Engine, session: &Session, dir: &Path) -> Result<Vec<RunbookInfo>> {
     let entries = std::fs::read_dir(dir).map_err(|error| Error::ReadFile {
-        path: engine::display_path(dir),
+        path: crate::files::display_path(dir),
         reason: error.to_string(),
     })?;
     let mut paths: Vec<PathBuf> = entries
@@ -177,7 +163,7 @@ pub fn list(engine: &Engine, session: &Session, dir: &Path) -> Result<Vec<Runboo
 fn describe(engine: &Engine, session: &Session, path: &Path) -> RunbookInfo {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let summary = summary(&text);
-    match engine::compile_text(engine, session, &engine::display_path(path), &text) {
+    match engine::compile_text(engine, session, &crate::files::display_path(path), &text) {
         Ok(script) => {
             let mut seen = HashSet::new();
             let params = lint::analyse(&script.ast)
@@ -205,7 +191,7 @@ fn describe(engine: &Engine, session: &Session, path: &Path) -> RunbookInfo {
 pub fn format_list(runbooks: &[RunbookInfo]) -> String {
     let mut out = String::new();
     for runbook in runbooks {
-        out.push_str(&engine::display_path(&runbook.path));
+        out.push_str(&crate::files::display_path(&runbook.path));
         out.push('\n');
         out.push_str(&format!(
             "    {}\n",

@@ -3,10 +3,10 @@
 
 /// Every stdlib module as (import name, source text).
 pub const MODULES: &[(&str, &str)] = &[
-    ("aks", include_str!("../../stdlib/aks.rhai")),
-    ("assert", include_str!("../../stdlib/assert.rhai")),
-    ("istio", include_str!("../../stdlib/istio.rhai")),
-    ("traffic", include_str!("../../stdlib/traffic.rhai")),
+    ("aks", include_str!("../stdlib/aks.rhai")),
+    ("assert", include_str!("../stdlib/assert.rhai")),
+    ("istio", include_str!("../stdlib/istio.rhai")),
+    ("traffic", include_str!("../stdlib/traffic.rhai")),
 ];
 
 /// The source of a stdlib module.

@@ -1,5 +1,7 @@
 //! "Did you mean" for every name lookup that can fail.
 
+use std::path::Path;
+
 /// The candidate closest to `name`, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a, I>(name: &str, candidates: I) -> Option<String>
 where
@@ -27,6 +29,21 @@ where
         }
     }
     best.map(|(_, candidate)| candidate.to_string())
+}
+
+/// A file next to `path` with a similar name, for "did you mean".
+pub fn similar_file(path: &Path) -> Option<String> {
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name()?.to_str()?;
+    let entries: Vec<String> = std::fs::read_dir(parent)
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .collect();
+    let found = did_you_mean(name, entries.iter().map(String::as_str))?;
+    Some(crate::files::display_path(&parent.join(found)))
 }
 
 #[cfg(test)]

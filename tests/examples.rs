@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use meshshift::engine::resolver::ResolveMode;
-use meshshift::engine::{self, Params, Resolver, Session, Settings};
+use meshshift::engine::{self, Resolver};
 use meshshift::output::Output;
+use meshshift::session::{Params, Session, Settings};
 
 #[test]
 fn reference_examples_run() {
@@ -27,7 +28,7 @@ fn reference_examples_run() {
                 Params::isolated(Default::default()),
                 Arc::new(Output::buffer()),
             );
-            let engine = engine::build_engine(
+            let engine = meshshift::host::build_engine(
                 &session,
                 Resolver::new(ResolveMode::Evaluate, session.source_map()),
             );

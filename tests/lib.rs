@@ -15,6 +15,7 @@ mod cluster_transport;
 mod doc;
 mod examples;
 mod fixtures_istio;
+mod layers;
 mod manifest;
 mod migration;
 mod repl;

@@ -266,14 +266,9 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// `meshshift` against an in-process environment: its kubeconfig, its port mappings.
+/// `meshshift` against an in-process environment, through its kubeconfig alone (which also
+/// carries its port mappings).
 pub fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
-    let mappings: Vec<String> = env
-        .env()
-        .connect_to()
-        .into_iter()
-        .map(|(from, to)| format!("{from}={to}"))
-        .collect();
     Command::new(meshshift_binary())
         .arg("--state-dir")
         .arg(env.dir.path().join("state"))
@@ -281,7 +276,7 @@ pub fn meshshift(env: &TestEnv, args: &[&str]) -> Output {
         .arg(env.kubeconfig())
         .args(args)
         .env("NO_COLOR", "1")
-        .env("MESHSHIFT_CONNECT_TO", mappings.join(","))
+        .env_remove("MESHSHIFT_CONNECT_TO")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("meshshift runs")

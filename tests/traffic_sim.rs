@@ -234,3 +234,59 @@ fn the_rollback_runbook_routes_everything_back_to_the_source() {
     );
     assert_eq!(entries.trim(), "");
 }
+
+/// Probes the source's ingress with and without binding the cluster first.
+const PROBE_MAPPED: &str = r#"
+let address = param("ADDRESS");
+let before = http_get(`http://${address}/productpage`, #{timeout: "2s"});
+print(`unbound=${before.status}`);
+let source = cluster("sim-source");
+let after = http_get(`http://${address}/productpage`, #{timeout: "2s"});
+print(`bound=${after.status} ${after.error ?? ""}`);
+"#;
+
+#[test]
+fn mapped_load_balancer_ports_reach_a_session_through_the_kubeconfig_of_its_clusters() {
+    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
+        map_ports: true,
+        ..o
+    });
+    let address = env.service_address("sim-source", "istio-system", "istio-ingressgateway");
+    let served = env.served_at(&address);
+    assert_ne!(served, address, "the port is mapped");
+    // The mapping is in the cluster entry, where kubectl keeps (and ignores) tool data.
+    let view = env.kubectl_ok("sim-source", &["config", "view", "-o", "json"]);
+    let config: serde_json::Value = serde_json::from_str(&view).unwrap();
+    let source_entry = config["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sim-source")
+        .unwrap();
+    assert_eq!(
+        source_entry["cluster"]["extensions"][0]["name"],
+        "connect-to.meshshift.io"
+    );
+    assert_eq!(
+        source_entry["cluster"]["extensions"][0]["extension"][&address],
+        served.as_str()
+    );
+    let script = env.dir.path().join("probe.rhai");
+    std::fs::write(&script, PROBE_MAPPED).unwrap();
+    let output = meshshift(
+        &env,
+        &[
+            "run",
+            &script.to_string_lossy(),
+            "--yes",
+            "--set",
+            &format!("ADDRESS={address}"),
+        ],
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Nothing process-wide: before the script binds the cluster, the address is not mapped.
+    assert!(stdout.contains("unbound=0"), "{stdout}");
+    // After it, the gateway answers (no route is configured yet: Envoy's 404).
+    assert!(stdout.contains("bound=404 "), "{stdout}");
+}

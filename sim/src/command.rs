@@ -36,9 +36,9 @@ pub struct UpOptions {
     pub state_dir: Option<PathBuf>,
     /// Start empty instead of restoring the saved objects.
     pub fresh: bool,
-    /// Istio version of both control planes (default [`crate::sim::scenario::DEFAULT_ISTIO_VERSION`]).
+    /// Istio version of both control planes (default [`crate::scenario::DEFAULT_ISTIO_VERSION`]).
     pub istio_version: Option<String>,
-    /// A file holding the source's MeshConfig (default [`crate::sim::scenario::DEFAULT_MESH_CONFIG`]).
+    /// A file holding the source's MeshConfig (default [`crate::scenario::DEFAULT_MESH_CONFIG`]).
     pub mesh_config: Option<PathBuf>,
     /// istiod injects native sidecars.
     pub native_sidecars: bool,
@@ -301,15 +301,8 @@ fn print_gateways(dir: &Path) {
             .iter()
             .map(|(from, to)| format!("--connect-to {from}:{to}"))
             .collect();
-        let env: Vec<String> = mappings
-            .iter()
-            .map(|(from, to)| format!("{from}={to}"))
-            .collect();
         println!("port mappings: curl {}", curl.join(" "));
-        println!(
-            "               export MESHSHIFT_CONNECT_TO={}",
-            env.join(",")
-        );
+        println!("               (meshshift reads them from the kubeconfig's cluster entries)");
     }
 }
 
@@ -481,7 +474,7 @@ pub fn down(options: &DownOptions) -> Result<(), SimError> {
 }
 
 /// `sim status`: what runs where, including gateway addresses and port mappings (as curl
-/// `--connect-to` arguments and a `MESHSHIFT_CONNECT_TO` value).
+/// `--connect-to` arguments; meshshift reads them from the kubeconfig).
 pub fn status(options: &StatusOptions) -> Result<(), SimError> {
     let dir = sim_dir(options.state_dir.as_deref())?;
     let state = match RunState::read(&dir) {

@@ -491,7 +491,7 @@ fn webhooks(object: &mut Value, mutating: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::registry::Registry;
+    use crate::registry::Registry;
 
     fn defaulted(group: &str, plural: &str, mut object: Value) -> Value {
         let rt = Registry::new()

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::addresses::{self, LoadBalancerPool, SlotLease};
 use super::agents::{self, informer};
 use super::hooks::{AddonPolicy, IstioInjection};
+use super::kubeconfig::{self, KubeconfigEntry, PortMappings};
 use super::mesh::forward::{Forwarder, PortMap};
 use super::mesh::gateway::{self, GatewaySettings, ListenerInfo};
 use super::mesh::snapshot::MeshSnapshot;
@@ -85,10 +86,14 @@ pub struct SimEnvironment {
     _lease: SlotLease,
 }
 
-/// `state.json`, rewritten whenever listeners change.
+/// `state.json`, rewritten whenever listeners change, and the kubeconfig's port mappings.
 struct StateFile {
     path: PathBuf,
     base: Value,
+    /// The kubeconfig and its clusters, rewritten when port mappings change.
+    kubeconfig: (PathBuf, Vec<KubeconfigEntry>),
+    /// The mappings the kubeconfig holds now.
+    written_mappings: Mutex<PortMappings>,
     listeners: Mutex<BTreeMap<String, Vec<ListenerInfo>>>,
     ports: PortMap,
     ready: std::sync::atomic::AtomicBool,
@@ -118,10 +123,37 @@ impl StateFile {
         document
     }
 
+    /// Each cluster's listeners that are served on another port than their own.
+    fn mappings(&self) -> PortMappings {
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mappings = PortMappings::new();
+        for listener in listeners.values().flatten() {
+            if listener.address != listener.bound {
+                mappings
+                    .entry(listener.cluster.clone())
+                    .or_default()
+                    .insert(listener.address.clone(), listener.bound.clone());
+            }
+        }
+        mappings
+    }
+
     fn write(&self) {
         // The state file is advisory (`sim status`): a failed write is not worth stopping for.
-        let _ =
-            crate::files::write_atomic(&self.path, self.document().to_string().as_bytes(), false);
+        let document = self.document().to_string();
+        let _ = meshshift_support::files::write_atomic(&self.path, document.as_bytes(), false);
+        let mappings = self.mappings();
+        let mut written = self
+            .written_mappings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if *written != mappings {
+            let (path, entries) = &self.kubeconfig;
+            match kubeconfig::write_with_mappings(path, entries, SOURCE_NAME, &mappings) {
+                Ok(()) => *written = mappings,
+                Err(error) => tracing::warn!("cannot write {}: {error}", path.display()),
+            }
+        }
     }
 }
 
@@ -189,6 +221,11 @@ impl Environment {
         let state = Arc::new(StateFile {
             path: dir.join("state.json"),
             base,
+            kubeconfig: (
+                kubeconfig.clone(),
+                vec![sim.source.kubeconfig_entry(), sim.target.kubeconfig_entry()],
+            ),
+            written_mappings: Mutex::default(),
             listeners: Mutex::default(),
             ports: ports.clone(),
             ready: Default::default(),
@@ -260,7 +297,7 @@ impl Environment {
 impl SimEnvironment {
     async fn start_cluster(
         &mut self,
-        entry: &super::kubeconfig::KubeconfigEntry,
+        entry: &KubeconfigEntry,
         objects: &[Value],
         number: u8,
         options: &EnvironmentOptions,

@@ -333,7 +333,7 @@ fn typed_round_trip(rt: &ResourceType, object: &Value) -> Result<Option<Value>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::registry::Registry;
+    use crate::registry::Registry;
     use serde_json::json;
 
     #[test]
@@ -392,7 +392,7 @@ mod tests {
                      "names": {"kind": "Route", "plural": "routes"},
                      "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": schema.clone()}}]}
         });
-        let rt = crate::sim::crd::resource_type(&crd).expect("usable");
+        let rt = crate::crd::resource_type(&crd).expect("usable");
         let route = json!({"apiVersion": "example.com/v1", "kind": "Route", "metadata": {"name": "r"},
                            "spec": {"hosts": ["a"], "http": [{"name": "x", "nmae": "y"}],
                                     "labels": {"any": "thing"}, "raw": {"free": {"form": 1}}, "hostz": 1}});

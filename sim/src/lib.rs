@@ -1,14 +1,15 @@
 //! Simulated Kubernetes clusters: an in-process API server that speaks the real REST API.
 //!
 //! Unmodified kubectl and kube-rs work against it, so code that manages clusters runs the
-//! same way against simulated and real ones. Nothing outside this module knows the
-//! simulator exists: it is reached only over HTTPS, with a kubeconfig.
+//! same way against simulated and real ones. This crate does not depend on meshshift, and
+//! meshshift reaches it only over HTTPS and HTTP, through a kubeconfig and the `az` command
+//! line; its own code uses it only to start it (`--sim`, `meshshift sim`).
 //!
 //! # Starting servers
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), meshshift::sim::SimError> {
-//! use meshshift::sim::{ApiServer, ApiServerConfig, Sim};
+//! # async fn example() -> Result<(), meshshift_sim::SimError> {
+//! use meshshift_sim::{ApiServer, ApiServerConfig, Sim};
 //!
 //! // One cluster on an ephemeral loopback port, with its own CA and bearer token.
 //! let server = ApiServer::start(ApiServerConfig::named("sim-a")?).await?;
@@ -34,8 +35,8 @@
 //! listeners, port mappings), which `meshshift sim az` and `sim status` read.
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), meshshift::sim::SimError> {
-//! use meshshift::sim::{Environment, EnvironmentOptions};
+//! # async fn example() -> Result<(), meshshift_sim::SimError> {
+//! use meshshift_sim::{Environment, EnvironmentOptions};
 //!
 //! let env = Environment::start(EnvironmentOptions::default()).await?;
 //! println!("KUBECONFIG={}", env.kubeconfig.display());
@@ -73,8 +74,8 @@
 //!
 //! **Data plane** ([`mesh`]): every LoadBalancer port serves HTTP on its loopback address (a
 //! port that cannot be bound is served on a free port of the same address; the mapping is in
-//! `state.json`, printed by `sim status`, and registered with
-//! [`crate::traffic::http::add_connect_to`]). Gateways route by Gateway (selector, server port
+//! `state.json`, printed by `sim status`, and in the kubeconfig's cluster entry as the
+//! extension [`kubeconfig::CONNECT_TO_EXTENSION`]). Gateways route by Gateway (selector, server port
 //! = target port or port, hosts), VirtualService (URI exact/prefix/regex, headers, method,
 //! weights with Istio's semantics, `fault`, `directResponse`, `redirect`, `rewrite.uri`),
 //! DestinationRule subsets and ServiceEntries (STATIC endpoints are forwarded to for real,
@@ -134,8 +135,8 @@
 //! refusing kinds it does not support):
 //!
 //! ```
-//! use meshshift::sim::admission::{AdmissionHook, AdmissionRequest};
-//! use meshshift::sim::status::ApiError;
+//! use meshshift_sim::admission::{AdmissionHook, AdmissionRequest};
+//! use meshshift_sim::status::ApiError;
 //! use serde_json::Value;
 //!
 //! struct NoEnvoyFilters;

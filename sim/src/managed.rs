@@ -447,8 +447,8 @@ fn conflict_error(mut conflicts: Vec<(String, FieldPath)>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::fieldset::field_path;
-    use crate::sim::schema;
+    use crate::fieldset::field_path;
+    use crate::schema;
 
     fn context<'a>(shape: &'a Shape, now: &'a str) -> WriteContext<'a> {
         WriteContext {

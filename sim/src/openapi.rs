@@ -211,7 +211,7 @@ mod tests {
         let mut registry = Registry::new();
         registry.set_crd_type(
             "widgets.example.com",
-            crate::sim::crd::resource_type(&widget_crd("string")),
+            crate::crd::resource_type(&widget_crd("string")),
         );
         let before = url(&registry);
         let document = v3_document(&registry, "example.com", "v1").expect("served");
@@ -223,7 +223,7 @@ mod tests {
         // Same length, other type: kubectl must not keep its cached document.
         registry.set_crd_type(
             "widgets.example.com",
-            crate::sim::crd::resource_type(&widget_crd("number")),
+            crate::crd::resource_type(&widget_crd("number")),
         );
         assert_ne!(url(&registry), before);
     }

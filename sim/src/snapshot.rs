@@ -43,7 +43,7 @@ pub fn save(state: &ClusterState, path: &Path) -> Result<(), SimError> {
         "resourceVersion": state.store.revision(),
         "objects": objects,
     });
-    crate::files::write_atomic(path, document.to_string().as_bytes(), false)
+    meshshift_support::files::write_atomic(path, document.to_string().as_bytes(), false)
         .map_err(|e| SimError::io(format!("failed to write {}", path.display()), e))
 }
 

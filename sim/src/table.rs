@@ -813,7 +813,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::registry::Registry;
+    use crate::registry::Registry;
 
     #[test]
     fn durations_read_like_kubectl() {

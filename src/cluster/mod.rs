@@ -24,6 +24,11 @@ use crate::suggestion::did_you_mean;
 use discovery::{Discovery, Resource};
 use rest::{Rest, RestError};
 
+/// The cluster extension in which a kubeconfig carries load balancer port mappings
+/// (`address:port` -> `address:bound-port`), for ports that could not be bound as given.
+/// The simulator writes it; `sample` and `http_get` honour it for the clusters a session binds.
+pub const CONNECT_TO_EXTENSION: &str = "connect-to.meshshift.io";
+
 /// Where the kubeconfig comes from: `--kubeconfig`, else `$KUBECONFIG` (several files merged),
 /// else `~/.kube/config`, as kubectl reads it.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +50,40 @@ impl KubeconfigSource {
                 }
             },
         })
+    }
+
+    /// The port mappings that the cluster entries of `contexts` carry in their
+    /// [`CONNECT_TO_EXTENSION`], as `(address:port, where it is served)` pairs. The file is
+    /// read anew each time: mappings appear when load balancers get their addresses.
+    pub fn port_mappings(&self, contexts: &[String]) -> Result<Vec<(String, String)>> {
+        let kubeconfig = self.read()?;
+        let mut pairs = Vec::new();
+        for context in &kubeconfig.contexts {
+            if !contexts.contains(&context.name) {
+                continue;
+            }
+            let Some(cluster_name) = context.context.as_ref().map(|c| &c.cluster) else {
+                continue;
+            };
+            let entries = kubeconfig
+                .clusters
+                .iter()
+                .filter(|c| &c.name == cluster_name);
+            let extensions = entries
+                .filter_map(|entry| entry.cluster.as_ref()?.extensions.as_ref())
+                .flatten()
+                .filter(|extension| extension.name == CONNECT_TO_EXTENSION);
+            for extension in extensions {
+                if let Some(map) = extension.extension.as_object() {
+                    pairs.extend(
+                        map.iter().filter_map(|(from, to)| {
+                            Some((from.clone(), to.as_str()?.to_string()))
+                        }),
+                    );
+                }
+            }
+        }
+        Ok(pairs)
     }
 
     /// The context names, in kubeconfig order, and the current context.

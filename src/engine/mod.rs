@@ -1,31 +1,22 @@
-//! The Rhai engine and the session state every host function shares.
-//!
-//! The engine is built in exactly one place ([`build_engine`]): safety limits, module resolution
-//! (embedded stdlib first, then files next to the importing script), `print`/`debug` routed to
-//! our [`Output`], Ctrl-C through `on_progress`, and every host module from [`crate::host`].
+//! The Rhai engine, built in exactly one place ([`build_engine`]): safety limits, module
+//! resolution (embedded stdlib first, then files next to the importing script), `print`/`debug`
+//! routed to the session's output, Ctrl-C through `on_progress`, and every host module from
+//! [`crate::host`]; compiling and running scripts, with Rhai's errors turned into meshshift's.
 //! Host functions reach the [`Session`] through the engine's tag, and block on its tokio runtime.
 
-pub mod cancel;
-pub mod convert;
 pub mod lint;
-pub mod params;
 pub mod resolver;
 pub mod script_error;
-pub mod stdlib;
+pub mod signature;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
-use rhai::{AST, Dynamic, Engine, EvalAltResult, NativeCallContext, Position, Scope};
+use rhai::{AST, Dynamic, Engine, Scope};
 
 use crate::error::{Error, Result};
-use crate::output::Output;
-pub use cancel::Cancel;
-pub use params::Params;
+use crate::files::display_path;
+use crate::session::Session;
 pub use resolver::Resolver;
 
 /// Safety limits: a runaway script stops with a clear error instead of hanging or exhausting
@@ -41,302 +32,6 @@ pub mod limits {
     pub const MAX_MODULES: usize = 256;
 }
 
-/// How the session was started: what a runbook may do and where state lives.
-#[derive(Debug, Clone, Default)]
-pub struct Settings {
-    /// Mutations become server-side dry runs with diffs.
-    pub plan: bool,
-    /// `confirm()` answers yes without asking.
-    pub assume_yes: bool,
-    /// Programs `exec()` may run (`--allow-exec az`).
-    pub allow_exec: Vec<String>,
-    /// `--kubeconfig`, when given.
-    pub kubeconfig: Option<PathBuf>,
-    /// Where journals, reports and simulator state go.
-    pub state_dir: PathBuf,
-    /// Standard input is a terminal (prompts are possible).
-    pub interactive: bool,
-    /// Programs `exec` runs as another command line (`az` -> the simulator's emulation).
-    pub exec_aliases: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-/// What one host function call needs: runtime, parameters, output, cancellation, settings.
-pub struct Session {
-    runtime: tokio::runtime::Handle,
-    pub params: Params,
-    pub out: Arc<Output>,
-    pub cancel: Cancel,
-    pub settings: Settings,
-    plan: AtomicBool,
-    sources: SourceMap,
-    step_counter: AtomicUsize,
-    running_steps: Mutex<Vec<usize>>,
-    run: std::sync::OnceLock<RunContext>,
-    pub record: Mutex<RunRecord>,
-    extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
-}
-
-/// What happened during a run, for the summary, report and journal.
-#[derive(Debug, Clone, Default)]
-pub struct RunRecord {
-    pub steps: Vec<StepRecord>,
-    /// Every change made (or planned) on a cluster, in order.
-    pub changes: Vec<crate::cluster::effects::Change>,
-    /// Data runbooks record for the report (`record_event(kind, data)`), with the step it
-    /// happened in.
-    pub events: Vec<RecordedEvent>,
-}
-
-/// One `record_event(kind, data)`.
-#[derive(Debug, Clone)]
-pub struct RecordedEvent {
-    pub kind: String,
-    /// The number of the step that was running, if any.
-    pub step: Option<usize>,
-    pub data: serde_json::Value,
-}
-
-/// One `step(...)`.
-#[derive(Debug, Clone)]
-pub struct StepRecord {
-    pub number: usize,
-    pub title: String,
-    pub elapsed: Duration,
-    pub outcome: StepOutcome,
-}
-
-/// How a step ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepOutcome {
-    Done,
-    Failed(String),
-    Skipped(String),
-}
-
-/// Texts of every script and module read in a session, by display name.
-pub type SourceMap = Arc<Mutex<HashMap<String, Arc<str>>>>;
-
-/// A run with a journal (and, when resuming, the journal of the run it continues).
-pub struct RunContext {
-    pub dir: PathBuf,
-    journal: Mutex<crate::journal::Journal>,
-    previous: Option<crate::journal::Journal>,
-    occurrences: Mutex<HashMap<String, usize>>,
-}
-
-impl RunContext {
-    pub fn new(
-        dir: PathBuf,
-        journal: crate::journal::Journal,
-        previous: Option<crate::journal::Journal>,
-    ) -> RunContext {
-        RunContext {
-            dir,
-            journal: Mutex::new(journal),
-            previous,
-            occurrences: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// How many steps with this title started before (titles may repeat).
-    pub fn occurrence(&self, title: &str) -> usize {
-        let mut occurrences = self.occurrences.lock().unwrap_or_else(|e| e.into_inner());
-        let count = occurrences.entry(title.to_string()).or_default();
-        *count += 1;
-        *count - 1
-    }
-
-    /// The finished step of the run being resumed, if this one may be skipped.
-    pub fn replay(
-        &self,
-        title: &str,
-        occurrence: usize,
-    ) -> Option<(String, crate::journal::JournalStep)> {
-        let previous = self.previous.as_ref()?;
-        previous
-            .replay(title, occurrence)
-            .map(|step| (previous.run_id.clone(), step.clone()))
-    }
-
-    /// Records a finished step and saves the journal.
-    pub fn record_step(&self, step: crate::journal::JournalStep) {
-        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        journal.steps.push(step);
-        if let Err(error) = crate::journal::save(&self.dir, &journal) {
-            tracing::warn!(%error, "cannot save the run journal");
-        }
-    }
-
-    /// Updates the journal (outcome, end time) and saves it.
-    pub fn update(
-        &self,
-        change: impl FnOnce(&mut crate::journal::Journal),
-    ) -> crate::journal::Journal {
-        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
-        change(&mut journal);
-        if let Err(error) = crate::journal::save(&self.dir, &journal) {
-            tracing::warn!(%error, "cannot save the run journal");
-        }
-        journal.clone()
-    }
-}
-
-/// The engine tag: how host functions find their session.
-#[derive(Clone)]
-struct SessionTag(Arc<Session>);
-
-impl Session {
-    pub fn new(
-        runtime: tokio::runtime::Handle,
-        settings: Settings,
-        params: Params,
-        out: Arc<Output>,
-    ) -> Arc<Session> {
-        Arc::new(Session {
-            runtime,
-            params,
-            out,
-            cancel: Cancel::new(),
-            plan: AtomicBool::new(settings.plan),
-            settings,
-            sources: SourceMap::default(),
-            step_counter: AtomicUsize::new(0),
-            running_steps: Mutex::new(Vec::new()),
-            run: std::sync::OnceLock::new(),
-            record: Mutex::new(RunRecord::default()),
-            extensions: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The session behind a host function call.
-    pub fn of(context: &NativeCallContext) -> Result<Arc<Session>, Box<EvalAltResult>> {
-        context
-            .tag()
-            .and_then(|tag| tag.read_lock::<SessionTag>().map(|t| t.0.clone()))
-            .ok_or_else(|| {
-                "internal error: host function called outside a meshshift session".into()
-            })
-    }
-
-    /// Runs a future to completion on the session's runtime, giving up with
-    /// [`Error::Interrupted`] when the session is cancelled. Never call from async code.
-    pub fn block_on<F, T>(&self, future: F) -> Result<T>
-    where
-        F: Future<Output = T> + Send,
-        T: Send,
-    {
-        let cancel = self.cancel.clone();
-        self.runtime.block_on(async move {
-            tokio::select! {
-                value = future => Ok(value),
-                _ = cancel.cancelled() => Err(Error::Interrupted { at: None }),
-            }
-        })
-    }
-
-    /// The tokio runtime handle (for spawning background work).
-    pub fn runtime(&self) -> &tokio::runtime::Handle {
-        &self.runtime
-    }
-
-    /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.
-    pub fn is_plan(&self) -> bool {
-        self.plan.load(Ordering::SeqCst)
-    }
-
-    pub fn set_plan(&self, on: bool) {
-        self.plan.store(on, Ordering::SeqCst);
-    }
-
-    /// Remembers a source text so errors can show its lines.
-    pub fn remember_source(&self, name: &str, text: &str) {
-        self.sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), text.into());
-    }
-
-    /// A source text remembered earlier (stdlib modules are always known).
-    pub fn source(&self, name: &str) -> Option<Arc<str>> {
-        if let Some(text) = self
-            .sources
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-        {
-            return Some(text.clone());
-        }
-        name.strip_prefix("stdlib/")
-            .and_then(|n| n.strip_suffix(".rhai"))
-            .and_then(stdlib::get)
-            .map(Arc::from)
-    }
-
-    /// The shared source map (given to the module resolver).
-    pub fn source_map(&self) -> SourceMap {
-        self.sources.clone()
-    }
-
-    /// Numbers steps in the order they start.
-    pub fn next_step_number(&self) -> usize {
-        self.step_counter.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    /// A step starts (steps nest).
-    pub fn enter_step(&self, number: usize) {
-        self.running_steps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(number);
-    }
-
-    /// The innermost running step ends.
-    pub fn leave_step(&self) {
-        self.running_steps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-    }
-
-    /// The innermost running step.
-    pub fn current_step(&self) -> Option<usize> {
-        self.running_steps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last()
-            .copied()
-    }
-
-    /// Gives the session a run journal (once).
-    pub fn attach_run(&self, run: RunContext) {
-        let _ = self.run.set(run);
-    }
-
-    /// The run journal, when this session is a `run` or `resume`.
-    pub fn run(&self) -> Option<&RunContext> {
-        self.run.get()
-    }
-
-    /// Per-session state owned by a host module (cluster handles, caches), created on first use.
-    pub fn extension<T, F>(&self, key: &'static str, create: F) -> Arc<T>
-    where
-        T: Send + Sync + 'static,
-        F: FnOnce() -> T,
-    {
-        let mut extensions = self.extensions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = extensions
-            .get(key)
-            .and_then(|e| e.clone().downcast::<T>().ok())
-        {
-            return existing;
-        }
-        // Absent (or, by a programming error, of another type): create it.
-        let value = Arc::new(create());
-        extensions.insert(key, value.clone());
-        value
-    }
-}
-
 /// An engine without host functions that parses with the same limits as a session's
 /// (for reading the stdlib's documentation and function names).
 pub fn parsing_engine() -> Engine {
@@ -345,8 +40,8 @@ pub fn parsing_engine() -> Engine {
     engine
 }
 
-/// Builds the engine for a session. `resolver` decides whether imports are evaluated (run) or
-/// only compiled (check).
+/// Builds the engine for a session, without host functions ([`crate::host::build_engine`]
+/// adds them). `resolver` decides whether imports are evaluated (run) or only compiled (check).
 pub fn build_engine(session: &Arc<Session>, resolver: Resolver) -> Engine {
     let mut engine = Engine::new();
     engine
@@ -359,7 +54,7 @@ pub fn build_engine(session: &Arc<Session>, resolver: Resolver) -> Engine {
         .set_max_modules(limits::MAX_MODULES)
         .set_fail_on_invalid_map_property(false)
         .set_module_resolver(resolver);
-    engine.set_default_tag(Dynamic::from(SessionTag(session.clone())));
+    engine.set_default_tag(crate::session::engine_tag(session));
 
     let out = session.out.clone();
     engine.on_print(move |text| out.line(text));
@@ -380,8 +75,6 @@ pub fn build_engine(session: &Arc<Session>, resolver: Resolver) -> Engine {
             None
         }
     });
-
-    crate::host::register(&mut engine);
     engine
 }
 
@@ -399,7 +92,7 @@ pub fn compile_file(engine: &Engine, session: &Session, path: &Path) -> Result<S
         if error.kind() == std::io::ErrorKind::NotFound {
             Error::RunbookNotFound {
                 path: name.clone(),
-                suggestion: crate::runbook::suggest_similar_file(path),
+                suggestion: crate::suggestion::similar_file(path),
             }
         } else {
             Error::ReadFile {
@@ -431,43 +124,4 @@ pub fn run_script(engine: &Engine, session: &Session, script: &Script) -> Result
     engine
         .eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast)
         .map_err(|error| script_error::from_eval_error(*error, &script.name, session, engine))
-}
-
-/// A path as the user should see it: relative to the working directory when possible.
-pub fn display_path(path: &Path) -> String {
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
-        .unwrap_or_else(|| path.to_path_buf());
-    let shown = shown
-        .strip_prefix(".")
-        .map(Path::to_path_buf)
-        .unwrap_or(shown);
-    shown.display().to_string()
-}
-
-/// Raises a meshshift error from a host function; Rhai adds the call-site position.
-pub fn raise(error: Error) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(HostError(Arc::new(error))),
-        Position::NONE,
-    ))
-}
-
-/// A meshshift error travelling through Rhai (scripts can catch it and read `.message`).
-#[derive(Clone, Debug)]
-pub struct HostError(pub Arc<Error>);
-
-/// The directory of the script that is calling a host function (for relative paths).
-pub fn caller_directory(context: &NativeCallContext) -> PathBuf {
-    script_directory(context.call_source())
-}
-
-/// The directory of a script named `source`; the working directory for the embedded stdlib,
-/// REPL inputs (`<input 3>`) and unnamed scripts.
-pub fn script_directory(source: Option<&str>) -> PathBuf {
-    source
-        .filter(|source| !source.starts_with("stdlib/") && !source.starts_with('<'))
-        .and_then(|source| Path::new(source).parent().map(Path::to_path_buf))
-        .unwrap_or_default()
 }

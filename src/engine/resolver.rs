@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rhai::module_resolvers::ModuleResolver;
 use rhai::{AST, Engine, EvalAltResult, Module, Position, Scope, Shared};
 
-use super::stdlib;
+use crate::stdlib;
 
 /// How imported modules are prepared.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -23,7 +23,7 @@ pub enum ResolveMode {
 pub struct Resolver {
     mode: ResolveMode,
     state: Arc<Mutex<ResolverState>>,
-    sources: super::SourceMap,
+    sources: crate::session::SourceMap,
 }
 
 #[derive(Default)]
@@ -40,7 +40,7 @@ struct Located {
 
 impl Resolver {
     /// A resolver that records every module text it reads in `sources` (for error snippets).
-    pub fn new(mode: ResolveMode, sources: super::SourceMap) -> Resolver {
+    pub fn new(mode: ResolveMode, sources: crate::session::SourceMap) -> Resolver {
         Resolver {
             mode,
             state: Arc::new(Mutex::new(ResolverState::default())),
@@ -129,7 +129,7 @@ fn candidate_file(importer: Option<&str>, path: &str) -> Option<PathBuf> {
     if relative.is_absolute() {
         return Some(relative);
     }
-    Some(super::script_directory(importer).join(relative))
+    Some(crate::session::script_directory(importer).join(relative))
 }
 
 impl ModuleResolver for Resolver {

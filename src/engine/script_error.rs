@@ -3,9 +3,10 @@
 
 use rhai::{Engine, EvalAltResult, ParseError, Position};
 
-use super::{HostError, Session, stdlib};
 use crate::error::{Error, Frame};
+use crate::session::{HostError, Session};
 use crate::snippet::Location;
+use crate::stdlib;
 use crate::suggestion::did_you_mean;
 
 /// A parse error in `name` (whose text is `text`).
@@ -231,7 +232,7 @@ fn overloads_of(engine: &Engine, name: &str) -> Option<Vec<String>> {
         .gen_fn_signatures(false)
         .into_iter()
         .filter(|s| s.split('(').next().map(str::trim) == Some(name))
-        .map(|s| format!("`{}`", crate::doc::clean_signature_text(&s)))
+        .map(|s| format!("`{}`", super::signature::clean_signature_text(&s)))
         .collect();
     (!overloads.is_empty()).then_some(overloads)
 }

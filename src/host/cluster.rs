@@ -13,12 +13,12 @@ use crate::cluster::conditions::Condition;
 use crate::cluster::effects::{Change, Mutation, PatchType, Target, WriteOptions};
 use crate::cluster::read::{ExportFilter, ListQuery};
 use crate::cluster::{ChangeSink, Cluster, KubeconfigSource, mesh};
-use crate::engine::convert::{from_dynamic, to_dynamic};
-use crate::engine::{Session, raise};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
 use crate::host::{HostResult, check_keys, timeout_option};
+use crate::session::convert::{from_dynamic, to_dynamic};
+use crate::session::{Session, raise};
 
 /// Builds the `cluster` host module.
 pub fn module() -> Module {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 
-use crate::engine::{Session, raise};
 use crate::error::Error;
+use crate::session::{Session, raise};
 
 /// Builds the `exec` host module.
 pub fn module() -> Module {

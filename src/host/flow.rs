@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 
-use crate::engine::{Session, StepOutcome, StepRecord, raise};
 use crate::error::Error;
 use crate::journal::JournalStep;
+use crate::session::{Session, StepOutcome, StepRecord, raise};
 
 /// Builds the `flow` host module.
 pub fn module() -> Module {
@@ -167,7 +167,7 @@ pub mod flow_functions {
             }
             return Ok(done
                 .result
-                .map(crate::engine::convert::to_dynamic)
+                .map(crate::session::convert::to_dynamic)
                 .unwrap_or(Dynamic::UNIT));
         }
         session.enter_step(number);
@@ -184,7 +184,7 @@ pub mod flow_functions {
             let recorded = result
                 .as_ref()
                 .ok()
-                .map(crate::engine::convert::from_dynamic);
+                .map(crate::session::convert::from_dynamic);
             let replayable = matches!(recorded, Some(Ok(_)));
             run.record_step(JournalStep {
                 number,
@@ -340,7 +340,7 @@ pub mod flow_functions {
         data: Dynamic,
     ) -> Result<(), Box<EvalAltResult>> {
         let session = Session::of(&context)?;
-        let data = crate::engine::convert::from_dynamic(&data).map_err(|message| {
+        let data = crate::session::convert::from_dynamic(&data).map_err(|message| {
             raise(Error::InvalidArgument {
                 function: "record_event".into(),
                 message,
@@ -348,7 +348,7 @@ pub mod flow_functions {
         })?;
         let step = session.current_step();
         let mut record = session.record.lock().unwrap_or_else(|e| e.into_inner());
-        record.events.push(crate::engine::RecordedEvent {
+        record.events.push(crate::session::RecordedEvent {
             kind: kind.to_string(),
             step,
             data,

@@ -5,11 +5,11 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 use serde_json::Value;
 
-use crate::engine::convert::{from_dynamic, to_dynamic};
-use crate::engine::{caller_directory, raise};
 use crate::error::Error;
 use crate::host::invalid;
 use crate::manifest::{self, path::Segment};
+use crate::session::convert::{from_dynamic, to_dynamic};
+use crate::session::{caller_directory, raise};
 
 /// Builds the `manifest` host module.
 pub fn module() -> Module {
@@ -191,7 +191,7 @@ pub mod manifest_functions {
     pub fn load(context: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
         let resolved = caller_directory(&context).join(path);
         let mut objects = Array::new();
-        let mut converter = crate::engine::convert::Converter::default();
+        let mut converter = crate::session::convert::Converter::default();
         manifest::load_each(&resolved, |object| objects.push(converter.convert(object)))
             .map_err(raise)?;
         Ok(objects)
@@ -300,7 +300,7 @@ pub mod manifest_functions {
     #[rhai_fn(return_raw)]
     pub fn select(objects: Array, filter: Map) -> Result<Array, Box<EvalAltResult>> {
         let filter_json =
-            crate::engine::convert::map_to_json(&filter).map_err(|m| invalid("select", m))?;
+            crate::session::convert::map_to_json(&filter).map_err(|m| invalid("select", m))?;
         let filter =
             manifest::select::Filter::from_json(&filter_json).map_err(|m| invalid("select", m))?;
         let mut selected = Array::new();

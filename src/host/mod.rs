@@ -3,7 +3,7 @@
 //! Each host module is a Rhai plugin module (`#[export_module]`) whose `///` comments become the
 //! reference shown by `meshshift doc` and the REPL. Functions are thin: they convert Rhai values,
 //! call plain Rust code in [`crate::manifest`], [`crate::traffic`] or [`crate::cluster`], and
-//! convert back. Errors are raised with [`crate::engine::raise`].
+//! convert back. Errors are raised with [`crate::session::raise`].
 
 pub mod cluster;
 pub mod exec;
@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, Module};
 
-use crate::engine::{HostError, raise};
 use crate::error::Error;
+use crate::session::{HostError, raise};
 
 /// One host module: its name in the reference and how to build it.
 pub struct HostModule {
@@ -53,6 +53,18 @@ pub const MODULES: &[HostModule] = &[
         build: traffic::module,
     },
 ];
+
+/// The engine for a session with every host function: [`crate::engine::build_engine`] plus
+/// [`register`]. `resolver` decides whether imports are evaluated (run) or only compiled
+/// (check).
+pub fn build_engine(
+    session: &std::sync::Arc<crate::session::Session>,
+    resolver: crate::engine::Resolver,
+) -> Engine {
+    let mut engine = crate::engine::build_engine(session, resolver);
+    register(&mut engine);
+    engine
+}
 
 /// Registers every host module and host type into an engine.
 pub fn register(engine: &mut Engine) {

@@ -9,15 +9,15 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::cluster::Cluster;
 use crate::cluster::effects::{Mutation, WriteOptions};
-use crate::engine::convert::to_dynamic;
-use crate::engine::{Session, raise};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
 use crate::host::{HostResult, check_keys, invalid};
 use crate::manifest::strip::strip;
+use crate::session::convert::to_dynamic;
+use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
-use crate::traffic::http::{self, Prober, RequestOptions, Sample, SampleOptions};
+use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, Sample, SampleOptions};
 use crate::traffic::{routes, split};
 
 /// Builds the `traffic` host module.
@@ -28,8 +28,15 @@ pub fn module() -> Module {
 /// Counts by name.
 type Counts = Vec<(String, u64)>;
 
-fn request_options(function: &str, map: &Map) -> HostResult<RequestOptions> {
-    let mut options = RequestOptions::default();
+fn request_options(
+    context: &NativeCallContext,
+    function: &str,
+    map: &Map,
+) -> HostResult<RequestOptions> {
+    let mut options = RequestOptions {
+        connect_to: address_map(context, function, map)?,
+        ..RequestOptions::default()
+    };
     if let Some(host) = map.get("host").filter(|h| !h.is_unit()) {
         options.host = Some(host.to_string());
     }
@@ -49,6 +56,38 @@ fn request_options(function: &str, map: &Map) -> HostResult<RequestOptions> {
             .collect();
     }
     Ok(options)
+}
+
+/// Where requests connect: the port mappings in the kubeconfig entries of the clusters the
+/// session has bound, then `MESHSHIFT_CONNECT_TO`, then the call's own `connect_to` map.
+fn address_map(context: &NativeCallContext, function: &str, map: &Map) -> HostResult<AddressMap> {
+    let session = Session::of(context)?;
+    let contexts: Vec<String> = crate::host::cluster::bound_clusters(&session)
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let mut addresses = AddressMap::default();
+    if !contexts.is_empty() {
+        let source = crate::cluster::KubeconfigSource {
+            path: session.settings.kubeconfig.clone(),
+        };
+        for (from, to) in source.port_mappings(&contexts).map_err(raise)? {
+            addresses.insert(from, to);
+        }
+    }
+    addresses.extend(&AddressMap::parse(&session.settings.connect_to));
+    if let Some(given) = map.get("connect_to") {
+        let Some(given) = given.read_lock::<Map>() else {
+            return Err(invalid(
+                function,
+                "`connect_to` must be a map of `host:port` to `host:port`",
+            ));
+        };
+        for (from, to) in given.iter() {
+            addresses.insert(from.to_string(), to.to_string());
+        }
+    }
+    Ok(addresses)
 }
 
 fn int_option(
@@ -207,7 +246,9 @@ fn weights_to_map(weights: &[(String, i64)]) -> Map {
 pub mod traffic_functions {
     /// One HTTP GET, as `curl` would: `#{status, headers, body, title, elapsed_ms, error,
     /// error_kind}`. Options: `host` (Host header, and SNI for https), `timeout` (default `5s`),
-    /// `headers`. Failures are values, not exceptions: `status` is 0 and `error_kind` says why
+    /// `headers`, `connect_to` (`#{"20.1.2.3:80": "127.0.0.1:8080"}`: connect there instead
+    /// and keep the Host, like curl's `--connect-to`; the port mappings of the bound
+    /// clusters' kubeconfig entries and `MESHSHIFT_CONNECT_TO` apply without it). Failures are values, not exceptions: `status` is 0 and `error_kind` says why
     /// (`timeout`, `connect-refused`, `connect`, `reset`, …).
     ///
     /// # Example
@@ -217,8 +258,12 @@ pub mod traffic_functions {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn http_get(context: NativeCallContext, url: &str, options: Map) -> HostResult<Map> {
-        check_keys("http_get", &options, &["host", "timeout", "headers"])?;
-        let request = request_options("http_get", &options)?;
+        check_keys(
+            "http_get",
+            &options,
+            &["host", "timeout", "headers", "connect_to"],
+        )?;
+        let request = request_options(&context, "http_get", &options)?;
         let prober = prober(&context, 1)?;
         let session = Session::of(&context)?;
         let url = url.to_string();
@@ -276,7 +321,7 @@ pub mod traffic_functions {
     /// #{p50, p90, p99, max}, elapsed_ms}`. `extract` is a regex (first group, else the match)
     /// or `"bookinfo"`, which takes the reviews pod after `Reviews served by:` in every
     /// bookinfo markup; `counts` holds the extracted values. Also takes `host`, `timeout`,
-    /// `headers`. Shows a progress bar on a terminal.
+    /// `headers` and `connect_to` (as `http_get`). Shows a progress bar on a terminal.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -296,6 +341,7 @@ pub mod traffic_functions {
                 "host",
                 "headers",
                 "extract",
+                "connect_to",
             ],
         )?;
         let count = int_option("sample", &options, "count", 100, 1..=1_000_000)? as usize;
@@ -321,7 +367,7 @@ pub mod traffic_functions {
             count,
             concurrency,
             rate,
-            request: request_options("sample", &options)?,
+            request: request_options(&context, "sample", &options)?,
             extractor,
         };
         let prober = prober(&context, concurrency)?;

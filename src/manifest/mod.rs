@@ -30,7 +30,7 @@ pub fn load(path: &Path) -> Result<Vec<Value>> {
 
 /// [`load`] one object at a time.
 pub fn load_each(path: &Path, each: impl FnMut(Value)) -> Result<()> {
-    let shown = crate::engine::display_path(path);
+    let shown = crate::files::display_path(path);
     let metadata = std::fs::metadata(path).map_err(|error| Error::ReadFile {
         path: shown.clone(),
         reason: error.to_string(),

@@ -4,10 +4,10 @@
 use rhai::Dynamic;
 use serde_json::Value;
 
-use crate::engine::convert::from_dynamic;
 use crate::manifest::diff::mask_secrets;
 use crate::manifest::yaml::to_yaml;
 use crate::output::format_table;
+use crate::session::convert::from_dynamic;
 
 /// The text to print for a result, or `None` for `()` (statements print nothing).
 /// `to_string` renders values that are neither objects nor lists of objects.

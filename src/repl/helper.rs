@@ -151,7 +151,7 @@ impl ReplSources {
             .collect()
     }
 
-    fn live_session(&self) -> &crate::engine::Session {
+    fn live_session(&self) -> &crate::session::Session {
         self.live.session()
     }
 }
@@ -442,7 +442,7 @@ mod tests {
         );
         assert_eq!(path_segments("cluster(\"a\")"), None);
         let scope: SharedScope = Default::default();
-        let pod = crate::engine::convert::to_dynamic(
+        let pod = crate::session::convert::to_dynamic(
             serde_json::json!({"metadata": {"name": "x", "labels": {"app": "a"}}}),
         );
         lock(&scope).push("pods", vec![pod]);
@@ -453,11 +453,11 @@ mod tests {
 
     #[test]
     fn completion_answers_within_twenty_milliseconds() {
-        let runtime = crate::subcommand::runtime().unwrap();
-        let session = crate::engine::Session::new(
+        let runtime = crate::bootstrap::runtime().unwrap();
+        let session = crate::session::Session::new(
             runtime.handle().clone(),
-            crate::engine::Settings::default(),
-            crate::engine::Params::isolated(Default::default()),
+            crate::session::Settings::default(),
+            crate::session::Params::isolated(Default::default()),
             Arc::new(crate::output::Output::buffer()),
         );
         let sources = ReplSources {
@@ -467,7 +467,7 @@ mod tests {
             live: LiveNames::new(session),
         };
         sources.catalog.get();
-        let pod = crate::engine::convert::to_dynamic(
+        let pod = crate::session::convert::to_dynamic(
             serde_json::json!({"metadata": {"name": "x", "labels": {"app": "a"}}, "spec": {}}),
         );
         lock(&sources.scope).push("pod", pod);

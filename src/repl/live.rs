@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::read::ListQuery;
 use crate::cluster::{Cluster, KubeconfigSource};
-use crate::engine::Session;
 use crate::error::Result;
 use crate::host::cluster::bound_clusters;
+use crate::session::Session;
 
 /// How long fetched names are used without asking again.
 pub const FRESH_FOR: Duration = Duration::from_secs(10);
@@ -206,8 +206,8 @@ async fn object_names(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Params, Settings};
     use crate::output::Output;
+    use crate::session::{Params, Settings};
 
     fn live(kubeconfig: &std::path::Path, runtime: &tokio::runtime::Runtime) -> LiveNames {
         let session = Session::new(
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn contexts_come_from_the_kubeconfig_and_are_then_answered_from_the_cache() {
-        let runtime = crate::subcommand::runtime().unwrap();
+        let runtime = crate::bootstrap::runtime().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
         std::fs::write(&path, KUBECONFIG).unwrap();
@@ -250,7 +250,7 @@ mod tests {
 
     #[test]
     fn names_of_an_unbound_cluster_are_empty_without_waiting_long() {
-        let runtime = crate::subcommand::runtime().unwrap();
+        let runtime = crate::bootstrap::runtime().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kubeconfig");
         std::fs::write(&path, KUBECONFIG).unwrap();

@@ -53,7 +53,7 @@ pub fn start(
     state_dir: PathBuf,
 ) -> Result<()> {
     let (runtime, simulation, session) =
-        crate::subcommand::open_session(crate::subcommand::SessionOptions {
+        crate::bootstrap::open_session(crate::bootstrap::SessionOptions {
             set: &arguments.set,
             plan: false,
             assume_yes: false,
@@ -68,7 +68,7 @@ pub fn start(
         })?;
     let interactive = session.settings.interactive;
     let resolver = Resolver::new(ResolveMode::Evaluate, session.source_map());
-    let engine = engine::build_engine(&session, resolver.clone());
+    let engine = crate::host::build_engine(&session, resolver.clone());
     let mut repl = Repl::new(Workspace::new(engine, session, resolver), interactive);
     let result = preload(&mut repl, arguments.file.as_deref(), interactive).and_then(|()| {
         if interactive {

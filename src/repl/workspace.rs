@@ -13,8 +13,9 @@ use super::complete::FunctionInfo;
 use super::session_file::{self, Entry, Loaded, Outcome};
 use super::steps::{self, StepCall};
 use crate::engine::script_error;
-use crate::engine::{self, Resolver, Session};
+use crate::engine::{self, Resolver};
 use crate::error::{Error, Result};
+use crate::session::Session;
 
 /// A runbook whose functions are loaded (`meshshift repl FILE`, `:load FILE`).
 pub struct LoadedRunbook {

@@ -148,7 +148,7 @@ fn convert_like(name: &str, raw: &str, default: &Dynamic) -> Result<Dynamic> {
         if !json.is_object() {
             return Err(bad("a JSON object"));
         }
-        return Ok(crate::engine::convert::to_dynamic(json));
+        return Ok(crate::session::convert::to_dynamic(json));
     }
     Ok(raw.into())
 }

@@ -1,13 +1,12 @@
 //! Real HTTP against ingress gateways: single probes and concurrent samples over kept-alive
 //! connections. Failures are values (status 0 and an error kind), so a sample can count them.
 //!
-//! Address mapping, like curl's `--connect-to`: `MESHSHIFT_CONNECT_TO=host:port=host2:port2,…`
-//! (or [`add_connect_to`]) sends requests for `host:port` to `host2:port2` while keeping the
-//! original `Host` header. It serves load balancer addresses whose ports a non-root process
-//! could not bind.
+//! Address mapping, like curl's `--connect-to`: an [`AddressMap`] in the [`RequestOptions`]
+//! sends requests for `host:port` to `host2:port2` while keeping the original `Host` header.
+//! It serves load balancer addresses whose ports a non-root process could not bind. The map
+//! travels with each request: nothing here is process-wide.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
@@ -22,6 +21,8 @@ pub struct RequestOptions {
     pub host: Option<String>,
     pub timeout: Duration,
     pub headers: Vec<(String, String)>,
+    /// Where to connect instead, per `host:port`.
+    pub connect_to: AddressMap,
 }
 
 impl Default for RequestOptions {
@@ -30,7 +31,63 @@ impl Default for RequestOptions {
             host: None,
             timeout: Duration::from_secs(5),
             headers: Vec::new(),
+            connect_to: AddressMap::default(),
         }
+    }
+}
+
+/// `host:port` -> `host2:port2`, as curl's `--connect-to` takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressMap(BTreeMap<String, String>);
+
+impl AddressMap {
+    /// `host:port=host2:port2,…` (the form of `MESHSHIFT_CONNECT_TO`); entries without `=`
+    /// are left out.
+    pub fn parse(spec: &str) -> AddressMap {
+        AddressMap(
+            spec.split(',')
+                .filter_map(|entry| entry.split_once('='))
+                .map(|(from, to)| (from.trim().to_string(), to.trim().to_string()))
+                .filter(|(from, to)| !from.is_empty() && !to.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Requests for `from` go to `to` from now on.
+    pub fn insert(&mut self, from: impl Into<String>, to: impl Into<String>) {
+        self.0.insert(from.into(), to.into());
+    }
+
+    /// Adds `other`'s entries; they win over this map's.
+    pub fn extend(&mut self, other: &AddressMap) {
+        self.0
+            .extend(other.0.iter().map(|(a, b)| (a.clone(), b.clone())));
+    }
+
+    /// The entries, as `(from, to)` pairs.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(a, b)| (a.as_str(), b.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `url` rewritten for the mapping, with the `Host` header it must keep.
+    fn rewrite(&self, url: &reqwest::Url) -> Option<(reqwest::Url, String)> {
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        let key = format!("{host}:{port}");
+        let (target_host, target_port) = self.0.get(&key)?.rsplit_once(':')?;
+        let mut rewritten = url.clone();
+        rewritten.set_host(Some(target_host)).ok()?;
+        rewritten.set_port(target_port.parse().ok()).ok()?;
+        let host_header = if url.port().is_some() {
+            key
+        } else {
+            host.to_string()
+        };
+        Some((rewritten, host_header))
     }
 }
 
@@ -44,61 +101,6 @@ pub struct Probe {
     /// `timeout`, `connect`, `reset`, `invalid-url`, …
     pub error_kind: Option<String>,
     pub error: Option<String>,
-}
-
-fn connect_to_table() -> &'static Mutex<BTreeMap<String, String>> {
-    static TABLE: OnceLock<Mutex<BTreeMap<String, String>>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut table = BTreeMap::new();
-        if let Ok(spec) = std::env::var("MESHSHIFT_CONNECT_TO") {
-            for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                if let Some((from, to)) = entry.split_once('=') {
-                    table.insert(from.trim().to_string(), to.trim().to_string());
-                }
-            }
-        }
-        Mutex::new(table)
-    })
-}
-
-/// Sends requests for `from` (`host:port`) to `to` (`host:port`) from now on.
-pub fn add_connect_to(from: &str, to: &str) {
-    connect_to_table()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(from.to_string(), to.to_string());
-}
-
-/// The address mapping in force, as `from=to` pairs.
-pub fn connect_to_entries() -> Vec<(String, String)> {
-    connect_to_table()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(a, b)| (a.clone(), b.clone()))
-        .collect()
-}
-
-/// A URL rewritten for the address mapping, with the `Host` header it must keep.
-fn mapped(url: &reqwest::Url) -> Option<(reqwest::Url, String)> {
-    let host = url.host_str()?;
-    let port = url.port_or_known_default()?;
-    let key = format!("{host}:{port}");
-    let target = connect_to_table()
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned()?;
-    let (target_host, target_port) = target.rsplit_once(':')?;
-    let mut rewritten = url.clone();
-    rewritten.set_host(Some(target_host)).ok()?;
-    rewritten.set_port(target_port.parse().ok()).ok()?;
-    let host_header = if url.port().is_some() {
-        key
-    } else {
-        host.to_string()
-    };
-    Some((rewritten, host_header))
 }
 
 /// An HTTP client with kept-alive connections.
@@ -135,7 +137,7 @@ impl Prober {
             Err(error) => return failed("invalid-url", format!("`{url}` is not a URL: {error}")),
         };
         let mut host_header = options.host.clone();
-        if let Some((rewritten, host)) = mapped(&parsed) {
+        if let Some((rewritten, host)) = options.connect_to.rewrite(&parsed) {
             parsed = rewritten;
             host_header.get_or_insert(host);
         }
@@ -380,11 +382,27 @@ mod tests {
 
     #[test]
     fn connect_to_rewrites_the_address_and_keeps_the_host() {
-        add_connect_to("10.99.0.1:80", "127.0.0.1:18080");
+        let map =
+            AddressMap::parse("10.99.0.1:80=127.0.0.1:18080, bad, 10.99.0.3:8080 = 127.0.0.1:1");
+        assert_eq!(map.entries().count(), 2);
         let url = reqwest::Url::parse("http://10.99.0.1/productpage").unwrap();
-        let (rewritten, host) = mapped(&url).unwrap();
+        let (rewritten, host) = map.rewrite(&url).unwrap();
         assert_eq!(rewritten.as_str(), "http://127.0.0.1:18080/productpage");
         assert_eq!(host, "10.99.0.1");
-        assert!(mapped(&reqwest::Url::parse("http://10.99.0.2/").unwrap()).is_none());
+        let with_port = reqwest::Url::parse("http://10.99.0.3:8080/").unwrap();
+        assert_eq!(map.rewrite(&with_port).unwrap().1, "10.99.0.3:8080");
+        assert!(
+            map.rewrite(&reqwest::Url::parse("http://10.99.0.2/").unwrap())
+                .is_none()
+        );
+        assert!(AddressMap::default().rewrite(&url).is_none());
+    }
+
+    #[test]
+    fn later_maps_win() {
+        let mut map = AddressMap::parse("a:80=b:1");
+        map.extend(&AddressMap::parse("a:80=c:2,d:80=e:3"));
+        let entries: Vec<_> = map.entries().collect();
+        assert_eq!(entries, [("a:80", "c:2"), ("d:80", "e:3")]);
     }
 }

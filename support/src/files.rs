@@ -1,4 +1,4 @@
-//! Files written whole or not at all.
+//! Files written whole or not at all, and paths as the user should see them.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -24,6 +24,19 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> std::io::Res
     let mut file = options.open(&temporary)?;
     file.write_all(contents)?;
     std::fs::rename(&temporary, path)
+}
+
+/// A path as the user should see it: relative to the working directory when possible.
+pub fn display_path(path: &Path) -> String {
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(&cwd).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let shown = shown
+        .strip_prefix(".")
+        .map(Path::to_path_buf)
+        .unwrap_or(shown);
+    shown.display().to_string()
 }
 
 #[cfg(test)]

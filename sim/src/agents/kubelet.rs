@@ -10,8 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::informer::{Cache, PODS};
 use super::{run_loop, write_status};
-use crate::sim::object::now_timestamp;
-use crate::sim::workload::pod::{Placement, is_ready, running_status};
+use crate::object::now_timestamp;
+use crate::workload::pod::{Placement, is_ready, running_status};
 
 /// Settings of the kubelet.
 #[derive(Clone, Debug)]

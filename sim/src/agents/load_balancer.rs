@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::informer::{Cache, SERVICES};
 use super::{run_loop, write_status};
-use crate::sim::addresses::LoadBalancerPool;
+use crate::addresses::LoadBalancerPool;
 
 fn current_ip(service: &Value) -> Option<&str> {
     service

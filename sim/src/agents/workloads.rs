@@ -1,5 +1,5 @@
 //! The workload controllers: Deployments, ReplicaSets, StatefulSets and DaemonSets, acting on
-//! the decisions of [`crate::sim::workload`]. After creating or deleting pods they wait until
+//! the decisions of [`crate::workload`]. After creating or deleting pods they wait until
 //! the cache has seen it, so the next pass never counts stale pods (what Kubernetes'
 //! "expectations" are for).
 
@@ -13,12 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::informer::{Cache, DAEMON_SETS, DEPLOYMENTS, Kind, PODS, REPLICA_SETS, STATEFUL_SETS};
 use super::{api, run_loop, write_status};
-use crate::sim::object::now_timestamp;
-use crate::sim::workload::PodView;
-use crate::sim::workload::deployment::{self, DeploymentAction, PodCounts};
-use crate::sim::workload::pod;
-use crate::sim::workload::replica_set::{self, ReplicaSetAction};
-use crate::sim::workload::stateful::{self, SetAction};
+use crate::object::now_timestamp;
+use crate::workload::PodView;
+use crate::workload::deployment::{self, DeploymentAction, PodCounts};
+use crate::workload::pod;
+use crate::workload::replica_set::{self, ReplicaSetAction};
+use crate::workload::stateful::{self, SetAction};
 
 const MANAGER: &str = "kube-controller-manager";
 const SEEN_TIMEOUT: Duration = Duration::from_secs(5);

@@ -4,9 +4,9 @@ use serde_json::{Value, json};
 
 use super::lifecycle::Deletion;
 use super::{ClusterState, DeleteOptions, ListOptions, Reply, Subresource, Target};
-use crate::sim::object::meta_str;
-use crate::sim::resource::ResourceType;
-use crate::sim::status::{ApiError, Cause, success_status};
+use crate::object::meta_str;
+use crate::resource::ResourceType;
+use crate::status::{ApiError, Cause, success_status};
 
 impl ClusterState {
     /// DELETE of one object.

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{ClusterState, GcWork, WriteOptions};
-use crate::sim::crd;
-use crate::sim::managed;
-use crate::sim::object::{StoredObject, get_path, meta_mut, meta_str, now_timestamp, set_path};
-use crate::sim::resource::ResourceType;
-use crate::sim::store::ObjectKey;
+use crate::crd;
+use crate::managed;
+use crate::object::{StoredObject, get_path, meta_mut, meta_str, now_timestamp, set_path};
+use crate::resource::ResourceType;
+use crate::store::ObjectKey;
 
 impl ClusterState {
     /// Starts deleting `object`: removes it now, or marks it and lets finalizers run.
@@ -175,7 +175,7 @@ impl ClusterState {
                 });
             }
         }
-        if let crate::sim::resource::Origin::Crd(crd_name) = &rt.origin {
+        if let crate::resource::Origin::Crd(crd_name) = &rt.origin {
             self.gc_queue.push_back(GcWork::Finalize {
                 storage_key: "customresourcedefinitions.apiextensions.k8s.io".into(),
                 key: ObjectKey::new("", crd_name),
@@ -207,9 +207,9 @@ impl ClusterState {
                 map.insert("status".into(), status);
             }
             if let Ok(mut entries) = managed::decode(&updated) {
-                let fields = crate::sim::patch::structured::to_field_set(
+                let fields = crate::patch::structured::to_field_set(
                     &json!({"status": {"acceptedNames": {}, "conditions": {}}}),
-                    &crate::sim::schema::Shape::Untyped,
+                    &crate::schema::Shape::Untyped,
                 );
                 if !entries
                     .iter()
@@ -329,7 +329,7 @@ impl ClusterState {
                 .registry
                 .types()
                 .iter()
-                .find(|t| t.origin == crate::sim::resource::Origin::Crd(key.name.clone()))
+                .find(|t| t.origin == crate::resource::Origin::Crd(key.name.clone()))
                 .cloned()
                 .or_else(|| crd::resource_type(&object).map(Arc::new))
             {

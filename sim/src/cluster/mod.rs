@@ -25,7 +25,7 @@ use super::store::{ObjectKey, Store};
 
 mod delete;
 mod lifecycle;
-pub(in crate::sim) mod scale;
+pub(crate) mod scale;
 mod write;
 
 /// The subresource a request addresses.

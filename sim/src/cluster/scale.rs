@@ -3,22 +3,19 @@
 use serde_json::{Map, Value, json};
 
 use super::{ClusterState, Reply, Subresource, Target, WriteOptions};
-use crate::sim::object::{StoredObject, get_path, meta_str, set_path};
-use crate::sim::patch::{self, PatchType, strategic};
-use crate::sim::status::{ApiError, Cause};
+use crate::object::{StoredObject, get_path, meta_str, set_path};
+use crate::patch::{self, PatchType, strategic};
+use crate::status::{ApiError, Cause};
 
 impl ClusterState {
     pub(super) fn scale_of(&self, target: &Target, stored: &StoredObject) -> Value {
         let rt = &target.rt;
         let object = stored.to_value(&rt.api_version(rt.preferred_version()), &rt.kind);
-        let paths = rt
-            .scale
-            .clone()
-            .unwrap_or(crate::sim::resource::ScalePaths {
-                spec_replicas: ".spec.replicas".into(),
-                status_replicas: ".status.replicas".into(),
-                label_selector: None,
-            });
+        let paths = rt.scale.clone().unwrap_or(crate::resource::ScalePaths {
+            spec_replicas: ".spec.replicas".into(),
+            status_replicas: ".status.replicas".into(),
+            label_selector: None,
+        });
         let spec_replicas = get_path(&object, &paths.spec_replicas)
             .cloned()
             .unwrap_or(json!(0));
@@ -75,7 +72,7 @@ impl ClusterState {
             PatchType::Strategic => {
                 let patch_value: Value = serde_json::from_slice(body)
                     .map_err(|e| ApiError::bad_request(e.to_string()))?;
-                strategic::apply(&scale, &patch_value, &crate::sim::schema::Shape::Untyped)
+                strategic::apply(&scale, &patch_value, &crate::schema::Shape::Untyped)
                     .map_err(|_| ApiError::unprocessable())?
             }
             PatchType::Apply => {
@@ -145,7 +142,7 @@ impl ClusterState {
 }
 
 /// The label selector of a workload as the Scale subresource shows it (`app=web`).
-pub(in crate::sim) fn selector_string(selector: &Value) -> String {
+pub(crate) fn selector_string(selector: &Value) -> String {
     let mut parts: Vec<String> = selector
         .get("matchLabels")
         .and_then(Value::as_object)

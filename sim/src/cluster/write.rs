@@ -3,18 +3,18 @@
 use serde_json::{Map, Value, json};
 
 use super::{ClusterState, Reply, Subresource, Target, WriteOptions};
-use crate::sim::admission::{AdmissionOperation, AdmissionRequest};
-use crate::sim::defaults;
-use crate::sim::field_validation::{self, FieldValidation};
-use crate::sim::managed;
-use crate::sim::object::{
+use crate::admission::{AdmissionOperation, AdmissionRequest};
+use crate::defaults;
+use crate::field_validation::{self, FieldValidation};
+use crate::managed;
+use crate::object::{
     get_path, meta_mut, meta_str, new_uid, now_timestamp, random_suffix, set_path,
 };
-use crate::sim::patch::{self, PatchType, strategic};
-use crate::sim::resource::ResourceType;
-use crate::sim::status::{ApiError, Cause};
-use crate::sim::store::ObjectKey;
-use crate::sim::validation;
+use crate::patch::{self, PatchType, strategic};
+use crate::resource::ResourceType;
+use crate::status::{ApiError, Cause};
+use crate::store::ObjectKey;
+use crate::validation;
 
 impl ClusterState {
     pub(super) fn check_type_meta(target: &Target, object: &Value) -> Result<(), ApiError> {
@@ -165,7 +165,7 @@ impl ClusterState {
     }
 
     pub(super) fn check_crd_active(&self, target: &Target) -> Result<(), ApiError> {
-        if let crate::sim::resource::Origin::Crd(crd_name) = &target.rt.origin {
+        if let crate::resource::Origin::Crd(crd_name) = &target.rt.origin {
             let crd = self.store.get(
                 "customresourcedefinitions.apiextensions.k8s.io",
                 &ObjectKey::new("", crd_name),

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::snapshot::{MeshObjects, MeshSnapshot};
-use crate::sim::agents::informer::{
+use crate::agents::informer::{
     Cache, DESTINATION_RULES, GATEWAYS, Kind, NAMESPACES, PODS, SERVICE_ENTRIES, SERVICES,
     VIRTUAL_SERVICES,
 };

@@ -305,7 +305,7 @@ fn productpage(snapshot: &MeshSnapshot, pod: &PodInfo, path: &str, rng: &mut imp
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::mesh::snapshot::MeshObjects;
+    use crate::mesh::snapshot::MeshObjects;
     use rand::SeedableRng;
 
     fn demo(reviews_annotations: Value, vs: Option<Value>) -> MeshSnapshot {
@@ -366,9 +366,7 @@ mod tests {
             );
             assert_eq!(reply.status, 200);
             assert_eq!(
-                crate::traffic::extract::Extractor::Bookinfo
-                    .extract(&reply.body)
-                    .as_deref(),
+                crate::mesh::bookinfo::tests::reviews_pod(&reply.body).as_deref(),
                 Some("reviews-v3-c")
             );
             assert!(reply.body.contains("text-red-500"));

@@ -3,7 +3,7 @@
 //! answers when the upstream fails. Only loopback addresses are ever contacted; port mappings
 //! (a load balancer port the simulator could not bind) are honoured.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -50,24 +50,22 @@ impl Forwarded {
 pub struct Forwarder {
     client: Client<HttpConnector, Full<Bytes>>,
     ports: PortMap,
+    /// `MESHSHIFT_CONNECT_TO`, read once: the user's mappings for addresses of simulators in
+    /// other processes, as curl's `--connect-to` takes them.
+    overrides: BTreeMap<String, String>,
 }
 
-/// Where `address:port` is really served: the environment's mapping, then the process's
-/// (`MESHSHIFT_CONNECT_TO`, for addresses of other simulators).
-fn mapped(ports: &PortMap, address: &str, port: u16) -> String {
-    let key = format!("{address}:{port}");
-    if let Some(to) = ports.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return to.clone();
-    }
-    // Not one of this environment's listeners: another simulator's, maybe mapped.
-    crate::traffic::http::connect_to_entries()
-        .into_iter()
-        .find(|(from, _)| *from == key)
-        .map_or(key, |(_, to)| to)
+/// `host:port=host2:port2,…` as pairs (entries without `=` are left out).
+pub fn parse_connect_to(spec: &str) -> BTreeMap<String, String> {
+    spec.split(',')
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(from, to)| (from.trim().to_string(), to.trim().to_string()))
+        .filter(|(from, to)| !from.is_empty() && !to.is_empty())
+        .collect()
 }
 
 impl Forwarder {
-    /// A forwarder honouring `ports`.
+    /// A forwarder honouring `ports`, and `MESHSHIFT_CONNECT_TO` for other addresses.
     pub fn new(ports: PortMap) -> Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -76,7 +74,28 @@ impl Forwarder {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
             .build(connector);
-        Forwarder { client, ports }
+        let overrides = std::env::var("MESHSHIFT_CONNECT_TO")
+            .map(|spec| parse_connect_to(&spec))
+            .unwrap_or_default();
+        Forwarder {
+            client,
+            ports,
+            overrides,
+        }
+    }
+
+    /// Where `address:port` is really served: the environment's mapping, then the user's.
+    fn mapped(&self, address: &str, port: u16) -> String {
+        let key = format!("{address}:{port}");
+        if let Some(to) = self
+            .ports
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return to.clone();
+        }
+        self.overrides.get(&key).cloned().unwrap_or(key)
     }
 
     /// Forwards a request to one of `endpoints` (chosen at random).
@@ -106,7 +125,7 @@ impl Forwarder {
         if hops >= MAX_HOPS {
             return Forwarded::envoy(508, "forwarding loop");
         }
-        let target = mapped(&self.ports, address, *port);
+        let target = self.mapped(address, *port);
         let mut request = http::Request::builder()
             .method(method.clone())
             .uri(format!("http://{target}{path_and_query}"));

@@ -396,7 +396,6 @@ pub async fn run(
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(address.clone(), bound.clone());
-                    crate::traffic::http::add_connect_to(&address, &bound);
                     let token = cancel.child_token();
                     let state = Arc::new(Listener {
                         service: service.clone(),

@@ -299,7 +299,7 @@ pub fn resolve(snapshot: &MeshSnapshot, namespace: &str, destination: &Destinati
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::mesh::snapshot::MeshObjects;
+    use crate::mesh::snapshot::MeshObjects;
     use serde_json::{Value, json};
 
     fn pod(ns: &str, name: &str, labels: Value, first: &str) -> Value {
@@ -398,11 +398,11 @@ mod tests {
         assert!(route("/productpage2", &none).is_none());
         assert!(matches!(
             route("/api/v1/x", &none).map(|r| r.action),
-            Some(crate::sim::mesh::snapshot::RouteAction::Direct { status: 418, .. })
+            Some(crate::mesh::snapshot::RouteAction::Direct { status: 418, .. })
         ));
         let jason = vec![("end-user".to_string(), "jason".to_string())];
         let r = route("/anything", &jason).expect("header route");
-        let crate::sim::mesh::snapshot::RouteAction::Destinations(d) = r.action else {
+        let crate::mesh::snapshot::RouteAction::Destinations(d) = r.action else {
             panic!()
         };
         let Target::Pods { pods, .. } = resolve(&s, "bookinfo", &d[0]) else {

@@ -8,8 +8,8 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::faults::Faults;
-use crate::sim::object::labels;
-use crate::sim::workload::pod::is_ready;
+use crate::object::labels;
+use crate::workload::pod::is_ready;
 
 /// `(namespace, name)`.
 pub type Key = (String, String);
@@ -420,7 +420,7 @@ fn percentage(fault: &Value) -> f64 {
 
 /// An Istio duration (`1.5s`, `250ms`, `1m30s`); unreadable ones mean no delay.
 fn duration(text: &str) -> std::time::Duration {
-    crate::duration::parse_duration(text).unwrap_or_default()
+    meshshift_support::duration::parse_duration(text).unwrap_or_default()
 }
 
 fn route_fault(value: &Value) -> Option<RouteFault> {

@@ -1,5 +1,5 @@
 //! Patch formats the server accepts: JSON patch, JSON merge patch, strategic merge patch and
-//! server-side apply (the last one lives in [`crate::sim::managed`], on top of
+//! server-side apply (the last one lives in [`crate::managed`], on top of
 //! [`structured`]).
 
 pub mod strategic;

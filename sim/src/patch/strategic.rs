@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::sim::schema::{ListKind, Shape};
+use crate::schema::{ListKind, Shape};
 
 const DIRECTIVE: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
@@ -256,7 +256,7 @@ fn order_items(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::schema;
+    use crate::schema;
     use serde_json::json;
 
     fn deployment() -> Value {

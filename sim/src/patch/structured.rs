@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::sim::fieldset::{FieldPath, FieldSet, PathElement};
-use crate::sim::schema::{ListKind, Shape};
+use crate::fieldset::{FieldPath, FieldSet, PathElement};
+use crate::schema::{ListKind, Shape};
 
 /// Key fields that have a default, so items may omit them (container and service ports).
 fn key_default(key: &str) -> Option<Value> {
@@ -348,8 +348,8 @@ pub fn remove_field(value: &mut Value, path: &[PathElement], shape: &Shape) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::fieldset::field_path;
-    use crate::sim::schema;
+    use crate::fieldset::field_path;
+    use crate::schema;
     use serde_json::json;
 
     fn deployment(containers: Value) -> Value {

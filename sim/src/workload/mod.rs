@@ -1,6 +1,6 @@
 //! What a cluster's workload controllers and kubelet decide, as pure functions: which
 //! ReplicaSets and Pods a workload needs, which to scale or delete, and the status each object
-//! reports. The agents in [`crate::sim::agents`] read the cluster, call these and write the
+//! reports. The agents in [`crate::agents`] read the cluster, call these and write the
 //! results back through the API.
 
 pub mod deployment;
@@ -39,7 +39,7 @@ impl PodView {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string(),
-            labels: crate::sim::object::labels(pod),
+            labels: crate::object::labels(pod),
         })
     }
 }

@@ -1,0 +1,156 @@
+//! Opening a session for `run` and `repl`: the tokio runtime, parameters and settings, the
+//! simulated clusters when asked for, and Ctrl-C handling. The one place both commands start
+//! from, so neither imports the other.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::output::Output;
+use crate::session::{Params, Session, Settings};
+
+/// The tokio runtime host functions block on. Built by hand: Rhai runs on this thread.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("meshshift-io")
+        .build()
+        .map_err(|e| Error::Other {
+            message: format!("cannot start the async runtime: {e}"),
+        })
+}
+
+/// How `run` and `repl` open a session.
+pub struct SessionOptions<'a> {
+    pub set: &'a [String],
+    pub plan: bool,
+    pub assume_yes: bool,
+    pub allow_exec: Vec<String>,
+    pub kubeconfig: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// Start the simulated clusters, with their state in `simulation_dir`.
+    pub sim: bool,
+    pub simulation_dir: PathBuf,
+    /// Ctrl-C presses, while a cancelled input is still stopping, that quit meshshift.
+    pub presses_to_quit: u32,
+}
+
+/// What `run` and `repl` share: parameters, the runtime, settings, the simulated clusters when
+/// asked for, the session printing to stdout, and Ctrl-C handling.
+pub fn open_session(
+    options: SessionOptions,
+) -> Result<(tokio::runtime::Runtime, Simulation, Arc<Session>)> {
+    let mut params = Params::from_set_arguments(options.set)?;
+    let runtime = runtime()?;
+    let mut settings = Settings {
+        plan: options.plan,
+        assume_yes: options.assume_yes,
+        allow_exec: options.allow_exec,
+        kubeconfig: options.kubeconfig,
+        state_dir: options.state_dir,
+        interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        exec_aliases: Default::default(),
+        connect_to: std::env::var("MESHSHIFT_CONNECT_TO").unwrap_or_default(),
+    };
+    let simulation = Simulation::start_if(
+        options.sim,
+        &runtime,
+        &options.simulation_dir,
+        &mut settings,
+        &mut params,
+    )?;
+    let session = Session::new(
+        runtime.handle().clone(),
+        settings,
+        params,
+        Arc::new(Output::stdout()),
+    );
+    install_ctrl_c(&runtime, &session, options.presses_to_quit);
+    Ok((runtime, simulation, session))
+}
+
+/// The simulated clusters of a `--sim` session (none without `--sim`).
+pub struct Simulation(Option<crate::sim::SimEnvironment>);
+
+impl Simulation {
+    /// With `wanted`, starts `sim-source` and `sim-target` with their state in `dir`, points the
+    /// session's kubeconfig and `az` at them and sets the parameters the shipped runbooks read
+    /// (their defaults only: `--set` wins).
+    pub fn start_if(
+        wanted: bool,
+        runtime: &tokio::runtime::Runtime,
+        dir: &Path,
+        settings: &mut Settings,
+        params: &mut Params,
+    ) -> Result<Simulation> {
+        if !wanted {
+            return Ok(Simulation(None));
+        }
+        let options = crate::sim::EnvironmentOptions {
+            state_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let environment = runtime
+            .block_on(crate::sim::Environment::start(options))
+            .map_err(|error| Error::Other {
+                message: format!("cannot start the simulated clusters: {error}"),
+            })?;
+        println!(
+            "simulated clusters sim-source and sim-target started in {} (kubeconfig: {})",
+            crate::output::format_duration(started.elapsed()),
+            crate::files::display_path(&environment.kubeconfig)
+        );
+        settings.kubeconfig = Some(environment.kubeconfig.clone());
+        settings
+            .exec_aliases
+            .insert("az".into(), environment.az_command.clone());
+        if !settings.allow_exec.iter().any(|p| p == "az") {
+            settings.allow_exec.push("az".into());
+        }
+        params.set_default_value("SOURCE_CLUSTER", "sim-source");
+        params.set_default_value("TARGET_CLUSTER", "sim-target");
+        params.set_default_value("SIMULATED", "true");
+        // The Azure CLI arguments the guide's runbooks pass to `az`; the simulated one accepts any.
+        params.set_default_value("TARGET_RESOURCE_GROUP", "rg-simulated");
+        params.set_default_value("LOCATION", "simulated");
+        Ok(Simulation(Some(environment)))
+    }
+
+    /// Stops the simulated clusters, if any; a failure to stop is only a warning.
+    pub fn stop(self, runtime: &tokio::runtime::Runtime) {
+        if let Some(environment) = self.0
+            && let Err(error) = runtime.block_on(environment.shutdown())
+        {
+            eprintln!("warning: the simulated clusters did not stop cleanly: {error}");
+        }
+    }
+}
+
+/// Ctrl-C stops the running input (the session's cancel switch, which host functions select
+/// on); `presses_to_quit` more presses while it is still stopping exit at once.
+fn install_ctrl_c(runtime: &tokio::runtime::Runtime, session: &Arc<Session>, presses_to_quit: u32) {
+    let cancel = session.cancel.clone();
+    runtime.spawn(async move {
+        let mut while_stopping = 0;
+        loop {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            if !cancel.is_cancelled() {
+                while_stopping = 0;
+                if presses_to_quit == 1 {
+                    eprintln!("\ninterrupting (Ctrl-C again to quit at once)");
+                }
+                cancel.cancel();
+                continue;
+            }
+            while_stopping += 1;
+            if while_stopping >= presses_to_quit {
+                std::process::exit(130);
+            }
+            eprintln!("\nstill stopping (Ctrl-C once more quits meshshift)");
+        }
+    });
+}
