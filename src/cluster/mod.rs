@@ -10,6 +10,7 @@ pub mod effects;
 pub mod mesh;
 pub mod read;
 pub mod rest;
+pub mod summary;
 pub mod wait;
 
 use std::path::PathBuf;

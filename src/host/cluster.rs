@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cluster::conditions::Condition;
 use crate::cluster::effects::{Change, Mutation, PatchType, Target, WriteOptions};
 use crate::cluster::read::{ExportFilter, ListQuery};
-use crate::cluster::{ChangeSink, Cluster, KubeconfigSource, mesh};
+use crate::cluster::{ChangeSink, Cluster, KubeconfigSource, mesh, summary};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
@@ -154,70 +154,14 @@ fn write_options(session: &Session, map: &Map) -> WriteOptions {
 
 /// Prints what a write did and returns it as an array of maps.
 fn report(session: &Session, changes: &[Change], quiet: bool) -> Array {
-    let out = &session.out;
     if !quiet {
-        if changes.len() > 20 {
-            let mut counts: Vec<(String, usize)> = Vec::new();
-            for change in changes {
-                match counts.iter_mut().find(|(a, _)| a == change.action.as_str()) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((change.action.as_str().to_string(), 1)),
-                }
-            }
-            let summary: Vec<String> = counts.iter().map(|(a, n)| format!("{n} {a}")).collect();
-            let verb = if changes.first().is_some_and(|c| c.dry_run) {
-                "planned"
-            } else {
-                "applied"
-            };
-            out.info(&format!(
-                "{verb} {} objects on {}: {}",
-                changes.len(),
-                changes[0].cluster,
-                summary.join(", ")
-            ));
-        } else {
-            for change in changes {
-                let suffix = if change.dry_run { " (dry run)" } else { "" };
-                out.info(&format!(
-                    "{} {}{suffix}",
-                    change.label(),
-                    change.action.as_str()
-                ));
-            }
-        }
-        for change in changes.iter().filter(|c| c.dry_run) {
-            if let Some(diff) = change.diff.as_deref().filter(|d| !d.is_empty()) {
-                out.info(diff.trim_end());
-            }
+        for line in summary::lines(changes) {
+            session.out.info(&line);
         }
     }
     changes
         .iter()
-        .map(|change| {
-            let mut map = Map::new();
-            map.insert("kind".into(), change.kind.clone().into());
-            map.insert(
-                "namespace".into(),
-                change
-                    .namespace
-                    .clone()
-                    .map(Dynamic::from)
-                    .unwrap_or(Dynamic::UNIT),
-            );
-            map.insert("name".into(), change.name.clone().into());
-            map.insert("action".into(), change.action.as_str().into());
-            map.insert("dry_run".into(), change.dry_run.into());
-            map.insert(
-                "diff".into(),
-                change
-                    .diff
-                    .clone()
-                    .map(Dynamic::from)
-                    .unwrap_or(Dynamic::UNIT),
-            );
-            map.into()
-        })
+        .map(|change| to_dynamic(serde_json::json!(summary::ChangeRecord::from(change))))
         .collect()
 }
 
