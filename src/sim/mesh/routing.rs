@@ -530,4 +530,56 @@ mod tests {
                 && !host_matches("*.example.com", "example.com")
         );
     }
+
+    #[test]
+    fn the_most_specific_host_wins_without_falling_through() {
+        let mut s = snapshot(
+            json!({"hosts": ["*"], "gateways": ["bookinfo-gateway"], "http": [
+            {"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]}),
+        );
+        let exact = MeshSnapshot::build(
+            "sim-source",
+            false,
+            &MeshObjects {
+                virtual_services: vec![
+                    json!({"metadata": {"namespace": "bookinfo", "name": "shop"},
+                    "spec": {"hosts": ["shop.example.com"], "gateways": ["bookinfo-gateway"],
+                             "http": [{"match": [{"uri": {"prefix": "/api"}}],
+                                       "route": [{"destination": {"host": "reviews"}}]}]}}),
+                ],
+                ..MeshObjects::default()
+            },
+        );
+        s.virtual_services.extend(exact.virtual_services);
+        let service = gateway_service(&s);
+        let none = vec![];
+        let mut shop = request("/api/x", &none);
+        shop.host = "shop.example.com";
+        let GatewayDecision::Route(vs, _) = gateway_route(&s, &service, 80, &shop) else {
+            panic!("no route")
+        };
+        assert_eq!(vs.name, "shop");
+        // The exact host's virtual host has no route for `/`: 404, not the `*` one.
+        shop.path = "/";
+        assert!(matches!(
+            gateway_route(&s, &service, 80, &shop),
+            GatewayDecision::NoRoute
+        ));
+        // Other hosts go to `*`.
+        let mut other = request("/", &none);
+        other.host = "other.example.com";
+        assert!(matches!(
+            gateway_route(&s, &service, 80, &other),
+            GatewayDecision::Route(vs, _) if vs.name == "vs"
+        ));
+        assert_eq!(
+            host_specificity("*.example.com", "a.example.com"),
+            Some((1, 13))
+        );
+        assert_eq!(
+            host_specificity("a.example.com", "a.example.com"),
+            Some((2, 13))
+        );
+        assert_eq!(host_specificity("*.example.com", "example.com"), None);
+    }
 }

@@ -1030,4 +1030,74 @@ mod tests {
         assert_eq!(duration("250ms"), std::time::Duration::from_millis(250));
         assert_eq!(duration("1m30s"), std::time::Duration::from_secs(90));
     }
+
+    #[test]
+    fn reads_retries_timeouts_and_header_operations_as_istiod_translates_them() {
+        // No `retries`: Istio's default policy.
+        assert_eq!(RetryPolicy::of(None), RetryPolicy::default());
+        assert!(RetryPolicy::default().retries_status(503));
+        assert!(!RetryPolicy::default().retries_status(500));
+        assert!(!RetryPolicy::default().retries_reset());
+        assert!(RetryPolicy::default().retries_connect_failure());
+        assert_eq!(
+            RetryPolicy::of(Some(&json!({"attempts": 0}))),
+            RetryPolicy::none()
+        );
+        // `attempts` without `retryOn` keeps the default conditions.
+        let three = RetryPolicy::of(Some(&json!({"attempts": 3, "perTryTimeout": "2s"})));
+        assert_eq!(three.attempts, 3);
+        assert_eq!(
+            three.per_try_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(three.retriable_status_codes, vec![503]);
+        // Status codes in `retryOn` replace the default ones and imply retriable-status-codes.
+        let codes = RetryPolicy::of(Some(
+            &json!({"attempts": 2, "retryOn": "gateway-error,429,refused-stream"}),
+        ));
+        assert_eq!(
+            codes.retry_on,
+            vec![RetryOn::GatewayError, RetryOn::RetriableStatusCodes]
+        );
+        assert_eq!(codes.retriable_status_codes, vec![429]);
+        assert!(
+            codes.retries_status(429) && codes.retries_status(504) && !codes.retries_status(500)
+        );
+        assert!(codes.retries_reset());
+        let five = RetryPolicy::of(Some(&json!({"attempts": 1, "retryOn": "5xx"})));
+        assert!(five.retries_status(500) && !five.retries_status(409) && five.retries_reset());
+
+        let route = http_route(&json!({
+            "timeout": "250ms",
+            "headers": {"request": {"set": {"X-A": "1"}, "add": {"x-b": "2"}, "remove": ["X-C"]},
+                        "response": {"set": {"x-served": "yes"}}},
+            "route": [{"destination": {"host": "shop", "subset": "v2"}, "weight": 100,
+                       "headers": {"response": {"remove": ["x-internal"]}}}]
+        }));
+        assert_eq!(route.timeout, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(http_route(&json!({"timeout": "0s"})).timeout, None);
+        let mut headers = vec![
+            ("x-a".to_string(), "0".to_string()),
+            ("x-a".to_string(), "00".to_string()),
+            ("x-b".to_string(), "1".to_string()),
+            ("x-c".to_string(), "3".to_string()),
+        ];
+        route.headers.request.apply(&mut headers);
+        assert_eq!(
+            headers,
+            [("x-b", "1"), ("x-a", "1"), ("x-b", "2")].map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        assert_eq!(
+            route.headers.response.set,
+            vec![("x-served".into(), "yes".into())]
+        );
+        let RouteAction::Destinations(destinations) = &route.action else {
+            panic!("destinations")
+        };
+        assert_eq!(
+            destinations[0].headers.response.remove,
+            vec!["x-internal".to_string()]
+        );
+        assert!(destinations[0].headers.request.is_empty());
+    }
 }
