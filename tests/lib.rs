@@ -20,6 +20,7 @@ mod migration;
 mod repl;
 mod run_journal;
 mod runbooks;
+mod scenario_shop;
 mod sim_api;
 mod sim_differential;
 mod sim_guide;
