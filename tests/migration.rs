@@ -817,3 +817,106 @@ fn a_meshconfig_field_the_add_on_refuses_blocks_until_its_loss_is_accepted() {
         "{stdout}"
     );
 }
+
+#[test]
+fn azure_names_come_from_the_kubeconfig_cluster_entry_and_no_az_command_has_an_empty_argument() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    // A context renamed as `az aks get-credentials --admin` or a user would: the cluster entry
+    // keeps the AKS cluster's name.
+    let renamed = env.dir.path().join("renamed-kubeconfig");
+    std::fs::copy(env.kubeconfig(), &renamed).unwrap();
+    let rename = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&renamed)
+        .args(["config", "rename-context", "sim-target", "shop-prod-admin"])
+        .output()
+        .unwrap();
+    assert!(rename.status.success(), "{:?}", text(&rename));
+    let mappings: Vec<String> = env
+        .env()
+        .connect_to()
+        .into_iter()
+        .map(|(from, to)| format!("{from}={to}"))
+        .collect();
+    let run = Command::new(meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(&renamed)
+        .args([
+            "run",
+            &repo_path(RUNBOOK),
+            "--yes",
+            "--set",
+            "SOURCE_CLUSTER=sim-source",
+            "--set",
+            "TARGET_CLUSTER=shop-prod-admin",
+        ])
+        .args(QUICK)
+        .env("NO_COLOR", "1")
+        .env("MESHSHIFT_CONNECT_TO", mappings.join(","))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&run);
+    // The target's ingress gateway is not enabled: the run says the command to run.
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "run 'az aks mesh enable-ingress-gateway --resource-group <resource-group> --name sim-target --ingress-gateway-type external'"
+        ),
+        "{stderr}"
+    );
+    let command = stderr
+        .lines()
+        .find(|l| l.contains("az aks mesh"))
+        .unwrap_or_default();
+    assert!(!command.contains("  --"), "an empty argument: {command}");
+}
+
+#[test]
+fn egress_gateways_and_a_plug_in_ca_are_reported_with_what_to_do() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    env.apply(
+        "sim-source",
+        "istio-system",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: istio-egressgateway, labels: {app: istio-egressgateway, istio: egressgateway}}\nspec:\n  selector: {matchLabels: {app: istio-egressgateway, istio: egressgateway}}\n  template:\n    metadata: {labels: {app: istio-egressgateway, istio: egressgateway}}\n    spec: {containers: [{name: istio-proxy, image: docker.io/istio/proxyv2:1.30.2}]}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: cacerts}\nstringData: {ca-cert.pem: x, ca-key.pem: x, root-cert.pem: x, cert-chain.pem: x}\n",
+    );
+    let run = crate::sim_env_support::meshshift(
+        &env,
+        &[
+            "run",
+            &repo_path("runbooks/precheck-aks-addon.rhai"),
+            "--set",
+            "SOURCE_CLUSTER=sim-source",
+        ],
+    );
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        has_line(
+            &stdout,
+            &[
+                "warning",
+                "egress gateway",
+                "Deployment/istio-system/istio-egressgateway",
+                "az aks mesh enable-egress-gateway"
+            ]
+        ),
+        "{stdout}"
+    );
+    assert!(
+        has_line(
+            &stdout,
+            &[
+                "warning",
+                "plug-in CA",
+                "Secret/istio-system/cacerts",
+                "--key-vault-id"
+            ]
+        ),
+        "{stdout}"
+    );
+}

@@ -7,6 +7,8 @@
 //! ingress, and after the rollback the VirtualService is the one its owner wrote.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -33,6 +35,20 @@ kind: Secret
 metadata: {name: shop-cert, namespace: istio-system}
 type: kubernetes.io/tls
 stringData: {tls.crt: not-a-real-certificate, tls.key: not-a-real-key}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: istio-system}
+spec:
+  mtls: {mode: PERMISSIVE}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: envoy}]
+    filter: {expression: "response.code >= 400"}
 ---
 apiVersion: v1
 kind: Service
@@ -216,9 +232,11 @@ fn settle(env: &TestEnv, ingress: &str) {
 }
 
 /// What the source's ingress does with the shop's rules: every rule holds, whichever cluster
-/// answers. Returns how many split answers each cluster gave.
+/// answers. While a step is checked (`shifting`), every answer names the cluster that served it
+/// in the attribution header; otherwise there is no such header. Returns how many split
+/// answers each cluster gave.
 #[track_caller]
-fn check_rules(env: &TestEnv, ingress: &str) -> BTreeMap<String, u32> {
+fn check_rules(env: &TestEnv, ingress: &str, shifting: bool) -> BTreeMap<String, u32> {
     // The Gateway is bound to the shop's host.
     let other = request(env, ingress, "/", &[("host", "elsewhere.example.com")]);
     assert_eq!(other.status, 404, "another host: {}", other.body);
@@ -267,11 +285,26 @@ fn check_rules(env: &TestEnv, ingress: &str) -> BTreeMap<String, u32> {
         *clusters
             .entry(body["cluster"].as_str().unwrap_or_default().to_string())
             .or_default() += 1;
-        assert!(
-            !answer.headers.contains_key("x-meshshift-served-by"),
-            "the attribution header stays only while a step is checked: {:?}",
-            answer.headers
-        );
+        let served_by = answer.headers.get("x-meshshift-served-by");
+        if shifting {
+            let expected = if body["cluster"] == "sim-target" {
+                "target"
+            } else {
+                "source"
+            };
+            assert_eq!(
+                served_by.map(String::as_str),
+                Some(expected),
+                "{}",
+                answer.body
+            );
+        } else {
+            assert!(
+                served_by.is_none(),
+                "the attribution header stays only while a step is checked: {:?}",
+                answer.headers
+            );
+        }
     }
     let v1 = versions.get("v1").copied().unwrap_or(0);
     let v2 = versions.get("v2").copied().unwrap_or(0);
@@ -324,17 +357,51 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
     env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
     let ingress = env.service_address("sim-source", "istio-system", "istio-ingressgateway");
     let original = vs_spec(&env, "sim-source");
-    let before = check_rules(&env, &ingress);
+    let before = check_rules(&env, &ingress, false);
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
         ["sim-source"],
         "{before:?}"
     );
 
-    // Half-way: 25%, then 50%.
+    // Half-way: 25%, then 50%. While the 25% step is checked, the rules hold too.
+    let env = Arc::new(env);
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (env, done, ingress) = (env.clone(), done.clone(), ingress.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                let shift = env.kubectl(
+                    "sim-source",
+                    &[
+                        "get",
+                        "virtualservice",
+                        "shop",
+                        "-n",
+                        "shop",
+                        "-o",
+                        "jsonpath={.metadata.annotations.meshshift\\.io/shift}",
+                    ],
+                );
+                let shift: Value = serde_json::from_slice(&shift.stdout).unwrap_or(Value::Null);
+                if shift["weight"] == 25 && shift["header"].is_string() {
+                    std::thread::sleep(Duration::from_millis(1200));
+                    return Some(check_rules(&env, &ingress, true));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None
+        })
+    };
     let args = shift_args("25,50");
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = migrate(&env, &args);
+    done.store(true, Ordering::SeqCst);
+    let at_25 = watcher
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let at_25 = at_25.expect("the watcher saw the 25% step");
+    assert!(at_25.contains_key("sim-target"), "{at_25:?}");
     let (stdout, stderr) = text(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
     for expected in [
@@ -347,6 +414,9 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
         "1 Gateway TLS secret(s) copied to aks-istio-ingress: [\"shop-cert\"]",
         "25%: [",
         "50%: [",
+        "1 mesh-wide resource(s) copied to aks-istio-system",
+        "Telemetry/istio-system/mesh-default",
+        "not carried over: [\"accessLogging.filter\"] not in the add-on's Telemetry allowlist",
         "sends 50% of its traffic to sim-target",
     ] {
         assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
@@ -364,7 +434,7 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
         "the attribution header is removed when the shift stops: {shifted}\n{stdout}"
     );
     settle(&env, &ingress);
-    let halfway = check_rules(&env, &ingress);
+    let halfway = check_rules(&env, &ingress, false);
     assert!(
         halfway.get("sim-source").copied().unwrap_or(0) > 0
             && halfway.get("sim-target").copied().unwrap_or(0) > 0,
@@ -389,6 +459,16 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
     env.kubectl_ok(
         "sim-target",
         &["get", "secret", "shop-cert", "-n", "aks-istio-ingress"],
+    );
+    env.kubectl_ok(
+        "sim-target",
+        &[
+            "get",
+            "peerauthentication",
+            "default",
+            "-n",
+            "aks-istio-system",
+        ],
     );
     let legacy = env.kubectl_ok(
         "sim-target",
@@ -445,7 +525,7 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
     );
     assert_eq!(vs_spec(&env, "sim-target"), original);
     settle(&env, &ingress);
-    let all = check_rules(&env, &ingress);
+    let all = check_rules(&env, &ingress, false);
     assert_eq!(all.keys().collect::<Vec<_>>(), ["sim-target"], "{all:?}");
 
     // Roll back with the shipped runbook: the owner's VirtualService, exactly.
@@ -485,6 +565,6 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
     );
     assert_eq!(entries.trim(), "");
     settle(&env, &ingress);
-    let back = check_rules(&env, &ingress);
+    let back = check_rules(&env, &ingress, false);
     assert_eq!(back.keys().collect::<Vec<_>>(), ["sim-source"], "{back:?}");
 }
