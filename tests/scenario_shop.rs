@@ -421,6 +421,21 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
     ] {
         assert!(stdout.contains(expected), "{expected:?} missing:\n{stdout}");
     }
+    // The owner's spec is in the run's journal too.
+    let runs = env.dir.path().join("state/runs");
+    let journal = std::fs::read_dir(&runs)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("journal.json")).ok())
+        .next()
+        .expect("a journal");
+    let journal: Value = serde_json::from_str(&journal).unwrap();
+    let shift = journal["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["title"] == "Shift traffic to the target")
+        .expect("the shift step");
+    assert_eq!(shift["result"]["original_spec"], original);
     assert!(
         !stdout.contains("s3cret-shop-db"),
         "a Secret value was printed:\n{stdout}"
