@@ -135,6 +135,25 @@ fn export_from_one_cluster_applies_equal_objects_to_the_other(backend: &Backend)
 }
 conformance!(export_from_one_cluster_applies_equal_objects_to_the_other);
 
+fn exporting_default_leaves_the_api_servers_own_objects_behind(backend: &Backend) {
+    let (_, test) = scenario(
+        backend,
+        "default",
+        r#"
+        let source = cluster(param("SOURCE"));
+        let target = cluster(param("TARGET"));
+        let exported = source.export_objects(#{namespaces: ["default"], secrets: true});
+        print(exported.map(|o| `${o.kind}/${o.metadata.name}`));
+        target.apply(exported, #{quiet: true});
+        let managers = target.get("Service", "kubernetes", "default").metadata.managedFields.map(|f| f.manager);
+        print(managers.contains("meshshift"));
+        "#,
+    );
+    test.stdout_regex(r#"^\["Namespace/default"\]\nfalse\n$"#)
+        .run();
+}
+conformance!(exporting_default_leaves_the_api_servers_own_objects_behind);
+
 fn waits_see_conditions_deletions_and_time_out_with_what_they_saw(backend: &Backend) {
     let (_, test) = scenario(
         backend,

@@ -275,6 +275,15 @@ fn simulator_answers_like_a_real_kube_apiserver() {
         Some(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "diff"}})),
         only(&["kind", "metadata.name", "spec", "status"]),
     );
+    // The real plane runs without kube-controller-manager, whose root-ca-cert-publisher the
+    // simulator plays: its `kube-root-ca.crt` would show in the lists below.
+    cmp.sim.send(
+        "DELETE",
+        &format!("{cms}/kube-root-ca.crt"),
+        None,
+        None,
+        None,
+    );
     let cm1 = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm1", "labels": {"app": "a"}}, "data": {"k": "v"}});
     let ((_, sim_cm1), (_, real_cm1)) = cmp.same("create", "POST", &cms, json_type, Some(&cm1));
     cmp.same("get", "GET", &format!("{cms}/cm1"), None, None);

@@ -186,6 +186,51 @@ impl TestEnv {
         })
     }
 
+    /// A request to `http://<address><path>` with extra headers: status, response headers
+    /// (lower-case names) and body (status 0 when no answer came).
+    pub fn send(
+        &self,
+        method: &str,
+        address: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, String) {
+        let url = format!("http://{}{path}", self.served_at(address));
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, url)
+            .timeout(Duration::from_secs(10));
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            request = request.header("host", address);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.runtime.block_on(async move {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| {
+                            (
+                                n.as_str().to_string(),
+                                v.to_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    (status, headers, response.text().await.unwrap_or_default())
+                }
+                Err(_) => (0, Vec::new(), String::new()),
+            }
+        })
+    }
+
     /// Polls GET until `check` accepts the answer, failing after `timeout`.
     #[track_caller]
     pub fn get_until(

@@ -953,3 +953,87 @@ fn detached_simulator_serves_kubectl_until_down() {
     );
     run(&["sim", "down"]);
 }
+
+/// `default/kubernetes` as kube-apiserver's kubernetesservice controller keeps it: fields owned
+/// by "kube-apiserver" (an Update), so another manager's apply that changes the target port
+/// conflicts with the message the real server gives; forcing takes the field over. Every
+/// namespace gets `kube-root-ca.crt` from "kube-controller-manager".
+#[test]
+fn the_kubernetes_service_is_owned_by_kube_apiserver() {
+    let server = TestServer::start();
+    let (status, service) = server.get("/api/v1/namespaces/default/services/kubernetes");
+    assert_eq!(status, 200, "{service}");
+    assert_eq!(service["spec"]["clusterIP"], "10.96.0.1");
+    assert_eq!(service["spec"]["ipFamilyPolicy"], "SingleStack");
+    assert_eq!(
+        service["spec"]["ports"],
+        serde_json::json!([{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}])
+    );
+    let managed = &service["metadata"]["managedFields"];
+    assert_eq!(managed.as_array().map(Vec::len), Some(1), "{managed}");
+    assert_eq!(managed[0]["manager"], "kube-apiserver");
+    assert_eq!(managed[0]["operation"], "Update");
+    assert_eq!(managed[0]["apiVersion"], "v1");
+    let spec = &managed[0]["fieldsV1"]["f:spec"];
+    for field in [
+        "f:clusterIP",
+        "f:ipFamilyPolicy",
+        "f:sessionAffinity",
+        "f:type",
+    ] {
+        assert!(spec.get(field).is_some(), "{field} not owned: {spec}");
+    }
+    assert!(
+        spec["f:ports"]["k:{\"port\":443,\"protocol\":\"TCP\"}"]
+            .get("f:targetPort")
+            .is_some(),
+        "{spec}"
+    );
+    let changed = "apiVersion: v1\nkind: Service\nmetadata: {name: kubernetes, namespace: default}\nspec:\n  ports: [{name: https, port: 443, protocol: TCP, targetPort: 8443}]\n";
+    let refused = server.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=meshshift",
+            "-f",
+            "-",
+        ],
+        changed,
+    );
+    assert!(
+        failed(&refused).contains(
+            "Apply failed with 1 conflict: conflict with \"kube-apiserver\" using v1: .spec.ports[port=443,protocol=\"TCP\"].targetPort"
+        ),
+        "{}",
+        failed(&refused)
+    );
+    let (_, unchanged) = server.get("/api/v1/namespaces/default/services/kubernetes");
+    assert_eq!(unchanged["spec"]["ports"][0]["targetPort"], 6443);
+    ok(&server.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=meshshift",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        changed,
+    ));
+    let (_, forced) = server.get("/api/v1/namespaces/default/services/kubernetes");
+    assert_eq!(forced["spec"]["ports"][0]["targetPort"], 8443);
+
+    ok(&server.kubectl(&["create", "namespace", "shop"]));
+    let (status, root_ca) = server.get("/api/v1/namespaces/shop/configmaps/kube-root-ca.crt");
+    assert_eq!(status, 200, "{root_ca}");
+    assert!(
+        root_ca["data"]["ca.crt"]
+            .as_str()
+            .is_some_and(|pem| pem.starts_with("-----BEGIN CERTIFICATE-----")),
+        "{root_ca}"
+    );
+    assert_eq!(
+        root_ca["metadata"]["managedFields"][0]["manager"],
+        "kube-controller-manager"
+    );
+}

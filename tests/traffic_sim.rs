@@ -213,8 +213,25 @@ fn the_rollback_runbook_routes_everything_back_to_the_source() {
     );
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
-    // Only the source's own destination is left, with its port.
-    assert_eq!(weights(&env), "productpage=100");
+    // The VirtualService is the guide's again: its own destination, with its port and no weight.
+    assert_eq!(weights(&env), "productpage=");
+    assert!(
+        stdout.contains("bookinfo/bookinfo routes as its owner wrote it again"),
+        "{stdout}"
+    );
+    let annotations = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "virtualservice",
+            "bookinfo",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(!annotations.contains("meshshift.io"), "{annotations}");
     let port = env.kubectl_ok(
         "sim-source",
         &[

@@ -52,8 +52,10 @@
 //! `istio-sidecar-injector` webhook configuration), `sim-target` the AKS add-on at the
 //! matching revision (`aks-istio-system`: `istiod-asm-1-30`, ConfigMap `istio-asm-1-30`, and
 //! an empty `aks-istio-ingress` until `az aks mesh enable-ingress-gateway`). Both serve the
-//! Istio CRDs and have one Node. The version, the source's MeshConfig (the default has only
-//! fields the add-on accepts; add `enableAutoMtls: true` for a precheck blocker) and native
+//! Istio CRDs and have one Node. The source's objects follow upstream's rendered default
+//! install (chart labels, the stock MeshConfig with `rootNamespace` and
+//! `defaultConfig.discoveryAddress`, which a copy to the add-on must drop). The version, the
+//! source's MeshConfig (add `enableAutoMtls: true` for a precheck blocker) and native
 //! sidecars are options (`sim up --istio-version --mesh-config --native-sidecars`).
 //!
 //! **Agents** ([`agents`]) work through the API with kube-rs, as controllers do: Deployments
@@ -76,12 +78,17 @@
 //! port that cannot be bound is served on a free port of the same address; the mapping is in
 //! `state.json`, printed by `sim status`, and in the kubeconfig's cluster entry as the
 //! extension [`kubeconfig::CONNECT_TO_EXTENSION`]). Gateways route by Gateway (selector, server port
-//! = target port or port, hosts), VirtualService (URI exact/prefix/regex, headers, method,
-//! weights with Istio's semantics, `fault`, `directResponse`, `redirect`, `rewrite.uri`),
+//! = target port or port, hosts: another Host gets 404), VirtualService (the most specific
+//! host's rules in order, URI exact/prefix/regex, headers, method, weights with Istio's
+//! semantics, `retries` (Istio's default policy when absent), `timeout` (`504 upstream
+//! request timeout`), `headers` request/response set/add/remove on routes and destinations,
+//! `fault`, `directResponse`, `redirect`, `rewrite.uri`, `rewrite.authority`),
 //! DestinationRule subsets and ServiceEntries (STATIC endpoints are forwarded to for real,
-//! over loopback only). Pods labelled `app: productpage|details|reviews|ratings` answer like
-//! bookinfo (the productpage names the reviews pod its in-mesh call reached); other pods echo
-//! JSON. Routing changes reach the gateways after
+//! over loopback only, with the original Host). Pods labelled
+//! `app: productpage|details|reviews|ratings` answer like bookinfo (the productpage names the
+//! reviews pod its in-mesh call reached); pods labelled `app: echo`, and all others, run the
+//! echo app ([`mesh::apps::echo`]: JSON naming the pod and the request's host, path, method
+//! and headers). Routing changes reach the gateways after
 //! [`EnvironmentOptions::propagation_delay`] (300 ms). `az aks delete` marks namespace
 //! `kube-system` with `sim.meshshift.io/deleted=true`: the cluster's gateways stop listening.
 //!

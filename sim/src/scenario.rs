@@ -2,10 +2,11 @@
 //! cluster with the Istio add-on at the matching revision. Pure builders of the objects; the
 //! environment installs them through the API.
 //!
-//! `sim-source`: namespace `istio-system` with Deployment and Service `istiod` (labels
-//! `app=istiod`, `istio.io/rev=default`, container `discovery` running
-//! `docker.io/istio/pilot:<version>`), ConfigMap `istio` (MeshConfig in `data.mesh`, by default
-//! [`DEFAULT_MESH_CONFIG`]), the `istio-ingressgateway` Deployment (labels
+//! `sim-source`, as upstream's charts render a default install (see [`source_objects`]):
+//! namespace `istio-system` with Deployment and Service `istiod` (the chart's labels:
+//! `app=istiod`, `istio=pilot`, `istio.io/rev=default`, `app.kubernetes.io/*`, …, container
+//! `discovery` running `docker.io/istio/pilot:<version>`), ConfigMap `istio` (MeshConfig in
+//! `data.mesh`, by default the stock [`DEFAULT_MESH_CONFIG`]), the `istio-ingressgateway` Deployment (labels
 //! `app=istio-ingressgateway`, `istio=ingressgateway`) and LoadBalancer Service (ports
 //! `status-port` 15021, `http2` 80→8080, `https` 443→8443), the Istio CRDs and the
 //! `istio-sidecar-injector` MutatingWebhookConfiguration.
@@ -26,19 +27,24 @@ use super::injection::injector_configuration;
 /// The Istio version both clusters run unless configured otherwise.
 pub const DEFAULT_ISTIO_VERSION: &str = "1.30.2";
 
-/// The source's MeshConfig: realistic, and only fields the add-on accepts, so prechecks find
-/// no blocker. Add e.g. `enableAutoMtls: true` (which the add-on blocks) for one.
+/// The source's MeshConfig: the `mesh` of ConfigMap `istio` exactly as Istio's istiod chart
+/// renders it for a default install in `istio-system` (upstream golden
+/// `operator/cmd/mesh/testdata/manifest-generate/output/pilot_default.golden.yaml`, template
+/// `manifests/charts/istio-control/istio-discovery/templates/configmap.yaml`). The golden's
+/// input sets `meshConfig.rootNamespace: istio-control`; without it the chart renders
+/// `global.istioNamespace`, `istio-system`, as here. `rootNamespace` and
+/// `defaultConfig.discoveryAddress` are fields the add-on does not let a shared MeshConfig
+/// set, as in every real source mesh; add e.g. `enableAutoMtls: true` for a precheck
+/// blocker.
 pub const DEFAULT_MESH_CONFIG: &str = "\
-accessLogFile: /dev/stdout
-enablePrometheusMerge: true
-trustDomain: cluster.local
+defaultConfig:
+  discoveryAddress: istiod.istio-system.svc:15012
 defaultProviders:
   metrics:
   - prometheus
-defaultConfig:
-  holdApplicationUntilProxyStarts: true
-  proxyMetadata:
-    ISTIO_META_DNS_CAPTURE: \"true\"
+enablePrometheusMerge: true
+rootNamespace: istio-system
+trustDomain: cluster.local
 ";
 
 /// How the clusters start.
@@ -81,6 +87,111 @@ pub fn crds() -> Vec<Value> {
         .filter_map(|document| serde::Deserialize::deserialize(document).ok())
         .filter(|value: &Value| value.is_object())
         .collect()
+}
+
+/// The labels Istio's istiod chart puts on everything it renders for the default revision
+/// (the golden `pilot_default.golden.yaml`, with the chart version of the release).
+fn istiod_chart_labels(version: &str) -> serde_json::Map<String, Value> {
+    let labels = json!({
+        "app.kubernetes.io/instance": "istio",
+        "app.kubernetes.io/managed-by": "Helm",
+        "app.kubernetes.io/name": "istiod",
+        "app.kubernetes.io/part-of": "istio",
+        "app.kubernetes.io/version": version,
+        "helm.sh/chart": format!("istiod-{version}"),
+        "install.operator.istio.io/owning-resource": "unknown",
+        "istio.io/rev": "default",
+        "operator.istio.io/component": "Pilot",
+        "release": "istio",
+    });
+    labels.as_object().cloned().unwrap_or_default()
+}
+
+fn with_labels(mut labels: serde_json::Map<String, Value>, extra: Value) -> Value {
+    if let Value::Object(extra) = extra {
+        labels.extend(extra);
+    }
+    Value::Object(labels)
+}
+
+/// The source's istiod: Deployment, Service and ServiceAccount as the istiod chart renders
+/// them for a default install (Deployment from the golden `pilot_default.golden.yaml`,
+/// Service from `manifests/charts/istio-control/istio-discovery/templates/service.yaml`);
+/// volumes, resources and security contexts, which the simulator does not use, are left out.
+fn source_istiod(version: &str, image: &str, native: bool) -> Vec<Value> {
+    let chart = istiod_chart_labels(version);
+    let labels = with_labels(chart.clone(), json!({"app": "istiod", "istio": "pilot"}));
+    let mut pod_labels = with_labels(
+        chart.clone(),
+        json!({"app": "istiod", "istio": "pilot", "istio.io/dataplane-mode": "none",
+               "sidecar.istio.io/inject": "false"}),
+    );
+    if let Some(labels) = pod_labels.as_object_mut() {
+        labels.remove("release");
+    }
+    let field = |path: &str| json!({"fieldRef": {"apiVersion": "v1", "fieldPath": path}});
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "istiod", "namespace": "istio-system", "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"istio": "pilot"}},
+            "strategy": {"rollingUpdate": {"maxSurge": "100%", "maxUnavailable": "25%"}},
+            "template": {
+                "metadata": {"labels": pod_labels,
+                             "annotations": {"prometheus.io/port": "15014", "prometheus.io/scrape": "true",
+                                             "sidecar.istio.io/inject": "false"}},
+                "spec": {
+                    "serviceAccountName": "istiod",
+                    "containers": [{
+                        "name": "discovery",
+                        "image": image,
+                        "args": ["discovery", "--monitoringAddr=:15014", "--log_output_level=default:info",
+                                 "--domain", "cluster.local", "--keepaliveMaxServerConnectionAge", "30m"],
+                        "ports": [{"containerPort": 8080, "name": "http-debug", "protocol": "TCP"},
+                                  {"containerPort": 15010, "name": "grpc-xds", "protocol": "TCP"},
+                                  {"containerPort": 15012, "name": "tls-xds", "protocol": "TCP"},
+                                  {"containerPort": 15017, "name": "https-webhooks", "protocol": "TCP"},
+                                  {"containerPort": 15014, "name": "http-monitoring", "protocol": "TCP"}],
+                        "env": [{"name": "REVISION", "value": "default"},
+                                {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
+                                {"name": "POD_NAME", "valueFrom": field("metadata.name")},
+                                {"name": "POD_NAMESPACE", "valueFrom": field("metadata.namespace")},
+                                {"name": "SERVICE_ACCOUNT", "valueFrom": field("spec.serviceAccountName")},
+                                {"name": "KUBECONFIG", "value": "/var/run/secrets/remote/config"},
+                                {"name": "CA_TRUSTED_NODE_ACCOUNTS", "value": "istio-system/ztunnel"},
+                                {"name": "PILOT_TRACE_SAMPLING", "value": "1"},
+                                {"name": "PILOT_ENABLE_ANALYSIS", "value": "false"},
+                                {"name": "CLUSTER_ID", "value": "Kubernetes"},
+                                {"name": "PLATFORM", "value": ""},
+                                // The simulator's `--native-sidecars` option, as set with
+                                // `--set values.pilot.env.ENABLE_NATIVE_SIDECARS=...`.
+                                {"name": "ENABLE_NATIVE_SIDECARS", "value": if native { "true" } else { "false" }}],
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080},
+                                           "initialDelaySeconds": 1, "periodSeconds": 3, "timeoutSeconds": 5},
+                    }],
+                    "tolerations": [{"key": "cni.istio.io/not-ready", "operator": "Exists"}],
+                },
+            },
+        },
+    });
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "istiod", "namespace": "istio-system",
+                     "labels": with_labels(chart.clone(), json!({"app": "istiod", "istio": "pilot"}))},
+        "spec": {
+            "selector": {"app": "istiod", "istio": "pilot"},
+            "ports": [
+                {"name": "grpc-xds", "port": 15010, "protocol": "TCP"},
+                {"name": "https-dns", "port": 15012, "protocol": "TCP"},
+                {"name": "https-webhook", "port": 443, "targetPort": 15017, "protocol": "TCP"},
+                {"name": "http-monitoring", "port": 15014, "protocol": "TCP"},
+            ],
+        },
+    });
+    let account = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "istiod", "namespace": "istio-system",
+                                      "labels": with_labels(chart, json!({"app": "istiod"}))}});
+    vec![account, deployment, service]
 }
 
 fn istiod(namespace: &str, name: &str, revision: &str, image: &str, native: bool) -> Vec<Value> {
@@ -237,28 +348,23 @@ pub fn node_ip(cluster: &str) -> &'static str {
 /// The objects `sim-source` starts with (CRDs first).
 pub fn source_objects(scenario: &Scenario) -> Vec<Value> {
     let version = &scenario.istio_version;
+    let chart = istiod_chart_labels(version);
     let mut objects = crds();
     objects.push(namespace("istio-system", json!({})));
-    objects.extend(istiod(
-        "istio-system",
-        "istiod",
-        "default",
+    objects.extend(source_istiod(
+        version,
         &format!("docker.io/istio/pilot:{version}"),
         scenario.native_sidecars,
     ));
     objects.push(json!({
         "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "istio", "namespace": "istio-system",
-                     "labels": {"istio.io/rev": "default", "operator.istio.io/component": "Pilot", "release": "istio"}},
+        "metadata": {"name": "istio", "namespace": "istio-system", "labels": chart.clone()},
         "data": {"mesh": scenario.mesh_config, "meshNetworks": "networks: {}"},
     }));
-    objects.push(injector_configuration(
-        "default",
-        true,
-        ("istio-system", "istiod"),
-        "",
-    ));
-    objects.extend(ingress_gateway(
+    let mut injector = injector_configuration("default", true, ("istio-system", "istiod"), "");
+    injector["metadata"]["labels"] = with_labels(chart, json!({"app": "sidecar-injector"}));
+    objects.push(injector);
+    let mut gateway = ingress_gateway(
         "istio-system",
         "istio-ingressgateway",
         "istio-ingressgateway",
@@ -266,7 +372,36 @@ pub fn source_objects(scenario: &Scenario) -> Vec<Value> {
         "ingressgateway",
         "default",
         &format!("docker.io/istio/proxyv2:{version}"),
-    ));
+    );
+    // The labels of the istio-ingress chart
+    // (`manifests/charts/gateways/istio-ingress/templates/{deployment,service}.yaml`).
+    let installed = json!({"release": "istio", "istio.io/rev": "default",
+                           "install.operator.istio.io/owning-resource": "unknown",
+                           "operator.istio.io/component": "IngressGateways"});
+    for object in &mut gateway {
+        if let (Some(labels), Some(extra)) = (
+            object
+                .pointer_mut("/metadata/labels")
+                .and_then(Value::as_object_mut),
+            installed.as_object(),
+        ) {
+            labels.extend(extra.clone());
+        }
+    }
+    if let Some(labels) = gateway[0]
+        .pointer_mut("/spec/template/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
+        labels.extend(
+            json!({"chart": "gateways", "heritage": "Tiller", "release": "istio",
+                   "install.operator.istio.io/owning-resource": "unknown",
+                   "operator.istio.io/component": "IngressGateways"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+    }
+    objects.extend(gateway);
     objects
 }
 

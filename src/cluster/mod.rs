@@ -134,6 +134,9 @@ pub struct Cluster {
 
 struct Inner {
     context: String,
+    /// The name of the kubeconfig's cluster entry the context uses (`az aks get-credentials`
+    /// names it after the AKS cluster, whatever the context is called).
+    kubeconfig_cluster: String,
     namespace: String,
     rest: Rest,
     identity: Identity,
@@ -177,6 +180,13 @@ impl Cluster {
                 available: names,
             });
         }
+        let kubeconfig_cluster = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .map(|c| c.cluster.clone())
+            .unwrap_or_default();
         let options = KubeConfigOptions {
             context: Some(context.clone()),
             ..Default::default()
@@ -220,6 +230,7 @@ impl Cluster {
         Ok(Cluster {
             inner: Arc::new(Inner {
                 context,
+                kubeconfig_cluster,
                 namespace,
                 rest,
                 identity,
@@ -232,6 +243,11 @@ impl Cluster {
 
     pub fn context(&self) -> &str {
         &self.inner.context
+    }
+
+    /// The kubeconfig cluster entry the context names.
+    pub fn kubeconfig_cluster(&self) -> &str {
+        &self.inner.kubeconfig_cluster
     }
 
     pub fn server(&self) -> &str {

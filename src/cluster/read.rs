@@ -50,16 +50,46 @@ pub const DEFAULT_EXPORT_KINDS: &[&str] = &[
     "PodDisruptionBudget",
 ];
 
-/// Objects every namespace gets from the system, never worth copying.
+/// The label meshshift puts on the objects it creates for a migration (the ServiceEntry to the
+/// target, …): they are its own, and never exported.
+pub const CREATED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "meshshift");
+
+/// Objects that are not the user's to copy: what every namespace gets from the system (the
+/// default ServiceAccount unless the user gave it something, root CA ConfigMaps, token
+/// Secrets, `default/kubernetes`, which the API server manages), what a controller owns
+/// (ReplicaSets, Pods, Endpoints), and what meshshift created itself.
 fn is_system_generated(object: &Value) -> bool {
     let kind = object["kind"].as_str().unwrap_or_default();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    (kind == "ServiceAccount" && name == "default")
+    let metadata = &object["metadata"];
+    let name = metadata["name"].as_str().unwrap_or_default();
+    let namespace = metadata["namespace"].as_str().unwrap_or_default();
+    (kind == "ServiceAccount" && name == "default" && !has_user_content(object))
         || (kind == "ConfigMap" && (name == "kube-root-ca.crt" || name == "istio-ca-root-cert"))
         || (kind == "Secret" && object["type"] == "kubernetes.io/service-account-token")
-        || object["metadata"]["ownerReferences"]
+        || (kind == "Service" && namespace == "default" && name == "kubernetes")
+        || kind == "Endpoints"
+        || kind == "EndpointSlice"
+        || metadata["labels"][CREATED_BY_LABEL.0] == CREATED_BY_LABEL.1
+        || metadata["ownerReferences"]
             .as_array()
-            .is_some_and(|o| !o.is_empty())
+            .is_some_and(|owners| owners.iter().any(|o| o["controller"] != false))
+}
+
+/// Whether a default ServiceAccount carries something a user set: image pull secrets, a token
+/// automount setting, labels or annotations (its token `secrets` are generated).
+fn has_user_content(account: &Value) -> bool {
+    let non_empty = |v: &Value| match v {
+        Value::Null => false,
+        Value::Object(map) => !map.is_empty(),
+        Value::Array(list) => !list.is_empty(),
+        _ => true,
+    };
+    non_empty(&account["imagePullSecrets"])
+        || !account["automountServiceAccountToken"].is_null()
+        || non_empty(&account["metadata"]["labels"])
+        || account["metadata"]["annotations"]
+            .as_object()
+            .is_some_and(|a| a.keys().any(|k| !k.starts_with("kubectl.kubernetes.io/")))
 }
 
 impl Cluster {
@@ -217,7 +247,8 @@ impl Cluster {
         })))
     }
 
-    /// Pods of a namespace without `istio-proxy`, each with the reason.
+    /// Pods of a namespace without `istio-proxy`, each with the reason; pods that opt out
+    /// (`sidecar.istio.io/inject=false`) are listed apart, as they run as their owner wants.
     pub async fn injection_report(&self, namespace: &str) -> Result<Value> {
         let namespace_object = self
             .get("Namespace", namespace, None)
@@ -234,13 +265,22 @@ impl Cluster {
             host_network: pod["spec"]["hostNetwork"] == true,
         };
         let mut missing = Vec::new();
+        let mut opted_out = Vec::new();
         let mut injected = 0;
         for pod in pods
             .iter()
             .filter(|p| p["status"]["phase"] != "Succeeded" && p["status"]["phase"] != "Failed")
         {
+            let context = context_for(pod);
+            let opts_out = context
+                .pod_labels
+                .get("sidecar.istio.io/inject")
+                .or_else(|| context.pod_annotations.get("sidecar.istio.io/inject"))
+                .is_some_and(|v| v == "false");
             if mesh::has_sidecar(pod) {
                 injected += 1;
+            } else if opts_out {
+                opted_out.push(pod["metadata"]["name"].clone());
             } else {
                 missing.push(json!({
                     "pod": pod["metadata"]["name"],
@@ -252,9 +292,10 @@ impl Cluster {
         Ok(json!({
             "namespace": namespace,
             "labels": namespace_object["metadata"]["labels"],
-            "pods": injected + missing.len(),
+            "pods": injected + missing.len() + opted_out.len(),
             "injected": injected,
             "missing": missing,
+            "opted_out": opted_out,
             "new_pods_revision": new_pods.as_ref().ok(),
             "new_pods_reason": new_pods.err(),
         }))
@@ -429,6 +470,23 @@ mod tests {
         ));
         assert!(!is_system_generated(
             &json!({"kind": "ServiceAccount", "metadata": {"name": "bookinfo-reviews"}})
+        ));
+        assert!(is_system_generated(
+            &json!({"kind": "Service", "metadata": {"name": "kubernetes", "namespace": "default"}})
+        ));
+        assert!(!is_system_generated(
+            &json!({"kind": "Service", "metadata": {"name": "kubernetes", "namespace": "shop"}})
+        ));
+        assert!(is_system_generated(
+            &json!({"kind": "ServiceEntry", "metadata": {"name": "target-cluster-http",
+                    "labels": {"app.kubernetes.io/managed-by": "meshshift"}}})
+        ));
+        assert!(!is_system_generated(
+            &json!({"kind": "ServiceAccount", "metadata": {"name": "default"},
+                    "imagePullSecrets": [{"name": "registry"}], "secrets": [{"name": "default-token-x"}]})
+        ));
+        assert!(!is_system_generated(
+            &json!({"kind": "ConfigMap", "metadata": {"name": "c", "ownerReferences": [{"kind": "Thing", "controller": false}]}})
         ));
     }
 

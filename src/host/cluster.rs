@@ -31,6 +31,9 @@ pub fn register_types(engine: &mut rhai::Engine) {
         .register_type_with_name::<Cluster>("Cluster")
         .register_get("name", |c: &mut Cluster| c.context().to_string())
         .register_get("server", |c: &mut Cluster| c.server().to_string())
+        .register_get("kubeconfig_cluster", |c: &mut Cluster| {
+            c.kubeconfig_cluster().to_string()
+        })
         .register_get("namespace", |c: &mut Cluster| c.namespace().to_string())
         .register_get("identity", |c: &mut Cluster| {
             let identity = c.identity();
@@ -188,13 +191,15 @@ pub mod cluster_functions {
     /// Binds a handle to a kubeconfig context (`--kubeconfig`, else `$KUBECONFIG`, else
     /// `~/.kube/config`) and pins it to that cluster's identity (server, CA fingerprint,
     /// `kube-system` uid): writes refuse to run if the cluster behind it changes. Binding the
-    /// same context twice gives the same handle.
+    /// same context twice gives the same handle. Properties: `name` (the context), `server`,
+    /// `namespace`, `identity`, `kubeconfig_cluster` (the kubeconfig's cluster entry, which
+    /// `az aks get-credentials` names after the AKS cluster even for `--admin` contexts).
     ///
     /// # Example
     /// ```rhai,no_run
     /// let source = cluster("aks-source");
     /// let target = cluster("aks-target");
-    /// info(`${source.name} at ${source.server}`);
+    /// info(`${source.name} at ${source.server}, cluster entry ${source.kubeconfig_cluster}`);
     /// ```
     #[rhai_fn(name = "cluster", return_raw)]
     pub fn cluster_named(context: NativeCallContext, name: &str) -> HostResult<Cluster> {
@@ -362,10 +367,12 @@ pub mod cluster_functions {
         Ok(mesh::has_sidecar(&json_argument("has_sidecar", &pod)?))
     }
 
-    /// Which pods of a namespace lack `istio-proxy`, and why: the namespace's labels, a pod
-    /// opt-out, a revision that is not installed, `istio-injection` on the AKS add-on, or a pod
-    /// created before injection was enabled. Returns `#{namespace, pods, injected, missing:
-    /// [#{pod, reason}], new_pods_revision, new_pods_reason}`.
+    /// Which pods of a namespace lack `istio-proxy`, and why: the namespace's labels, a
+    /// revision that is not installed, `istio-injection` on the AKS add-on, or a pod created
+    /// before injection was enabled. Pods that opt out (`sidecar.istio.io/inject=false`) are
+    /// not missing anything: they are listed in `opted_out`. Returns `#{namespace, pods,
+    /// injected, missing: [#{pod, reason}], opted_out: [pod], new_pods_revision,
+    /// new_pods_reason}`.
     ///
     /// # Example
     /// ```rhai,no_run

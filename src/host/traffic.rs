@@ -318,9 +318,10 @@ pub mod traffic_functions {
     /// Sends `count` GETs (default 100) with at most `concurrency` in flight (default 16) over
     /// kept-alive connections, optionally at most `rate` per second, and tallies them:
     /// `#{total, ok, counts, unextracted, errors, error_count, error_rate, statuses, latency_ms:
-    /// #{p50, p90, p99, max}, elapsed_ms}`. `extract` is a regex (first group, else the match)
-    /// or `"bookinfo"`, which takes the reviews pod after `Reviews served by:` in every
-    /// bookinfo markup; `counts` holds the extracted values. Also takes `host`, `timeout`,
+    /// #{p50, p90, p99, max}, elapsed_ms}`. `extract` is a regex (first group, else the match),
+    /// `"header:<name>"` (a response header's value, such as the one a shifted route sets) or
+    /// `"bookinfo"`, which takes the reviews pod after `Reviews served by:` in every bookinfo
+    /// markup; `counts` holds the extracted values. Also takes `host`, `timeout`,
     /// `headers` and `connect_to` (as `http_get`). Shows a progress bar on a terminal.
     ///
     /// # Example
@@ -598,6 +599,83 @@ pub mod traffic_functions {
         routes::weighted_routes(&vs, &parsed)
             .map(to_dynamic)
             .map_err(|e| invalid("weighted_routes", e.to_string()))
+    }
+
+    /// True when `pattern` (a regular expression) matches somewhere in `text`: for checking an
+    /// answer's body or title.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if !text_matches(`{"pod": "echo-v1-abc"}`, `"pod": "echo-v\d`) { throw "no match"; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn text_matches(text: &str, pattern: &str) -> HostResult<bool> {
+        let regex = regex::Regex::new(pattern)
+            .map_err(|e| invalid("text_matches", format!("invalid regex `{pattern}`: {e}")))?;
+        Ok(regex.is_match(text))
+    }
+
+    /// A VirtualService (as its owner wrote it) that sends `percent`% of every routing HTTP
+    /// rule to `to` (`#{host, port, subset}`): every rule keeps its match and all other fields,
+    /// its own destinations keep theirs and their proportions, scaled to `100 - percent`;
+    /// redirects and direct responses are left alone. Options: `header`, `source`, `target`:
+    /// every destination also sets the response header `header`, to `source` on the rule's own
+    /// destinations and to `target` on `to`, so answers say which cluster served them.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let vs = #{apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: #{name: "shop"},
+    ///            spec: #{hosts: ["shop.example.com"], http: [
+    ///                #{"match": [#{headers: #{"x-beta": #{exact: "1"}}}], route: [#{destination: #{host: "echo", subset: "v2"}}]},
+    ///                #{route: [#{destination: #{host: "echo", subset: "v1"}, weight: 80}, #{destination: #{host: "echo", subset: "v2"}, weight: 20}]}]}};
+    /// let shifted = shift_routes(vs, #{host: "v2.example.com", port: 80}, 10, #{header: "x-served-by", source: "source", target: "target"});
+    /// let split = shifted.spec.http[1].route.map(|r| r.weight);
+    /// if split != [72, 18, 10] || shifted.spec.http[0]["match"] != vs.spec.http[0]["match"] { throw shifted; }
+    /// if shifted.spec.http[0].route[1].headers.response.set["x-served-by"] != "target" { throw shifted; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn shift_routes(
+        original: Dynamic,
+        to: Map,
+        percent: i64,
+        options: Map,
+    ) -> HostResult<Dynamic> {
+        let original = json_argument("shift_routes", &original)?;
+        check_keys("shift_routes", &to, &["host", "port", "subset"])?;
+        check_keys("shift_routes", &options, &["header", "source", "target"])?;
+        let host = to.get("host").map(|h| h.to_string()).unwrap_or_default();
+        let mut destination = routes::WeightedDestination::new(host, percent);
+        if let Some(port) = to.get("port").and_then(|p| p.as_int().ok()) {
+            let port = u16::try_from(port)
+                .map_err(|_| invalid("shift_routes", format!("port {port} is out of range")))?;
+            destination = destination.with_port(port);
+        }
+        if let Some(subset) = to.get("subset").filter(|s| !s.is_unit()) {
+            destination = destination.with_subset(subset.to_string());
+        }
+        let text = |key: &str| {
+            options
+                .get(key)
+                .filter(|v| !v.is_unit())
+                .map(|v| v.to_string())
+        };
+        let served_by = match (text("header"), text("source"), text("target")) {
+            (None, None, None) => None,
+            (Some(header), Some(source), Some(target)) => Some(routes::ServedBy {
+                header,
+                source,
+                target,
+            }),
+            _ => {
+                return Err(invalid(
+                    "shift_routes",
+                    "`header`, `source` and `target` go together",
+                ));
+            }
+        };
+        routes::shift_routes(&original, &destination, percent, served_by.as_ref())
+            .map(to_dynamic)
+            .map_err(|e| invalid("shift_routes", e.to_string()))
     }
 
     /// The weights of a VirtualService's first HTTP route, by destination key

@@ -31,6 +31,9 @@ pub enum Extractor {
     Bookinfo,
     /// A regular expression: the first capture group when it has one, else the whole match.
     Regex(Regex),
+    /// The value of a response header (its name in lower case), such as the one a shifted
+    /// route sets to say which cluster answered.
+    Header(String),
 }
 
 /// Why an extractor spec was rejected.
@@ -59,8 +62,8 @@ fn regex_message(pattern: &str, column: Option<usize>, message: &str) -> String 
 }
 
 impl Extractor {
-    /// Parses an extractor spec: `"bookinfo"` selects the built-in bookinfo extractor, anything
-    /// else is compiled as a regex.
+    /// Parses an extractor spec: `"bookinfo"` selects the built-in bookinfo extractor,
+    /// `"header:<name>"` a response header's value, anything else is compiled as a regex.
     ///
     /// # Errors
     ///
@@ -77,15 +80,37 @@ impl Extractor {
         if spec == "bookinfo" {
             return Ok(Extractor::Bookinfo);
         }
+        if let Some(name) = spec.strip_prefix("header:") {
+            let name = name.trim().to_ascii_lowercase();
+            if name.is_empty() {
+                return Err(ExtractError::Empty);
+            }
+            return Ok(Extractor::Header(name));
+        }
         Regex::new(spec)
             .map(Extractor::Regex)
             .map_err(|e| regex_error(spec, &e))
     }
 
+    /// The value found in an answer's headers (names in lower case) or body; see
+    /// [`Extractor::extract`].
+    pub fn extract_answer(
+        &self,
+        headers: &std::collections::BTreeMap<String, String>,
+        body: &str,
+    ) -> Option<String> {
+        match self {
+            Extractor::Header(name) => headers.get(name).filter(|v| !v.is_empty()).cloned(),
+            _ => self.extract(body),
+        }
+    }
+
     /// The pod name found in `body`, or `None` when there is none. A regex that matches an empty
     /// string also yields `None`, as does one whose first group did not take part in the match.
+    /// A header extractor finds nothing in a body.
     pub fn extract(&self, body: &str) -> Option<String> {
         match self {
+            Extractor::Header(_) => None,
             Extractor::Bookinfo => bookinfo_pod(body),
             Extractor::Regex(re) => {
                 let captures = re.captures(body)?;
@@ -103,6 +128,7 @@ impl fmt::Display for Extractor {
         match self {
             Extractor::Bookinfo => f.write_str("bookinfo"),
             Extractor::Regex(re) => f.write_str(re.as_str()),
+            Extractor::Header(name) => write!(f, "header:{name}"),
         }
     }
 }
@@ -497,6 +523,14 @@ mod tests {
 
     #[test]
     fn parse_specs() {
+        let header = Extractor::parse("header:X-Served-By").unwrap();
+        assert_eq!(header.to_string(), "header:x-served-by");
+        let headers = [("x-served-by".to_string(), "target".to_string())].into();
+        assert_eq!(
+            header.extract_answer(&headers, "").as_deref(),
+            Some("target")
+        );
+        assert_eq!(header.extract("x-served-by: target"), None);
         assert!(matches!(
             Extractor::parse("bookinfo"),
             Ok(Extractor::Bookinfo)

@@ -294,7 +294,7 @@ impl Sample {
             (200..=299, _) => {
                 self.ok += 1;
                 if let Some(extractor) = extractor {
-                    match extractor.extract(&probe.body) {
+                    match extractor.extract_answer(&probe.headers, &probe.body) {
                         Some(value) => *self.counts.entry(value).or_default() += 1,
                         None => self.unextracted += 1,
                     }

@@ -126,6 +126,12 @@ pub enum TrafficError {
         /// The VirtualService name.
         name: String,
     },
+    /// A share outside 0..=100.
+    #[error("`{percent}` is not a percentage from 0 to 100")]
+    InvalidPercent {
+        /// The rejected share.
+        percent: i64,
+    },
     /// An empty list of destinations or weights.
     #[error("no destinations given")]
     NoDestinations,
@@ -456,6 +462,187 @@ pub fn set_weights(
         .map(|((key, _), prev)| (key, prev.unwrap_or(0)))
         .collect();
     Ok((out, previous))
+}
+
+/// A response header that names who served a request: set on every source destination with
+/// `source`, on the target destination with `target` (Istio's
+/// `HTTPRouteDestination.headers.response.set`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedBy {
+    /// Header name, e.g. `x-meshshift-served-by`.
+    pub header: String,
+    /// Value on answers from the source's own destinations.
+    pub source: String,
+    /// Value on answers from the target.
+    pub target: String,
+}
+
+/// Copy of `original` (a VirtualService as its owner wrote it) that sends `percent`% of every
+/// routing HTTP rule to `to`: each rule keeps its match and every other field, its own
+/// destinations keep their fields and their proportions, scaled to `100 - percent`, and `to` is
+/// added with weight `percent`. Rules that `redirect`, answer with `directResponse` or
+/// `delegate` are left alone, as are `tcp` and `tls` routes. With `served_by`, each destination
+/// also sets a response header saying which cluster answered (other header operations of the
+/// destination are kept). Weights are integers adding up to 100 in every rule (largest
+/// remainders); a destination with weight 0 keeps 0.
+///
+/// # Errors
+///
+/// `original` not a VirtualService or without a routing HTTP rule; `percent` outside 0..=100;
+/// an invalid `to`; a rule that already routes to `to`, or whose own weights add up to 0.
+///
+/// ```text
+/// let shifted = shift_routes(&vs, &WeightedDestination::new("v2.example.com", 0).with_port(80), 10, None)?;
+/// ```
+pub fn shift_routes(
+    original: &Value,
+    to: &WeightedDestination,
+    percent: i64,
+    served_by: Option<&ServedBy>,
+) -> Result<Value, TrafficError> {
+    check_kind(original)?;
+    let name = vs_name(original);
+    if !is_dns_host(&to.host) {
+        return Err(TrafficError::InvalidHost {
+            host: to.host.clone(),
+        });
+    }
+    if !(0..=100).contains(&percent) {
+        return Err(TrafficError::InvalidPercent { percent });
+    }
+    let to_key = to.key();
+    let mut target = Map::new();
+    target.insert("host".into(), Value::from(to.host.as_str()));
+    if let Some(port) = to.port {
+        target.insert("port".into(), json!({ "number": port }));
+    }
+    if let Some(subset) = &to.subset {
+        target.insert("subset".into(), Value::from(subset.as_str()));
+    }
+    let mut out = original.clone();
+    let rules = http_rules_mut(&mut out, &name)?;
+    let mut routed = 0;
+    for (ri, rule) in rules.iter_mut().enumerate() {
+        let Some(rule) = rule.as_object_mut() else {
+            return Err(malformed(&name, format!("spec.http[{ri}]"), "is not a map"));
+        };
+        if ["redirect", "directResponse", "delegate"]
+            .iter()
+            .any(|k| rule.contains_key(*k))
+        {
+            continue;
+        }
+        let Some(route) = rule.get_mut("route") else {
+            continue;
+        };
+        let Some(route) = route.as_array_mut() else {
+            return Err(malformed(
+                &name,
+                format!("spec.http[{ri}].route"),
+                "is not a list",
+            ));
+        };
+        let sole = route.len() == 1;
+        let mut weights = Vec::with_capacity(route.len());
+        let mut keys = Vec::with_capacity(route.len());
+        for (di, entry) in route.iter().enumerate() {
+            let key = entry_key(entry).ok_or_else(|| {
+                malformed(
+                    &name,
+                    format!("spec.http[{ri}].route[{di}].destination.host"),
+                    "is missing",
+                )
+            })?;
+            if key == to_key {
+                return Err(TrafficError::DuplicateDestination { destination: key });
+            }
+            let weight = entry_weight(entry).map_err(|problem| {
+                malformed(
+                    &name,
+                    format!("spec.http[{ri}].route[{di}].weight"),
+                    problem,
+                )
+            })?;
+            weights.push(effective_weight(weight, sole).max(0));
+            keys.push(key);
+        }
+        if weights.iter().sum::<i64>() == 0 {
+            return Err(TrafficError::ZeroTotalWeight { destinations: keys });
+        }
+        let scaled = scale_weights(&weights, 100 - percent);
+        for (entry, weight) in route.iter_mut().zip(scaled) {
+            if let Some(map) = entry.as_object_mut() {
+                map.insert("weight".into(), Value::from(weight));
+                if let Some(served_by) = served_by {
+                    set_response_header(map, &served_by.header, &served_by.source);
+                }
+            }
+        }
+        let mut added = Map::new();
+        added.insert("destination".into(), Value::Object(target.clone()));
+        added.insert("weight".into(), Value::from(percent));
+        if let Some(served_by) = served_by {
+            set_response_header(&mut added, &served_by.header, &served_by.target);
+        }
+        route.push(Value::Object(added));
+        routed += 1;
+    }
+    if routed == 0 {
+        return Err(TrafficError::NoHttpRoute { name });
+    }
+    Ok(out)
+}
+
+/// `weights` (not all 0) scaled to add up to `total`, in their proportions: floors, then the
+/// largest remainders get one more (earlier entries first on ties); a 0 stays 0.
+fn scale_weights(weights: &[i64], total: i64) -> Vec<i64> {
+    let sum: i128 = weights.iter().map(|w| i128::from(*w)).sum();
+    let total = i128::from(total);
+    let mut scaled: Vec<i64> = weights
+        .iter()
+        .map(|w| (i128::from(*w) * total / sum) as i64)
+        .collect();
+    let mut left = total - scaled.iter().map(|w| i128::from(*w)).sum::<i128>();
+    let mut order: Vec<usize> = (0..weights.len()).filter(|i| weights[*i] > 0).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(i128::from(weights[*i]) * total % sum));
+    for i in order.iter().cycle() {
+        if left <= 0 {
+            break;
+        }
+        scaled[*i] += 1;
+        left -= 1;
+    }
+    scaled
+}
+
+/// Sets `headers.response.set[name] = value` on a route entry, keeping its other header
+/// operations.
+fn set_response_header(entry: &mut Map<String, Value>, name: &str, value: &str) {
+    let headers = entry
+        .entry("headers")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !headers.is_object() {
+        *headers = Value::Object(Map::new());
+    }
+    let response = headers
+        .as_object_mut()
+        .expect("an object")
+        .entry("response")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !response.is_object() {
+        *response = Value::Object(Map::new());
+    }
+    let set = response
+        .as_object_mut()
+        .expect("an object")
+        .entry("set")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !set.is_object() {
+        *set = Value::Object(Map::new());
+    }
+    set.as_object_mut()
+        .expect("an object")
+        .insert(name.to_string(), Value::from(value));
 }
 
 /// Destination key of one `route` entry (`{destination: {host, port, subset}, weight}`).
@@ -1049,5 +1236,117 @@ mod tests {
         vs["spec"]["http"][0]["route"][0]["weight"] = json!(90.0);
         let (_, previous) = set_weights(&vs, &w(&[("productpage", 50)])).unwrap();
         assert_eq!(previous, w(&[("productpage:9080", 90)]));
+    }
+
+    /// A shop's VirtualService: a header match, a prefix with retries and a timeout, a subset
+    /// split, a redirect.
+    fn shop() -> Value {
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": { "name": "shop", "namespace": "shop" },
+            "spec": {
+                "hosts": ["shop.example.com"],
+                "gateways": ["shop-gateway"],
+                "http": [
+                    { "match": [{ "headers": { "x-beta": { "exact": "1" } } }],
+                      "route": [{ "destination": { "host": "echo", "subset": "v2" } }] },
+                    { "match": [{ "uri": { "prefix": "/api" } }],
+                      "retries": { "attempts": 3, "perTryTimeout": "2s" }, "timeout": "5s",
+                      "route": [{ "destination": { "host": "api", "port": { "number": 8080 } },
+                                  "headers": { "response": { "add": { "x-api": "yes" } } } }] },
+                    { "match": [{ "uri": { "exact": "/old" } }], "redirect": { "uri": "/" } },
+                    { "route": [{ "destination": { "host": "echo", "subset": "v1" }, "weight": 80 },
+                                { "destination": { "host": "echo", "subset": "v2" }, "weight": 20 }] },
+                ],
+            },
+        })
+    }
+
+    fn served_by() -> ServedBy {
+        ServedBy {
+            header: "x-served-by".into(),
+            source: "source".into(),
+            target: "target".into(),
+        }
+    }
+
+    #[test]
+    fn a_shift_keeps_every_rule_and_scales_its_destinations() {
+        let to = WeightedDestination::new("v2.example.com", 0).with_port(80);
+        let shifted = super::shift_routes(&shop(), &to, 10, Some(&served_by())).unwrap();
+        let rules = shifted["spec"]["http"].as_array().unwrap();
+        assert_eq!(rules.len(), 4);
+        let weights = |rule: &Value| -> Vec<(String, i64)> {
+            rule["route"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (entry_key(e).unwrap(), e["weight"].as_i64().unwrap()))
+                .collect()
+        };
+        assert_eq!(
+            weights(&rules[0]),
+            [("echo/v2".into(), 90), ("v2.example.com:80".into(), 10)]
+        );
+        assert_eq!(rules[0]["match"], shop()["spec"]["http"][0]["match"]);
+        assert_eq!(rules[1]["retries"]["attempts"], 3);
+        assert_eq!(rules[1]["timeout"], "5s");
+        assert_eq!(
+            rules[1]["route"][0]["headers"]["response"]["add"]["x-api"],
+            "yes"
+        );
+        assert_eq!(
+            rules[1]["route"][0]["headers"]["response"]["set"]["x-served-by"],
+            "source"
+        );
+        assert_eq!(
+            rules[1]["route"][1]["headers"]["response"]["set"]["x-served-by"],
+            "target"
+        );
+        assert_eq!(
+            rules[2],
+            shop()["spec"]["http"][2],
+            "the redirect is left alone"
+        );
+        assert_eq!(
+            weights(&rules[3]),
+            [
+                ("echo/v1".into(), 72),
+                ("echo/v2".into(), 18),
+                ("v2.example.com:80".into(), 10)
+            ]
+        );
+        let all = super::shift_routes(&shop(), &to, 100, None).unwrap();
+        assert_eq!(
+            weights(&all["spec"]["http"][3]),
+            [
+                ("echo/v1".into(), 0),
+                ("echo/v2".into(), 0),
+                ("v2.example.com:80".into(), 100)
+            ]
+        );
+    }
+
+    #[test]
+    fn scaled_weights_add_up_and_keep_zeros() {
+        assert_eq!(scale_weights(&[1, 1, 1], 75), [25, 25, 25]);
+        assert_eq!(scale_weights(&[1, 1, 1], 50), [17, 17, 16]);
+        assert_eq!(scale_weights(&[0, 100], 90), [0, 90]);
+        assert_eq!(scale_weights(&[33, 67], 0), [0, 0]);
+    }
+
+    #[test]
+    fn a_shift_refuses_what_it_cannot_do() {
+        let to = WeightedDestination::new("v2.example.com", 0).with_port(80);
+        assert!(matches!(
+            super::shift_routes(&shop(), &to, 101, None),
+            Err(TrafficError::InvalidPercent { percent: 101 })
+        ));
+        let once = super::shift_routes(&shop(), &to, 10, None).unwrap();
+        assert!(matches!(
+            super::shift_routes(&once, &to, 20, None),
+            Err(TrafficError::DuplicateDestination { .. })
+        ));
     }
 }

@@ -128,6 +128,7 @@ impl ClusterState {
                 ..WriteOptions::default()
             };
             let _ = self.create_internal("", "serviceaccounts", account, &controller);
+            self.publish_root_ca(&namespace);
         }
         if rt.group == "apiextensions.k8s.io" && rt.kind == "CustomResourceDefinition" {
             let crd_object = stored.to_value(&rt.api_version("v1"), &rt.kind);

@@ -197,6 +197,8 @@ pub struct ClusterState {
     next_service_ip: u32,
     next_node_port: u16,
     gc_queue: VecDeque<GcWork>,
+    /// The CA published in every namespace's `kube-root-ca.crt`.
+    ca_pem: String,
 }
 
 /// Namespaces every cluster starts with.
@@ -218,6 +220,9 @@ pub struct Bootstrap<'a> {
 }
 
 const FIRST_SERVICE_IP: u32 = (10 << 24) | (96 << 16) | 1;
+/// The `kubernetes` Service's address: the first of the service range, as kube-apiserver
+/// reserves it.
+const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
 impl ClusterState {
     /// A cluster with the system namespaces, their default ServiceAccounts and
@@ -231,6 +236,7 @@ impl ClusterState {
             next_service_ip: FIRST_SERVICE_IP,
             next_node_port: 30000,
             gc_queue: VecDeque::new(),
+            ca_pem: bootstrap.ca_pem.to_string(),
         };
         let system = WriteOptions {
             field_manager: Some("kube-apiserver".into()),
@@ -246,24 +252,39 @@ impl ClusterState {
             }
             let _ = state.create_internal("", "namespaces", namespace, &system);
         }
-        for ns in SYSTEM_NAMESPACES {
-            let root_ca = json!({
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "kube-root-ca.crt", "namespace": ns,
-                             "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                "data": {"ca.crt": bootstrap.ca_pem}
-            });
-            let _ = state.create_internal("", "configmaps", root_ca, &system);
-        }
+        // As kube-apiserver's kubernetesservice controller writes it
+        // (pkg/controlplane/controller/kubernetesservice): the first address of the service
+        // range, the secure port as target port, `SingleStack`, all set by the controller and
+        // so owned by "kube-apiserver" (operation Update, v1).
         let kubernetes = json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "kubernetes", "namespace": "default",
                          "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}
+            "spec": {"ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                     "clusterIP": KUBERNETES_SERVICE_IP, "ipFamilyPolicy": "SingleStack",
+                     "sessionAffinity": "None", "type": "ClusterIP"}
         });
         let _ = state.create_internal("", "services", kubernetes, &system);
+        state.next_service_ip = state.next_service_ip.max(FIRST_SERVICE_IP + 1);
         state.hooks = bootstrap.hooks;
         state
+    }
+
+    /// Publishes the `kube-root-ca.crt` ConfigMap in `namespace`, as kube-controller-manager's
+    /// root-ca-cert-publisher does for every namespace (field manager
+    /// "kube-controller-manager", operation Update).
+    pub(super) fn publish_root_ca(&mut self, namespace: &str) {
+        let root_ca = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": namespace,
+                         "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+            "data": {"ca.crt": self.ca_pem}
+        });
+        let controller = WriteOptions {
+            field_manager: Some("kube-controller-manager".into()),
+            ..WriteOptions::default()
+        };
+        let _ = self.create_internal("", "configmaps", root_ca, &controller);
     }
 
     /// The cluster's name.
@@ -294,6 +315,7 @@ impl ClusterState {
     /// resource-version counter continues from `revision`, and `kube-root-ca.crt` ConfigMaps
     /// get the current CA.
     pub fn replace_objects(&mut self, objects: Vec<(String, Value)>, revision: u64, ca_pem: &str) {
+        self.ca_pem = ca_pem.to_string();
         let window = self.store.history_limit();
         self.store = Store::new(window);
         self.registry = Registry::new();

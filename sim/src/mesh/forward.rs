@@ -15,6 +15,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 
+use super::snapshot::RetryPolicy;
+
 /// Where each load balancer address of an environment is served: `ip:port` →
 /// `ip:bound-port` (the same when the port itself was bound).
 pub type PortMap = Arc<RwLock<HashMap<String, String>>>;
@@ -22,8 +24,22 @@ pub type PortMap = Arc<RwLock<HashMap<String, String>>>;
 /// Header counting how often a request was forwarded (stops forwarding loops).
 pub const HOPS_HEADER: &str = "x-sim-forward-hops";
 const MAX_HOPS: u32 = 8;
-/// Envoy's default route timeout.
+/// The longest the simulator waits for a forwarded answer (Envoy's default route timeout;
+/// istiod disables it, but a test double should not wait forever).
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How a try ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The upstream answered (or the simulator refused to forward).
+    Answered,
+    /// No connection could be made.
+    ConnectFailure,
+    /// The connection broke before the answer.
+    Reset,
+    /// No answer within the try's timeout.
+    Timeout,
+}
 
 /// An answer from upstream (or Envoy's, when there was none).
 #[derive(Debug)]
@@ -34,6 +50,8 @@ pub struct Forwarded {
     pub headers: Vec<(String, Vec<u8>)>,
     /// Body.
     pub body: Bytes,
+    /// How the try ended.
+    pub outcome: Outcome,
 }
 
 impl Forwarded {
@@ -42,6 +60,14 @@ impl Forwarded {
             status,
             headers: vec![("content-type".into(), b"text/plain".to_vec())],
             body: Bytes::from(body.to_string()),
+            outcome: Outcome::Answered,
+        }
+    }
+
+    fn failed(outcome: Outcome, status: u16, body: &str) -> Forwarded {
+        Forwarded {
+            outcome,
+            ..Forwarded::envoy(status, body)
         }
     }
 }
@@ -98,7 +124,70 @@ impl Forwarder {
         self.overrides.get(&key).cloned().unwrap_or(key)
     }
 
-    /// Forwards a request to one of `endpoints` (chosen at random).
+    /// Forwards a request as Envoy's router does for a route with `retries` and `timeout`
+    /// (see [`super::apps::route_to_pods`] for the rules): tries carry
+    /// `x-envoy-attempt-count`, retried answers, resets, failed connections and per-try
+    /// timeouts are tried again after the back-off, and the route's timeout bounds them all
+    /// (`504 upstream request timeout`). The Host header goes as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn forward_with_retries(
+        &self,
+        endpoints: &[(String, u16)],
+        method: &http::Method,
+        path_and_query: &str,
+        mut headers: http::HeaderMap,
+        body: Bytes,
+        retries: &RetryPolicy,
+        timeout: Option<Duration>,
+    ) -> Forwarded {
+        let started = tokio::time::Instant::now();
+        let deadline = timeout.map(|t| started + t);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            headers.insert("x-envoy-attempt-count", http::HeaderValue::from(attempt));
+            let remaining =
+                deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            let limit = [retries.per_try_timeout, remaining, Some(UPSTREAM_TIMEOUT)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(UPSTREAM_TIMEOUT);
+            let answer = self
+                .forward(
+                    endpoints,
+                    method,
+                    path_and_query,
+                    &headers,
+                    body.clone(),
+                    limit,
+                )
+                .await;
+            let retry_left = attempt <= retries.attempts;
+            let route_expired = deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            let retried = retry_left
+                && !route_expired
+                && match answer.outcome {
+                    Outcome::Answered => retries.retries_status(answer.status),
+                    Outcome::ConnectFailure => retries.retries_connect_failure(),
+                    Outcome::Reset | Outcome::Timeout => retries.retries_reset(),
+                };
+            if !retried {
+                return answer;
+            }
+            let backoff = super::apps::retry_backoff(attempt, rand::rng().random());
+            if let Some(deadline) = deadline
+                && tokio::time::Instant::now() + backoff >= deadline
+            {
+                tokio::time::sleep_until(deadline).await;
+                return Forwarded::failed(Outcome::Timeout, 504, "upstream request timeout");
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Forwards a request to one of `endpoints` (chosen at random), waiting at most
+    /// `timeout` for the answer.
     pub async fn forward(
         &self,
         endpoints: &[(String, u16)],
@@ -106,13 +195,15 @@ impl Forwarder {
         path_and_query: &str,
         headers: &http::HeaderMap,
         body: Bytes,
+        timeout: Duration,
     ) -> Forwarded {
         if endpoints.is_empty() {
             return Forwarded::envoy(503, "no healthy upstream");
         }
         let (address, port) = &endpoints[rand::rng().random_range(0..endpoints.len())];
         if !address.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
-            return Forwarded::envoy(
+            return Forwarded::failed(
+                Outcome::ConnectFailure,
                 503,
                 "upstream connect error or disconnect/reset before headers. reset reason: the simulator only forwards to loopback addresses",
             );
@@ -146,23 +237,32 @@ impl Forwarder {
         let Ok(request) = request.body(Full::new(body)) else {
             return Forwarded::envoy(400, "bad request");
         };
-        let answer = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
+        let answer = tokio::time::timeout(timeout, async {
             let response = self.client.request(request).await?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map(|b| b.to_bytes());
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((parts, body))
+            Ok::<_, hyper_util::client::legacy::Error>((parts, body))
         })
         .await;
         match answer {
-            Err(_) => Forwarded::envoy(504, "upstream request timeout"),
-            Ok(Err(_)) => Forwarded::envoy(
+            Err(_) => Forwarded::failed(Outcome::Timeout, 504, "upstream request timeout"),
+            Ok(Err(error)) if error.is_connect() => Forwarded::failed(
+                Outcome::ConnectFailure,
                 503,
                 "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: Connection refused",
             ),
-            Ok(Ok((parts, Err(_)))) => {
-                Forwarded::envoy(parts.status.as_u16().max(502), "upstream reset")
-            }
+            Ok(Err(_)) => Forwarded::failed(
+                Outcome::Reset,
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
+            ),
+            Ok(Ok((parts, Err(_)))) => Forwarded::failed(
+                Outcome::Reset,
+                parts.status.as_u16().max(502),
+                "upstream reset",
+            ),
             Ok(Ok((parts, Ok(body)))) => Forwarded {
+                outcome: Outcome::Answered,
                 status: parts.status.as_u16(),
                 headers: parts
                     .headers

@@ -19,13 +19,13 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::apps::{self, Reply};
+use super::apps::{self, PodRequest, Reply};
 use super::faults::Faults;
 use super::forward::{Forwarder, PortMap};
 use super::routing::{
     GatewayDecision, RequestInfo, Target, choose_weighted, gateway_route, resolve,
 };
-use super::snapshot::{Key, MeshSnapshot, RouteAction, StringMatch};
+use super::snapshot::{HeaderOperations, Key, MeshSnapshot, RetryPolicy, RouteAction, StringMatch};
 
 /// A served load balancer port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,12 +46,43 @@ pub type ListenerObserver = Arc<dyn Fn(&str, Vec<ListenerInfo>) + Send + Sync>;
 /// What the gateway will do with a request, decided before any waiting.
 enum Plan {
     Answer(Reply),
-    Forward {
-        endpoints: Vec<(String, u16)>,
-        path: String,
-        delay: Duration,
-    },
+    Forward(Box<Forward>),
     Drop,
+}
+
+/// A request for ServiceEntry endpoints, as the route sends it.
+struct Forward {
+    endpoints: Vec<(String, u16)>,
+    path: String,
+    /// The request headers after the route's operations (Host kept unless rewritten).
+    headers: Vec<(String, String)>,
+    retries: RetryPolicy,
+    timeout: Option<Duration>,
+    /// Response operations: the destination's, then the route's.
+    response: Vec<HeaderOperations>,
+    delay: Duration,
+}
+
+/// Applies response header operations to a reply's headers.
+fn apply_response(operations: &[&HeaderOperations], headers: &mut Vec<(String, String)>) {
+    for operations in operations {
+        operations.apply(headers);
+    }
+}
+
+/// A version 4 UUID, as Envoy generates `x-request-id`.
+fn request_id(rng: &mut impl Rng) -> String {
+    let bits: u128 = rng.random();
+    let bits = (bits & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let hex = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 struct Listener {
@@ -123,29 +154,11 @@ impl Listener {
             return Plan::Answer(Reply::no_healthy_upstream());
         }
         let method = request.method().as_str();
-        if !is_gateway {
-            // A plain load balancer in front of application pods.
-            let mut reply = apps::serve_service(
-                snapshot,
-                &self.service,
-                &service.ready_pods,
-                method,
-                path,
-                &mut rng,
-            );
-            reply.delay += gateway_delay;
-            return Plan::Answer(reply);
-        }
         let host_header = request
             .headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or_default();
-        let host = host_header
-            .rsplit_once(':')
-            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
-            .map_or(host_header, |(host, _)| host)
-            .to_ascii_lowercase();
         let headers: Vec<(String, String)> = request
             .headers()
             .iter()
@@ -156,6 +169,29 @@ impl Listener {
                 )
             })
             .collect();
+        if !is_gateway {
+            // A plain load balancer in front of application pods.
+            let pod_request = PodRequest {
+                method: method.to_string(),
+                host: host_header.to_string(),
+                path: path.to_string(),
+                headers,
+            };
+            let mut reply = apps::serve_service(
+                snapshot,
+                &self.service,
+                &service.ready_pods,
+                &pod_request,
+                &mut rng,
+            );
+            reply.delay += gateway_delay;
+            return Plan::Answer(reply);
+        }
+        let host = host_header
+            .rsplit_once(':')
+            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .map_or(host_header, |(host, _)| host)
+            .to_ascii_lowercase();
         let listener_port = port.map_or(self.port, |p| p.target_port);
         let info = RequestInfo {
             method,
@@ -195,29 +231,73 @@ impl Listener {
                     authority.as_deref().unwrap_or(host_header),
                     uri.as_deref().unwrap_or(path)
                 );
-                reply.headers.push(("location", location));
+                reply.headers.push(("location".into(), location));
                 reply
             }
             RouteAction::Destinations(destinations) => {
                 let Some(destination) = choose_weighted(destinations, rng.random()) else {
                     return Plan::Answer(Reply::new(500, "text/plain", "all route weights are 0"));
                 };
-                match resolve(snapshot, &vs.namespace, destination) {
+                // The request as it goes upstream: Envoy's own headers, then the
+                // destination's operations, then the route's (Envoy applies the
+                // weighted cluster's before the route's), then `rewrite.authority`.
+                let mut upstream = headers;
+                if !upstream.iter().any(|(n, _)| n == "x-forwarded-proto") {
+                    upstream.push(("x-forwarded-proto".into(), "http".into()));
+                }
+                if !upstream.iter().any(|(n, _)| n == "x-request-id") {
+                    upstream.push(("x-request-id".into(), request_id(&mut rng)));
+                }
+                destination.headers.request.apply(&mut upstream);
+                route.headers.request.apply(&mut upstream);
+                if let Some(authority) = &route.rewrite_authority {
+                    upstream.retain(|(n, _)| n != "host");
+                    upstream.push(("host".into(), authority.clone()));
+                }
+                let upstream_host = upstream
+                    .iter()
+                    .find(|(n, _)| n == "host")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let mut reply = match resolve(snapshot, &vs.namespace, destination) {
                     Target::Pods { service, pods, .. } => {
-                        let app_path = full_path.split('?').next().unwrap_or_default().to_string();
-                        apps::serve_service(snapshot, &service, &pods, method, &app_path, &mut rng)
+                        let pod_request = PodRequest {
+                            method: method.to_string(),
+                            host: upstream_host,
+                            path: full_path.split('?').next().unwrap_or_default().to_string(),
+                            headers: upstream,
+                        };
+                        apps::route_to_pods(
+                            snapshot,
+                            &service,
+                            &pods,
+                            &pod_request,
+                            &route.retries,
+                            route.timeout,
+                            &mut rng,
+                        )
                     }
                     Target::External { endpoints, .. } => {
-                        return Plan::Forward {
+                        return Plan::Forward(Box::new(Forward {
                             endpoints,
                             path: full_path,
+                            headers: upstream,
+                            retries: route.retries.clone(),
+                            timeout: route.timeout,
+                            response: vec![
+                                destination.headers.response.clone(),
+                                route.headers.response.clone(),
+                            ],
                             delay,
-                        };
+                        }));
                     }
                     Target::Missing(_) => Reply::no_healthy_upstream(),
-                }
+                };
+                apply_response(&[&destination.headers.response], &mut reply.headers);
+                reply
             }
         };
+        apply_response(&[&route.headers.response], &mut reply.headers);
         reply.delay += delay;
         Plan::Answer(reply)
     }
@@ -237,25 +317,38 @@ impl Listener {
                 reply
                     .headers
                     .into_iter()
-                    .map(|(n, v)| (n.to_string(), v.into_bytes()))
+                    .map(|(n, v)| (n, v.into_bytes()))
                     .collect::<Vec<_>>(),
                 Bytes::from(reply.body),
                 reply.delay,
             ),
-            Plan::Forward {
-                endpoints,
-                path,
-                delay,
-            } => {
+            Plan::Forward(forward) => {
                 let (parts, body) = request.into_parts();
                 let body = body
                     .collect()
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
+                let mut headers = http::HeaderMap::new();
+                for (name, value) in &forward.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        http::HeaderName::from_bytes(name.as_bytes()),
+                        http::HeaderValue::from_str(value),
+                    ) {
+                        headers.append(name, value);
+                    }
+                }
                 let answer = self
                     .forwarder
-                    .forward(&endpoints, &parts.method, &path, &parts.headers, body)
+                    .forward_with_retries(
+                        &forward.endpoints,
+                        &parts.method,
+                        &forward.path,
+                        headers,
+                        body,
+                        &forward.retries,
+                        forward.timeout,
+                    )
                     .await;
                 let content_type = answer
                     .headers
@@ -263,12 +356,25 @@ impl Listener {
                     .find(|(n, _)| n == "content-type")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                let headers = answer
+                let mut text_headers: Vec<(String, String)> = answer
                     .headers
-                    .into_iter()
+                    .iter()
                     .filter(|(n, _)| n != "content-type" && n != "server")
+                    .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
                     .collect();
-                (answer.status, content_type, headers, answer.body, delay)
+                let operations: Vec<&HeaderOperations> = forward.response.iter().collect();
+                apply_response(&operations, &mut text_headers);
+                let headers = text_headers
+                    .into_iter()
+                    .map(|(n, v)| (n, v.into_bytes()))
+                    .collect();
+                (
+                    answer.status,
+                    content_type,
+                    headers,
+                    answer.body,
+                    forward.delay,
+                )
             }
         };
         if !delay.is_zero() {

@@ -163,33 +163,50 @@ pub fn gateway_route<'a>(
         })
         .map(|g| g.id.as_str())
         .collect();
-    // The most specific host wins: VirtualServices naming the host exactly come first.
-    let exact = |vs: &VirtualServiceInfo| {
-        vs.hosts
-            .iter()
-            .any(|h| h.eq_ignore_ascii_case(request.host))
-    };
-    for exact_pass in [true, false] {
-        for vs in snapshot
-            .virtual_services
-            .iter()
-            .filter(|vs| exact(vs) == exact_pass)
-        {
-            let Some(gateway) = gateways
+    // Envoy picks one virtual host per request, the most specific domain that matches
+    // (exact, then the longest wildcard suffix, then `*`); istiod makes one virtual host of
+    // every VirtualService with that host. Its routes, in the VirtualServices' creation order,
+    // are tried in order; when none matches the answer is 404, whatever less specific hosts
+    // would have matched.
+    let candidates: Vec<(&VirtualServiceInfo, &str, (u8, usize))> = snapshot
+        .virtual_services
+        .iter()
+        .filter_map(|vs| {
+            let gateway = gateways
                 .iter()
-                .find(|g| vs.gateways.iter().any(|v| v == *g))
-            else {
-                continue;
-            };
-            if !vs.hosts.iter().any(|h| host_matches(h, request.host)) {
-                continue;
-            }
-            if let Some(route) = vs.http.iter().find(|r| route_applies(r, request, gateway)) {
-                return GatewayDecision::Route(vs, route);
-            }
+                .find(|g| vs.gateways.iter().any(|v| v == *g))?;
+            let best = vs
+                .hosts
+                .iter()
+                .filter_map(|h| host_specificity(h, request.host))
+                .max()?;
+            Some((vs, *gateway, best))
+        })
+        .collect();
+    let Some(best) = candidates.iter().map(|(_, _, s)| *s).max() else {
+        return GatewayDecision::NoRoute;
+    };
+    for (vs, gateway, _) in candidates.iter().filter(|(_, _, s)| *s == best) {
+        if let Some(route) = vs.http.iter().find(|r| route_applies(r, request, gateway)) {
+            return GatewayDecision::Route(vs, route);
         }
     }
     GatewayDecision::NoRoute
+}
+
+/// How specifically a host pattern matches `host`, as Envoy ranks virtual host domains:
+/// exact first, then wildcards by the length of their suffix, then `*`. `None`: no match.
+pub fn host_specificity(pattern: &str, host: &str) -> Option<(u8, usize)> {
+    if !host_matches(pattern, host) {
+        return None;
+    }
+    Some(if pattern == "*" {
+        (0, 0)
+    } else if pattern.starts_with('*') {
+        (1, pattern.len())
+    } else {
+        (2, pattern.len())
+    })
 }
 
 /// The route a sidecar in `namespace` chooses for a call to `host`: VirtualServices bound to
@@ -426,6 +443,7 @@ mod tests {
     #[test]
     fn weights_follow_istio_semantics() {
         let d = |host: &str, weight: u32| Destination {
+            headers: Default::default(),
             host: host.into(),
             port: None,
             subset: None,
@@ -469,6 +487,7 @@ mod tests {
             "short names are per namespace"
         );
         let external = Destination {
+            headers: Default::default(),
             host: "v2.example.com".into(),
             port: Some(80),
             subset: None,
@@ -482,6 +501,7 @@ mod tests {
             }
         );
         let missing = Destination {
+            headers: Default::default(),
             host: "nope".into(),
             port: None,
             subset: None,
@@ -492,6 +512,7 @@ mod tests {
             Target::Missing("nope".into())
         );
         let unknown_subset = Destination {
+            headers: Default::default(),
             host: "reviews".into(),
             port: None,
             subset: Some("v9".into()),
@@ -508,5 +529,57 @@ mod tests {
             host_matches("*.example.com", "v2.example.com")
                 && !host_matches("*.example.com", "example.com")
         );
+    }
+
+    #[test]
+    fn the_most_specific_host_wins_without_falling_through() {
+        let mut s = snapshot(
+            json!({"hosts": ["*"], "gateways": ["bookinfo-gateway"], "http": [
+            {"route": [{"destination": {"host": "reviews", "subset": "v2"}}]}]}),
+        );
+        let exact = MeshSnapshot::build(
+            "sim-source",
+            false,
+            &MeshObjects {
+                virtual_services: vec![
+                    json!({"metadata": {"namespace": "bookinfo", "name": "shop"},
+                    "spec": {"hosts": ["shop.example.com"], "gateways": ["bookinfo-gateway"],
+                             "http": [{"match": [{"uri": {"prefix": "/api"}}],
+                                       "route": [{"destination": {"host": "reviews"}}]}]}}),
+                ],
+                ..MeshObjects::default()
+            },
+        );
+        s.virtual_services.extend(exact.virtual_services);
+        let service = gateway_service(&s);
+        let none = vec![];
+        let mut shop = request("/api/x", &none);
+        shop.host = "shop.example.com";
+        let GatewayDecision::Route(vs, _) = gateway_route(&s, &service, 80, &shop) else {
+            panic!("no route")
+        };
+        assert_eq!(vs.name, "shop");
+        // The exact host's virtual host has no route for `/`: 404, not the `*` one.
+        shop.path = "/";
+        assert!(matches!(
+            gateway_route(&s, &service, 80, &shop),
+            GatewayDecision::NoRoute
+        ));
+        // Other hosts go to `*`.
+        let mut other = request("/", &none);
+        other.host = "other.example.com";
+        assert!(matches!(
+            gateway_route(&s, &service, 80, &other),
+            GatewayDecision::Route(vs, _) if vs.name == "vs"
+        ));
+        assert_eq!(
+            host_specificity("*.example.com", "a.example.com"),
+            Some((1, 13))
+        );
+        assert_eq!(
+            host_specificity("a.example.com", "a.example.com"),
+            Some((2, 13))
+        );
+        assert_eq!(host_specificity("*.example.com", "example.com"), None);
     }
 }

@@ -142,6 +142,227 @@ pub struct Destination {
     pub subset: Option<String>,
     /// `weight` (missing: 0).
     pub weight: u32,
+    /// `headers`: operations applied when this destination is chosen
+    /// (Istio's `HTTPRouteDestination.headers`, Envoy's weighted-cluster header options).
+    pub headers: Headers,
+}
+
+/// Header operations of one direction (Istio's `Headers.HeaderOperations`), as Envoy applies
+/// them: `remove` first, then `set` (replacing every value), then `add` (appending).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeaderOperations {
+    /// Replace (or add) these headers.
+    pub set: Vec<(String, String)>,
+    /// Append these values.
+    pub add: Vec<(String, String)>,
+    /// Remove these headers.
+    pub remove: Vec<String>,
+}
+
+impl HeaderOperations {
+    fn of(value: Option<&Value>) -> HeaderOperations {
+        let pairs = |field: &str| -> Vec<(String, String)> {
+            let mut pairs: Vec<(String, String)> = value
+                .and_then(|v| v.get(field))
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.to_ascii_lowercase(),
+                                v.as_str().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            pairs.sort();
+            pairs
+        };
+        HeaderOperations {
+            set: pairs("set"),
+            add: pairs("add"),
+            remove: strings(value.and_then(|v| v.get("remove")))
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+        }
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+
+    /// Applies the operations to headers with lower-case names.
+    pub fn apply(&self, headers: &mut Vec<(String, String)>) {
+        headers.retain(|(name, _)| !self.remove.contains(name));
+        for (name, value) in &self.set {
+            headers.retain(|(n, _)| n != name);
+            headers.push((name.clone(), value.clone()));
+        }
+        for (name, value) in &self.add {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+}
+
+/// Istio's `Headers`: operations on the request (before it goes upstream) and on the response.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Headers {
+    /// `request`.
+    pub request: HeaderOperations,
+    /// `response`.
+    pub response: HeaderOperations,
+}
+
+impl Headers {
+    fn of(value: Option<&Value>) -> Headers {
+        Headers {
+            request: HeaderOperations::of(value.and_then(|v| v.get("request"))),
+            response: HeaderOperations::of(value.and_then(|v| v.get("response"))),
+        }
+    }
+}
+
+/// A condition of Envoy's `retry_on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryOn {
+    /// `5xx`: any 5xx answer, a reset or a per-try timeout.
+    FiveXx,
+    /// `gateway-error`: 502, 503, 504, a reset or a per-try timeout.
+    GatewayError,
+    /// `reset`: a reset or a per-try timeout.
+    Reset,
+    /// `connect-failure`: the connection could not be made.
+    ConnectFailure,
+    /// `retriable-4xx`: 409.
+    Retriable4xx,
+    /// `retriable-status-codes`: the policy's codes.
+    RetriableStatusCodes,
+}
+
+/// The retry policy of a route (Istio's `HTTPRetry` translated as istiod translates it,
+/// `pilot/pkg/networking/core/route/retry`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first try (`attempts`; 0: none).
+    pub attempts: u32,
+    /// `perTryTimeout`.
+    pub per_try_timeout: Option<std::time::Duration>,
+    /// `retryOn` conditions this simulator can meet (gRPC and HTTP/2 ones are ignored).
+    pub retry_on: Vec<RetryOn>,
+    /// Status codes named in `retryOn`.
+    pub retriable_status_codes: Vec<u16>,
+}
+
+impl Default for RetryPolicy {
+    /// Istio's default for routes without `retries`: 2 retries on
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with 503
+    /// retriable.
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 2,
+            per_try_timeout: None,
+            retry_on: vec![RetryOn::ConnectFailure, RetryOn::RetriableStatusCodes],
+            retriable_status_codes: vec![503],
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries (`attempts: 0`).
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 0,
+            per_try_timeout: None,
+            retry_on: Vec::new(),
+            retriable_status_codes: Vec::new(),
+        }
+    }
+
+    /// Reads Istio's `HTTPRetry` (`None`: the route has no `retries`).
+    pub fn of(value: Option<&Value>) -> RetryPolicy {
+        let Some(value) = value else {
+            return RetryPolicy::default();
+        };
+        let attempts = value
+            .get("attempts")
+            .and_then(Value::as_u64)
+            .and_then(|a| u32::try_from(a).ok())
+            .unwrap_or(0);
+        if attempts == 0 {
+            return RetryPolicy::none();
+        }
+        let mut policy = RetryPolicy {
+            attempts,
+            per_try_timeout: value
+                .get("perTryTimeout")
+                .and_then(Value::as_str)
+                .map(duration)
+                .filter(|d| !d.is_zero()),
+            ..RetryPolicy::default()
+        };
+        if let Some(retry_on) = value
+            .get("retryOn")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+        {
+            policy.retry_on.clear();
+            policy.retriable_status_codes.clear();
+            for condition in retry_on.split(',').map(str::trim) {
+                if let Ok(code) = condition.parse::<u16>() {
+                    policy.retriable_status_codes.push(code);
+                    continue;
+                }
+                let known = match condition {
+                    "5xx" => RetryOn::FiveXx,
+                    "gateway-error" => RetryOn::GatewayError,
+                    "reset" => RetryOn::Reset,
+                    "connect-failure" => RetryOn::ConnectFailure,
+                    "retriable-4xx" => RetryOn::Retriable4xx,
+                    "retriable-status-codes" => RetryOn::RetriableStatusCodes,
+                    _ => continue,
+                };
+                policy.retry_on.push(known);
+            }
+            // istiod adds `retriable-status-codes` when codes are named without it.
+            if !policy.retriable_status_codes.is_empty()
+                && !policy.retry_on.contains(&RetryOn::RetriableStatusCodes)
+            {
+                policy.retry_on.push(RetryOn::RetriableStatusCodes);
+            }
+        }
+        policy
+    }
+
+    /// Whether an answer with `status` is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        self.retry_on.iter().any(|on| match on {
+            RetryOn::FiveXx => status >= 500,
+            RetryOn::GatewayError => matches!(status, 502..=504),
+            RetryOn::Retriable4xx => status == 409,
+            RetryOn::RetriableStatusCodes => self.retriable_status_codes.contains(&status),
+            RetryOn::Reset | RetryOn::ConnectFailure => false,
+        })
+    }
+
+    /// Whether a reset before the answer, or a per-try timeout, is retried.
+    pub fn retries_reset(&self) -> bool {
+        self.retry_on
+            .iter()
+            .any(|on| matches!(on, RetryOn::FiveXx | RetryOn::GatewayError | RetryOn::Reset))
+    }
+
+    /// Whether a failed connection is retried.
+    pub fn retries_connect_failure(&self) -> bool {
+        self.retry_on.iter().any(|on| {
+            matches!(
+                on,
+                RetryOn::FiveXx | RetryOn::GatewayError | RetryOn::Reset | RetryOn::ConnectFailure
+            )
+        })
+    }
 }
 
 /// Istio's HTTP fault injection of a route.
@@ -191,6 +412,14 @@ pub struct HttpRoute {
     pub fault: Option<RouteFault>,
     /// `rewrite.uri`: replaces the matched prefix (or the whole path).
     pub rewrite_uri: Option<String>,
+    /// `rewrite.authority`: the Host sent upstream.
+    pub rewrite_authority: Option<String>,
+    /// `retries` (Istio's default policy when absent).
+    pub retries: RetryPolicy,
+    /// `timeout` (none when absent or 0, as istiod configures routes).
+    pub timeout: Option<std::time::Duration>,
+    /// `headers`: operations on every request and response of the route.
+    pub headers: Headers,
 }
 
 /// A VirtualService.
@@ -479,6 +708,7 @@ fn http_route(value: &Value) -> HttpRoute {
                             .and_then(Value::as_u64)
                             .and_then(|w| u32::try_from(w).ok())
                             .unwrap_or(0),
+                        headers: Headers::of(r.get("headers")),
                     })
                     .collect()
             })
@@ -497,6 +727,18 @@ fn http_route(value: &Value) -> HttpRoute {
             .pointer("/rewrite/uri")
             .and_then(Value::as_str)
             .map(str::to_string),
+        rewrite_authority: value
+            .pointer("/rewrite/authority")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+        retries: RetryPolicy::of(value.get("retries")),
+        timeout: value
+            .get("timeout")
+            .and_then(Value::as_str)
+            .map(duration)
+            .filter(|d| !d.is_zero()),
+        headers: Headers::of(value.get("headers")),
     }
 }
 
@@ -787,5 +1029,75 @@ mod tests {
         assert_eq!(duration("1.5s"), std::time::Duration::from_millis(1500));
         assert_eq!(duration("250ms"), std::time::Duration::from_millis(250));
         assert_eq!(duration("1m30s"), std::time::Duration::from_secs(90));
+    }
+
+    #[test]
+    fn reads_retries_timeouts_and_header_operations_as_istiod_translates_them() {
+        // No `retries`: Istio's default policy.
+        assert_eq!(RetryPolicy::of(None), RetryPolicy::default());
+        assert!(RetryPolicy::default().retries_status(503));
+        assert!(!RetryPolicy::default().retries_status(500));
+        assert!(!RetryPolicy::default().retries_reset());
+        assert!(RetryPolicy::default().retries_connect_failure());
+        assert_eq!(
+            RetryPolicy::of(Some(&json!({"attempts": 0}))),
+            RetryPolicy::none()
+        );
+        // `attempts` without `retryOn` keeps the default conditions.
+        let three = RetryPolicy::of(Some(&json!({"attempts": 3, "perTryTimeout": "2s"})));
+        assert_eq!(three.attempts, 3);
+        assert_eq!(
+            three.per_try_timeout,
+            Some(std::time::Duration::from_secs(2))
+        );
+        assert_eq!(three.retriable_status_codes, vec![503]);
+        // Status codes in `retryOn` replace the default ones and imply retriable-status-codes.
+        let codes = RetryPolicy::of(Some(
+            &json!({"attempts": 2, "retryOn": "gateway-error,429,refused-stream"}),
+        ));
+        assert_eq!(
+            codes.retry_on,
+            vec![RetryOn::GatewayError, RetryOn::RetriableStatusCodes]
+        );
+        assert_eq!(codes.retriable_status_codes, vec![429]);
+        assert!(
+            codes.retries_status(429) && codes.retries_status(504) && !codes.retries_status(500)
+        );
+        assert!(codes.retries_reset());
+        let five = RetryPolicy::of(Some(&json!({"attempts": 1, "retryOn": "5xx"})));
+        assert!(five.retries_status(500) && !five.retries_status(409) && five.retries_reset());
+
+        let route = http_route(&json!({
+            "timeout": "250ms",
+            "headers": {"request": {"set": {"X-A": "1"}, "add": {"x-b": "2"}, "remove": ["X-C"]},
+                        "response": {"set": {"x-served": "yes"}}},
+            "route": [{"destination": {"host": "shop", "subset": "v2"}, "weight": 100,
+                       "headers": {"response": {"remove": ["x-internal"]}}}]
+        }));
+        assert_eq!(route.timeout, Some(std::time::Duration::from_millis(250)));
+        assert_eq!(http_route(&json!({"timeout": "0s"})).timeout, None);
+        let mut headers = vec![
+            ("x-a".to_string(), "0".to_string()),
+            ("x-a".to_string(), "00".to_string()),
+            ("x-b".to_string(), "1".to_string()),
+            ("x-c".to_string(), "3".to_string()),
+        ];
+        route.headers.request.apply(&mut headers);
+        assert_eq!(
+            headers,
+            [("x-b", "1"), ("x-a", "1"), ("x-b", "2")].map(|(n, v)| (n.to_string(), v.to_string()))
+        );
+        assert_eq!(
+            route.headers.response.set,
+            vec![("x-served".into(), "yes".into())]
+        );
+        let RouteAction::Destinations(destinations) = &route.action else {
+            panic!("destinations")
+        };
+        assert_eq!(
+            destinations[0].headers.response.remove,
+            vec!["x-internal".to_string()]
+        );
+        assert!(destinations[0].headers.request.is_empty());
     }
 }
