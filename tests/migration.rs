@@ -297,6 +297,12 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
         stdout.contains("$ az aks delete --resource-group rg --name sim-source --yes"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(
+            "Azure: target sim-target in resource group rg, source sim-source in rg, location westeurope (from the kubeconfig unless set"
+        ),
+        "{stdout}"
+    );
     let entries = kubectl_in(
         "sim-source",
         &["get", "serviceentries", "-n", "bookinfo", "-o", "name"],
