@@ -297,6 +297,12 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
         stdout.contains("$ az aks delete --resource-group rg --name sim-source --yes"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(
+            "Azure: target sim-target in resource group rg, source sim-source in rg, location westeurope (from the kubeconfig unless set"
+        ),
+        "{stdout}"
+    );
     let entries = kubectl_in(
         "sim-source",
         &["get", "serviceentries", "-n", "bookinfo", "-o", "name"],
@@ -625,6 +631,24 @@ fn the_guides_layout_in_default_migrates_without_namespaces_and_the_guides_loop_
         stdout.contains("6 pods on the target run with istio-proxy"),
         "{stdout}"
     );
+    // The simulated source runs a stock install's MeshConfig: the fields the add-on sets
+    // itself are no blocker.
+    for field in ["rootNamespace", "defaultConfig.discoveryAddress"] {
+        assert!(
+            has_line(
+                &stdout,
+                &[
+                    "info",
+                    "MeshConfig",
+                    field,
+                    "managed by the add-on",
+                    "a stock value"
+                ]
+            ),
+            "{stdout}"
+        );
+    }
+    assert!(!has_line(&stdout, &["blocker"]), "{stdout}");
     // The API server's own Service was neither copied nor taken over.
     assert!(!stdout.contains("Service/default/kubernetes"), "{stdout}");
     let managers = env.kubectl_ok(

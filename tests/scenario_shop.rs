@@ -436,6 +436,10 @@ fn a_shop_that_is_not_bookinfo_moves_keeping_every_rule_and_rolls_back_to_its_ow
         .find(|s| s["title"] == "Shift traffic to the target")
         .expect("the shift step");
     assert_eq!(shift["result"]["original_spec"], original);
+    assert_eq!(
+        shift["result"]["temporary"][0]["name"], "target-cluster-http",
+        "the journal lists the temporary pieces: {shift}"
+    );
     assert!(
         !stdout.contains("s3cret-shop-db"),
         "a Secret value was printed:\n{stdout}"

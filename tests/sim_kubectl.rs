@@ -957,7 +957,9 @@ fn detached_simulator_serves_kubectl_until_down() {
 /// `default/kubernetes` as kube-apiserver's kubernetesservice controller keeps it: fields owned
 /// by "kube-apiserver" (an Update), so another manager's apply that changes the target port
 /// conflicts with the message the real server gives; forcing takes the field over. Every
-/// namespace gets `kube-root-ca.crt` from "kube-controller-manager".
+/// namespace gets `kube-root-ca.crt` from "kube-controller-manager". The owned fields, the
+/// message and the ConfigMap's manager are those of a real kube-apiserver and
+/// kube-controller-manager (v1.20, which has no `internalTrafficPolicy` yet).
 #[test]
 fn the_kubernetes_service_is_owned_by_kube_apiserver() {
     let server = TestServer::start();

@@ -98,6 +98,9 @@ spec:
   - name: flaky-default
     match: [{uri: {exact: /flaky-default}}]
     route: [{destination: {host: shop-flaky}}]
+  - name: undefined-subset
+    match: [{uri: {exact: /nowhere}}]
+    route: [{destination: {host: shop, subset: v9}}]
   - name: read-only
     match: [{method: {exact: DELETE}}]
     directResponse: {status: 405, body: {string: read only}}
@@ -259,6 +262,10 @@ fn rules_match_in_order_and_route_with_subsets_weights_retries_timeouts_and_head
     assert_eq!(json(&body)["method"], "DELETE");
     let (status, _, body) = env.send("DELETE", &gateway, "/cart", &[("host", shop)]);
     assert_eq!((status, body.as_str()), (405, "read only"));
+
+    // A subset no DestinationRule defines is a cluster Envoy does not have: 503, no body.
+    let (status, _, body) = get("/nowhere", &[]);
+    assert_eq!((status, body.as_str()), (503, ""));
 
     // A slower upstream than the route's timeout: Envoy's 504 once the timeout expires.
     let started = Instant::now();

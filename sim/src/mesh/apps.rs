@@ -53,6 +53,13 @@ impl Reply {
         Reply::new(503, "text/plain", "no healthy upstream")
     }
 
+    /// Envoy's answer when the route names a cluster it does not have (a host nothing
+    /// defines, a subset no DestinationRule defines): `503` with an empty body (response flag
+    /// `NC`, the router's `cluster_not_found_response_code`).
+    pub fn cluster_not_found() -> Reply {
+        Reply::new(503, "text/plain", "")
+    }
+
     /// Envoy's answer when the upstream reset the connection.
     pub fn upstream_reset() -> Reply {
         let mut reply = Reply::new(
@@ -319,7 +326,8 @@ pub fn call(
             route_to_pods(snapshot, &service, &pods, &request, retries, timeout, rng)
         }
         // Pods do not leave the simulated cluster.
-        Target::External { .. } | Target::Missing(_) => Reply::no_healthy_upstream(),
+        Target::External { .. } => Reply::no_healthy_upstream(),
+        Target::Missing(_) => Reply::cluster_not_found(),
     }
 }
 

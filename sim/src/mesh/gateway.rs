@@ -291,7 +291,7 @@ impl Listener {
                             delay,
                         }));
                     }
-                    Target::Missing(_) => Reply::no_healthy_upstream(),
+                    Target::Missing(_) => Reply::cluster_not_found(),
                 };
                 apply_response(&[&destination.headers.response], &mut reply.headers);
                 reply

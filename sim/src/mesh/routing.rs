@@ -41,7 +41,8 @@ pub enum Target {
         /// `address:port` of each endpoint.
         endpoints: Vec<(String, u16)>,
     },
-    /// Nothing by that name.
+    /// No Envoy cluster: no Service or ServiceEntry by that name, or a subset no
+    /// DestinationRule defines.
     Missing(String),
 }
 
@@ -267,8 +268,8 @@ pub fn resolve(snapshot: &MeshSnapshot, namespace: &str, destination: &Destinati
                             .is_some_and(|p| selects(&labels, &p.labels))
                     })
                     .collect(),
-                // An unknown subset is a missing Envoy cluster: nothing serves.
-                None => Vec::new(),
+                // An unknown subset is a missing Envoy cluster.
+                None => return Target::Missing(format!("{}/{subset}", destination.host)),
             };
         }
         return Target::Pods {
@@ -518,8 +519,9 @@ mod tests {
             subset: Some("v9".into()),
             weight: 0,
         };
-        assert!(
-            matches!(resolve(&s, "bookinfo", &unknown_subset), Target::Pods { pods, .. } if pods.is_empty())
+        assert_eq!(
+            resolve(&s, "bookinfo", &unknown_subset),
+            Target::Missing("reviews/v9".into())
         );
         assert_eq!(
             service_key("bookinfo", "productpage.other.svc"),
