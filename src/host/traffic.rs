@@ -17,8 +17,8 @@ use crate::manifest::strip::strip;
 use crate::session::convert::to_dynamic;
 use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
-use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, Sample, SampleOptions};
-use crate::traffic::{routes, split};
+use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
+use crate::traffic::{attribution, routes, split};
 
 /// Builds the `traffic` host module.
 pub fn module() -> Module {
@@ -156,55 +156,11 @@ fn prober(context: &NativeCallContext, concurrency: usize) -> HostResult<Arc<Pro
     Ok(created)
 }
 
-fn sample_to_map(sample: &Sample) -> Map {
-    let mut map = Map::new();
-    map.insert("total".into(), Dynamic::from_int(sample.total as i64));
-    map.insert("ok".into(), Dynamic::from_int(sample.ok as i64));
-    let counts: Map = sample
-        .counts
-        .iter()
-        .map(|(k, v)| (k.as_str().into(), Dynamic::from_int(*v as i64)))
-        .collect();
-    map.insert("counts".into(), counts.into());
-    map.insert(
-        "unextracted".into(),
-        Dynamic::from_int(sample.unextracted as i64),
-    );
-    let errors: Map = sample
-        .errors
-        .iter()
-        .map(|(k, v)| (k.as_str().into(), Dynamic::from_int(*v as i64)))
-        .collect();
-    map.insert("errors".into(), errors.into());
-    map.insert(
-        "error_count".into(),
-        Dynamic::from_int(sample.error_count() as i64),
-    );
-    let error_rate = if sample.total == 0 {
-        0.0
-    } else {
-        sample.error_count() as f64 / sample.total as f64
-    };
-    map.insert("error_rate".into(), Dynamic::from_float(error_rate));
-    let statuses: Map = sample
-        .statuses
-        .iter()
-        .map(|(k, v)| (k.to_string().into(), Dynamic::from_int(*v as i64)))
-        .collect();
-    map.insert("statuses".into(), statuses.into());
-    let mut latency = Map::new();
-    for (name, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("max", 100.0)] {
-        latency.insert(
-            name.into(),
-            Dynamic::from_float((sample.percentile(p) * 100.0).round() / 100.0),
-        );
-    }
-    map.insert("latency_ms".into(), latency.into());
-    map.insert(
-        "elapsed_ms".into(),
-        Dynamic::from_float((sample.elapsed.as_secs_f64() * 100_000.0).round() / 100.0),
-    );
-    map
+/// A script-facing result (a serde type defined next to its logic) as a Rhai map.
+fn script_map(value: impl serde::Serialize) -> Map {
+    to_dynamic(serde_json::to_value(value).unwrap_or_default())
+        .try_cast::<Map>()
+        .unwrap_or_default()
 }
 
 /// Integer entries of a map (counts), ignoring everything else.
@@ -270,38 +226,7 @@ pub mod traffic_functions {
         let probe = session
             .block_on(async move { prober.get(&url, &request).await })
             .map_err(raise)?;
-        let mut map = Map::new();
-        map.insert("status".into(), Dynamic::from_int(i64::from(probe.status)));
-        map.insert(
-            "headers".into(),
-            probe
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k.into(), Dynamic::from(v)))
-                .collect::<Map>()
-                .into(),
-        );
-        // Only a single probe reads its title; samples never do.
-        map.insert(
-            "title".into(),
-            crate::traffic::extract::title(&probe.body)
-                .map(Dynamic::from)
-                .unwrap_or(Dynamic::UNIT),
-        );
-        map.insert("body".into(), probe.body.into());
-        map.insert(
-            "elapsed_ms".into(),
-            Dynamic::from_float(probe.elapsed.as_secs_f64() * 1000.0),
-        );
-        map.insert(
-            "error".into(),
-            probe.error.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
-        );
-        map.insert(
-            "error_kind".into(),
-            probe.error_kind.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
-        );
-        Ok(map)
+        Ok(script_map(probe.summary()))
     }
 
     /// `http_get` with default options.
@@ -382,7 +307,7 @@ pub mod traffic_functions {
             })
             .map_err(raise);
         bar.finish();
-        Ok(sample_to_map(&result?))
+        Ok(script_map(result?.summary()))
     }
 
     /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod
@@ -410,8 +335,8 @@ pub mod traffic_functions {
                     "the first argument must be a sample (a map with `counts`)",
                 )
             })?;
-        let mut owners: BTreeMap<String, String> = BTreeMap::new();
-        let mut result = Map::new();
+        let session = Session::of(&context)?;
+        let mut owners = Vec::new();
         for (label, handle) in &clusters {
             let Some(cluster) = handle.clone().try_cast::<Cluster>() else {
                 return Err(invalid(
@@ -419,43 +344,18 @@ pub mod traffic_functions {
                     format!("`{label}` must be a cluster handle"),
                 ));
             };
-            let session = Session::of(&context)?;
             let namespace = namespace.to_string();
             let pods = session
                 .block_on(async move { cluster.pods(&namespace, None).await })
                 .and_then(|r| r)
                 .map_err(raise)?;
-            for pod in pods {
-                if let Some(name) = pod["metadata"]["name"].as_str() {
-                    owners.insert(name.to_string(), label.to_string());
-                }
-            }
-            result.insert(label.clone(), Dynamic::from_int(0));
+            let names = pods
+                .iter()
+                .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_string))
+                .collect();
+            owners.push((label.to_string(), names));
         }
-        let mut unknown = 0_i64;
-        let mut pods = Map::new();
-        for (value, count) in counts {
-            match owners.get(&value) {
-                Some(label) => {
-                    let current = result
-                        .get(label.as_str())
-                        .and_then(|v| v.as_int().ok())
-                        .unwrap_or(0);
-                    result.insert(
-                        label.as_str().into(),
-                        Dynamic::from_int(current + count as i64),
-                    );
-                    pods.insert(value.as_str().into(), label.clone().into());
-                }
-                None => {
-                    unknown += count as i64;
-                    pods.insert(value.as_str().into(), "unknown".into());
-                }
-            }
-        }
-        result.insert("unknown".into(), Dynamic::from_int(unknown));
-        result.insert("pods".into(), pods.into());
-        Ok(result)
+        Ok(script_map(attribution::attribute(&counts, &owners)))
     }
 
     /// Tests observed counts against configured weights (Istio semantics: relative weights,
@@ -490,42 +390,7 @@ pub mod traffic_functions {
         };
         let report =
             split::check_split(&input).map_err(|e| invalid("split_check", e.to_string()))?;
-        let mut map = Map::new();
-        map.insert("verdict".into(), report.verdict.as_str().into());
-        map.insert("p_value".into(), Dynamic::from_float(report.p_value));
-        map.insert("p_text".into(), split::format_p(report.p_value).into());
-        map.insert("method".into(), report.method.into());
-        map.insert("total".into(), Dynamic::from_int(report.total as i64));
-        map.insert(
-            "required_sample".into(),
-            Dynamic::from_int(report.required_sample as i64),
-        );
-        map.insert("reason".into(), report.reason.clone().into());
-        let shares: Array = report
-            .shares
-            .iter()
-            .map(|share| {
-                let mut entry = Map::new();
-                entry.insert("route".into(), share.route.clone().into());
-                entry.insert("weight".into(), Dynamic::from_int(share.weight));
-                entry.insert("expected".into(), Dynamic::from_float(share.expected_share));
-                entry.insert("observed".into(), Dynamic::from_int(share.observed as i64));
-                entry.insert("share".into(), Dynamic::from_float(share.observed_share));
-                entry.insert("low".into(), Dynamic::from_float(share.interval.0));
-                entry.insert("high".into(), Dynamic::from_float(share.interval.1));
-                entry.into()
-            })
-            .collect();
-        map.insert("shares".into(), shares.into());
-        map.insert(
-            "ignored".into(),
-            ignored
-                .into_iter()
-                .map(|(k, v)| (k.into(), Dynamic::from_int(v as i64)))
-                .collect::<Map>()
-                .into(),
-        );
-        Ok(map)
+        Ok(script_map(report.result(&ignored)))
     }
 
     /// A ServiceEntry as the AKS guide writes it: `MESH_EXTERNAL`, one HTTP port named `http`,

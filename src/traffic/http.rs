@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
 
 use super::extract::Extractor;
 
@@ -261,7 +262,95 @@ pub struct Sample {
     pub elapsed: Duration,
 }
 
+/// What `sample` gives scripts: the tallies, the error rate and latency percentiles.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SampleSummary {
+    pub total: usize,
+    pub ok: usize,
+    pub counts: BTreeMap<String, u64>,
+    pub unextracted: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub error_count: u64,
+    pub error_rate: f64,
+    /// Answers by HTTP status (keys are the status as text: script maps have string keys).
+    pub statuses: BTreeMap<String, u64>,
+    pub latency_ms: Latencies,
+    pub elapsed_ms: f64,
+}
+
+/// Latency percentiles in milliseconds, rounded to 0.01 ms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Latencies {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// What `http_get` gives scripts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeSummary {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    /// The page's `<title>`, if it has one.
+    pub title: Option<String>,
+    pub body: String,
+    pub elapsed_ms: f64,
+    pub error: Option<String>,
+    pub error_kind: Option<String>,
+}
+
+impl Probe {
+    /// The probe as scripts see it (only a single probe reads its title; samples never do).
+    pub fn summary(self) -> ProbeSummary {
+        ProbeSummary {
+            status: self.status,
+            title: super::extract::title(&self.body),
+            headers: self.headers,
+            body: self.body,
+            elapsed_ms: self.elapsed.as_secs_f64() * 1000.0,
+            error: self.error,
+            error_kind: self.error_kind,
+        }
+    }
+}
+
+/// `value` rounded to hundredths.
+fn hundredths(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
 impl Sample {
+    /// The sample as scripts see it.
+    pub fn summary(&self) -> SampleSummary {
+        let error_count = self.error_count();
+        SampleSummary {
+            total: self.total,
+            ok: self.ok,
+            counts: self.counts.clone(),
+            unextracted: self.unextracted,
+            errors: self.errors.clone(),
+            error_count,
+            error_rate: if self.total == 0 {
+                0.0
+            } else {
+                error_count as f64 / self.total as f64
+            },
+            statuses: self
+                .statuses
+                .iter()
+                .map(|(status, n)| (status.to_string(), *n))
+                .collect(),
+            latency_ms: Latencies {
+                p50: hundredths(self.percentile(50.0)),
+                p90: hundredths(self.percentile(90.0)),
+                p99: hundredths(self.percentile(99.0)),
+                max: hundredths(self.percentile(100.0)),
+            },
+            elapsed_ms: hundredths(self.elapsed.as_secs_f64() * 1000.0),
+        }
+    }
+
     /// Latency percentile (0–100) in milliseconds; 0 without answers.
     pub fn percentile(&self, p: f64) -> f64 {
         if self.latencies_ms.is_empty() {
@@ -378,6 +467,20 @@ mod tests {
         assert_eq!(sample.error_count(), 2);
         assert_eq!(sample.percentile(50.0), 30.0);
         assert_eq!(sample.percentile(100.0), 40.0);
+        let summary = serde_json::to_value(sample.summary()).unwrap();
+        assert_eq!(summary["error_count"], 2);
+        assert_eq!(summary["error_rate"], 0.4);
+        assert_eq!(summary["statuses"], serde_json::json!({"200": 3, "503": 1}));
+        assert_eq!(summary["latency_ms"]["max"], 40.0);
+        assert_eq!(summary["counts"]["reviews-v1-a"], 2);
+    }
+
+    #[test]
+    fn a_probe_summary_reads_the_title() {
+        let summary = probe(200, "<html><title>Shop</title></html>", None, 12).summary();
+        assert_eq!(summary.title.as_deref(), Some("Shop"));
+        assert_eq!(summary.elapsed_ms, 12.0);
+        assert_eq!(probe(0, "", Some("timeout"), 0).summary().title, None);
     }
 
     #[test]

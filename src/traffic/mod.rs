@@ -2,6 +2,7 @@
 //! testing the observed split. The statistics, route builders and extractors are pure; HTTP
 //! lives in [`http`].
 
+pub mod attribution;
 pub mod chart;
 pub mod extract;
 pub mod http;

@@ -40,6 +40,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use serde::Serialize;
+
 use super::stats;
 
 /// Name of the method used with one or two routes of positive weight.
@@ -596,6 +598,63 @@ pub fn format_p(p: f64) -> String {
         format!("{p:.1e}")
     } else {
         format!("{p:.3}")
+    }
+}
+
+/// What `split_check` gives scripts: the report, with counts that had no weight set aside.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub verdict: &'static str,
+    pub p_value: f64,
+    /// The p-value as people read it (`p=0.012`, `p<0.001`).
+    pub p_text: String,
+    pub method: &'static str,
+    pub total: u64,
+    pub required_sample: u64,
+    pub reason: String,
+    pub shares: Vec<ShareResult>,
+    /// Counts under names that have no weight (such as `unknown`).
+    pub ignored: std::collections::BTreeMap<String, u64>,
+}
+
+/// One route of a [`CheckResult`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShareResult {
+    pub route: String,
+    pub weight: i64,
+    pub expected: f64,
+    pub observed: u64,
+    pub share: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl SplitReport {
+    /// The report as scripts see it, with the counts that had no weight.
+    pub fn result(&self, ignored: &[(String, u64)]) -> CheckResult {
+        CheckResult {
+            verdict: self.verdict.as_str(),
+            p_value: self.p_value,
+            p_text: format_p(self.p_value),
+            method: self.method,
+            total: self.total,
+            required_sample: self.required_sample,
+            reason: self.reason.clone(),
+            shares: self
+                .shares
+                .iter()
+                .map(|share| ShareResult {
+                    route: share.route.clone(),
+                    weight: share.weight,
+                    expected: share.expected_share,
+                    observed: share.observed,
+                    share: share.observed_share,
+                    low: share.interval.0,
+                    high: share.interval.1,
+                })
+                .collect(),
+            ignored: ignored.iter().cloned().collect(),
+        }
     }
 }
 
