@@ -21,6 +21,7 @@ mod migration;
 mod repl;
 mod run_journal;
 mod runbooks;
+mod safety;
 mod sim_api;
 mod sim_differential;
 mod sim_guide;

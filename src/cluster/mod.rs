@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod discovery;
 pub mod effects;
 pub mod mesh;
+pub mod names;
 pub mod read;
 pub mod rest;
 pub mod summary;
@@ -317,12 +318,16 @@ impl Cluster {
         if let Some(resources) = self.inner.group_versions.read().await.get(api_version) {
             return Ok(resources.clone());
         }
-        let path = if api_version.contains('/') {
-            format!("/apis/{api_version}")
-        } else {
-            format!("/api/{api_version}")
-        };
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let path = if api_version.contains('/') {
+            format!(
+                "/apis/{}/{}",
+                names::segment(group),
+                names::segment(version)
+            )
+        } else {
+            format!("/api/{}", names::segment(version))
+        };
         let resources = match self.inner.rest.get(&path).await {
             Ok(response) => discovery::parse_resource_list(group, version, true, &response.body),
             Err(e) if e.status_code() == Some(404) => Vec::new(),
