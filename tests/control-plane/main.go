@@ -92,7 +92,16 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
-	defer etcd.Close()
+	defer func() {
+		// Close waits for clients to hang up; the apiserver's may still be
+		// connected. etcd's WAL makes an unclean exit safe, so bound the wait.
+		closed := make(chan struct{})
+		go func() { etcd.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(2 * time.Second):
+		}
+	}()
 	logf("etcd ready on 127.0.0.1:%d (%s)", c.etcdPort, time.Since(start).Round(time.Millisecond))
 
 	// NewAPIServerCommand installs the SIGTERM/SIGINT handler and shuts the
@@ -116,14 +125,16 @@ func run(c config) error {
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- api.Execute() }()
 
-	// Bound the shutdown: the apiserver handles the signal itself, this only
-	// makes sure the process cannot hang on it.
+	// The apiserver handles the signal itself; this bounds the shutdown, also
+	// for a signal that arrives while still starting up.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	stopping := make(chan struct{})
 	go func() {
 		<-sig
-		time.Sleep(30 * time.Second)
-		logf("shutdown took over 30s; exiting")
+		close(stopping)
+		time.Sleep(15 * time.Second)
+		logf("shutdown took over 15s; exiting")
 		os.Exit(1)
 	}()
 
@@ -171,14 +182,19 @@ func run(c config) error {
 
 	select {
 	case err := <-apiDone:
-		if err != nil {
-			return fmt.Errorf("kube-apiserver: %w", err)
-		}
-		logf("stopped")
-		return nil
+		return fmt.Errorf("kube-apiserver exited: %v", err)
 	case err := <-cmDone:
 		return fmt.Errorf("kube-controller-manager exited: %v", err)
+	case <-stopping:
 	}
+	// The apiserver stops listening at once but then waits for open requests,
+	// e.g. the controller-manager's watches; a disposable plane need not wait.
+	select {
+	case <-apiDone:
+	case <-time.After(3 * time.Second):
+	}
+	logf("stopping etcd")
+	return nil
 }
 
 func startEtcd(c config, dataDir string) (*embed.Etcd, error) {
