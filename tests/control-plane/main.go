@@ -49,14 +49,16 @@ func main() {
 // parseFlags reads flags; each defaults to the env var used by start.sh.
 func parseFlags() config {
 	var c config
+	// Own flag set: upstream packages (cAdvisor) fill the global one.
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	port := envInt("K8S_PORT", 6443)
-	flag.IntVar(&c.port, "port", port, "kube-apiserver https port on 127.0.0.1 (env K8S_PORT)")
-	flag.IntVar(&c.etcdPort, "etcd-port", envInt("ETCD_PORT", 0), "etcd client port (env ETCD_PORT; default 20000 + port % 20000)")
-	flag.IntVar(&c.etcdPeerPort, "etcd-peer-port", envInt("ETCD_PEER_PORT", 0), "etcd peer port (env ETCD_PEER_PORT; default etcd-port + 20000)")
-	flag.StringVar(&c.dir, "dir", os.Getenv("K8S_DIR"), "state dir (env K8S_DIR; default $XDG_CACHE_HOME/meshshift-control-plane/state/<port>)")
-	flag.StringVar(&c.context, "context", envStr("K8S_CONTEXT", "local"), "kubeconfig context/cluster name (env K8S_CONTEXT)")
-	flag.BoolVar(&c.noCM, "no-controller-manager", os.Getenv("K8S_NO_CM") == "1", "do not run kube-controller-manager (env K8S_NO_CM=1)")
-	flag.Parse()
+	fs.IntVar(&c.port, "port", port, "kube-apiserver https port on 127.0.0.1 (env K8S_PORT)")
+	fs.IntVar(&c.etcdPort, "etcd-port", envInt("ETCD_PORT", 0), "etcd client port (env ETCD_PORT; default 20000 + port % 20000)")
+	fs.IntVar(&c.etcdPeerPort, "etcd-peer-port", envInt("ETCD_PEER_PORT", 0), "etcd peer port (env ETCD_PEER_PORT; default etcd-port + 20000)")
+	fs.StringVar(&c.dir, "dir", os.Getenv("K8S_DIR"), "state dir (env K8S_DIR; default $XDG_CACHE_HOME/meshshift-control-plane/state/<port>)")
+	fs.StringVar(&c.context, "context", envStr("K8S_CONTEXT", "local"), "kubeconfig context/cluster name (env K8S_CONTEXT)")
+	fs.BoolVar(&c.noCM, "no-controller-manager", os.Getenv("K8S_NO_CM") == "1", "do not run kube-controller-manager (env K8S_NO_CM=1)")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: exits on bad flags
 	if c.etcdPort == 0 {
 		c.etcdPort = 20000 + c.port%20000
 	}
