@@ -184,16 +184,21 @@ func run(c config) error {
 
 	select {
 	case err := <-apiDone:
-		return fmt.Errorf("kube-apiserver exited: %v", err)
+		select {
+		case <-stopping: // it stopped because of the signal
+		default:
+			return fmt.Errorf("kube-apiserver exited: %v", err)
+		}
 	case err := <-cmDone:
 		return fmt.Errorf("kube-controller-manager exited: %v", err)
 	case <-stopping:
-	}
-	// The apiserver stops listening at once but then waits for open requests,
-	// e.g. the controller-manager's watches; a disposable plane need not wait.
-	select {
-	case <-apiDone:
-	case <-time.After(3 * time.Second):
+		// The apiserver stops listening at once but then waits for open
+		// requests, e.g. the controller-manager's watches; a disposable
+		// plane need not wait for them.
+		select {
+		case <-apiDone:
+		case <-time.After(3 * time.Second):
+		}
 	}
 	logf("stopping etcd")
 	return nil
