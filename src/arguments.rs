@@ -32,6 +32,10 @@ pub enum Command {
         /// Answer yes to every confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
+        /// Set a parameter (repeatable), over the journal's: secret parameters, which the
+        /// journal does not keep, are given again here or in the environment.
+        #[arg(long = "set", value_name = "NAME=VALUE")]
+        set: Vec<String>,
     },
     /// Parse and compile runbooks and their imports without running anything.
     Check {

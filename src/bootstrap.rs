@@ -60,6 +60,13 @@ pub fn open_session(
         &mut settings,
         &mut params,
     )?;
+    // The kubeconfig's credentials never leave the process in any output.
+    let source = crate::cluster::KubeconfigSource {
+        path: settings.kubeconfig.clone(),
+    };
+    for credential in source.credentials() {
+        crate::redact::remember(&credential);
+    }
     let session = Session::new(
         runtime.handle().clone(),
         settings,

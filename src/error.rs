@@ -307,7 +307,7 @@ impl Error {
         }
     }
 
-    /// Renders the error for a terminal (`style` decides colour).
+    /// Renders the error for a terminal (`style` decides colour), redacted.
     pub fn render(&self, style: &Style) -> String {
         let mut out = format!("{}: {}\n", style.error("error"), self.message());
         let (primary, call_site, trace) = match self {
@@ -339,7 +339,8 @@ impl Error {
         for line in self.help() {
             out.push_str(&format!("{} {}\n", style.dim("  = help:"), line));
         }
-        out
+        // Messages quote values and source lines: nothing secret leaves in them.
+        crate::redact::text(&out)
     }
 }
 

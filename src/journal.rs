@@ -31,8 +31,12 @@ pub struct JournalStep {
 pub struct Journal {
     pub run_id: String,
     pub runbook: PathBuf,
-    /// `--set` values.
+    /// `--set` values, secret ones left out (see `secret_params`).
     pub params: BTreeMap<String, String>,
+    /// `--set` names whose values are secret and were not written: a resumed run needs them
+    /// again (`--set` or the environment).
+    #[serde(default)]
+    pub secret_params: Vec<String>,
     pub plan: bool,
     pub assume_yes: bool,
     pub allow_exec: Vec<String>,
@@ -75,14 +79,56 @@ pub fn new_run_id(runbook: &Path) -> String {
     format!("{}-{stem}", now.strftime("%Y%m%d-%H%M%S"))
 }
 
-/// Writes the journal atomically (a crash mid-write must not leave half a file).
+/// The journal as it may leave the process: secret parameters left out (named in
+/// `secret_params`), every Secret masked and every learnt secret value replaced. A step whose
+/// result had something masked is not replayable: replaying `***` would write it.
+pub fn redacted(journal: &Journal) -> Journal {
+    let mut shown = journal.clone();
+    for (name, value) in &journal.params {
+        if crate::redact::is_secret_name(name) || crate::redact::text(value) != *value {
+            shown.params.remove(name);
+            if !shown.secret_params.contains(name) {
+                shown.secret_params.push(name.clone());
+            }
+        }
+    }
+    for step in &mut shown.steps {
+        if let Some(result) = &mut step.result {
+            let before = result.clone();
+            crate::redact::mask_in_place(result);
+            if *result != before {
+                step.replayable = false;
+            }
+        }
+        step.message = step.message.as_deref().map(crate::redact::text);
+    }
+    shown.error = shown.error.as_deref().map(crate::redact::text);
+    shown
+}
+
+/// Writes the journal atomically (a crash mid-write must not leave half a file), redacted,
+/// readable by its owner only, in a directory only its owner can enter.
 pub fn save(dir: &Path, journal: &Journal) -> Result<()> {
     let path = dir.join("journal.json");
-    let text = serde_json::to_string_pretty(journal).unwrap_or_default();
-    crate::files::write_atomic(&path, text.as_bytes(), false).map_err(|e| Error::WriteFile {
+    let text = serde_json::to_string_pretty(&redacted(journal)).unwrap_or_default();
+    create_private_dir(dir).map_err(|e| Error::WriteFile {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    crate::files::write_atomic(&path, text.as_bytes(), true).map_err(|e| Error::WriteFile {
         path: path.display().to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Creates a run directory (and missing parents) readable by its owner only (0700).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 
 /// Reads the journal of a run (`run_id`), or of the latest run.

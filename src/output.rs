@@ -138,7 +138,9 @@ impl Output {
         self.write(&block);
     }
 
+    /// Every line of output passes through the redaction layer on its way out.
     fn write(&self, text: &str) {
+        let text = &crate::redact::text(text);
         let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *sink {
             Sink::Stdout => {
@@ -204,7 +206,7 @@ pub struct Spinner {
 impl Spinner {
     pub fn set_message(&self, message: &str) {
         if let Some(bar) = &self.bar {
-            bar.set_message(message.to_string());
+            bar.set_message(crate::redact::text(message));
         }
     }
 

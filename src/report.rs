@@ -109,11 +109,12 @@ pub fn markdown(journal: &Journal, record: &RunRecord, elapsed: std::time::Durat
     if !mode.is_empty() {
         let _ = writeln!(out, "- mode: {}", mode.join(", "));
     }
-    if !journal.params.is_empty() {
+    if !journal.params.is_empty() || !journal.secret_params.is_empty() {
         let params: Vec<String> = journal
             .params
             .iter()
             .map(|(k, v)| format!("`{k}={v}`"))
+            .chain(journal.secret_params.iter().map(|k| format!("`{k}=***`")))
             .collect();
         let _ = writeln!(out, "- parameters: {}", params.join(", "));
     }

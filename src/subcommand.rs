@@ -32,7 +32,7 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             clap_complete::generate(shell, &mut command, "meshshift", &mut std::io::stdout());
             Ok(())
         }
-        Command::Resume { run_id, yes } => resume(run_id, yes, state_dir),
+        Command::Resume { run_id, yes, set } => resume(run_id, yes, set, state_dir),
         Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
@@ -115,7 +115,7 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
     })
 }
 
-fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
+fn resume(run_id: Option<String>, yes: bool, set: Vec<String>, state_dir: PathBuf) -> Result<()> {
     let (_, journal) = journal::load(&state_dir, run_id.as_deref())?;
     if journal.outcome == "succeeded" {
         println!(
@@ -129,13 +129,27 @@ fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
         journal.run_id,
         journal.runbook.display()
     );
+    // The journal's parameters, then `--set` over them (later `--set` values win).
+    let mut params: Vec<String> = journal
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    params.extend(set);
+    let given = |name: &str| {
+        params
+            .iter()
+            .any(|p| p.split_once('=').is_some_and(|(k, _)| k.trim() == name))
+            || std::env::var(name).is_ok_and(|v| !v.is_empty())
+    };
+    for name in journal.secret_params.iter().filter(|n| !given(n)) {
+        eprintln!(
+            "warning: the secret parameter `{name}` was not kept in the journal: give it again with `--set {name}=…` or in the environment"
+        );
+    }
     execute_run(RunRequest {
         file: journal.runbook.clone(),
-        set: journal
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect(),
+        set: params,
         plan: journal.plan,
         sim: journal.sim,
         assume_yes: yes || journal.assume_yes,
@@ -149,6 +163,12 @@ fn resume(run_id: Option<String>, yes: bool, state_dir: PathBuf) -> Result<()> {
 fn execute_run(request: RunRequest) -> Result<()> {
     let run_id = journal::new_run_id(&request.file);
     let dir = journal::runs_dir(&request.state_dir).join(&run_id);
+    // Run directories hold journals and reports (and, with `--sim`, the simulator's
+    // kubeconfig): only their owner may enter them.
+    journal::create_private_dir(&dir).map_err(|e| Error::WriteFile {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let (runtime, simulation, session) = open_session(SessionOptions {
         set: &request.set,
         plan: request.plan,
@@ -219,18 +239,20 @@ fn finish_run(
         journal.outcome = outcome.to_string();
         journal.error = result.as_ref().err().map(|e| e.message());
     });
-    let record = session
+    let mut record = session
         .record
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let markdown = report::markdown(&journal, &record, elapsed);
-    let written = std::fs::write(dir.join("report.md"), &markdown).and_then(|()| {
-        std::fs::write(
-            dir.join("report.html"),
-            report::html(&journal, &record, &markdown),
-        )
-    });
+    // The reports leave the process like the journal: redacted, readable by their owner only.
+    let journal = journal::redacted(&journal);
+    for event in &mut record.events {
+        crate::redact::mask_in_place(&mut event.data);
+    }
+    let markdown = crate::redact::text(&report::markdown(&journal, &record, elapsed));
+    let html = crate::redact::text(&report::html(&journal, &record, &markdown));
+    let written = crate::files::write_atomic(&dir.join("report.md"), markdown.as_bytes(), true)
+        .and_then(|()| crate::files::write_atomic(&dir.join("report.html"), html.as_bytes(), true));
     if let Err(error) = written {
         eprintln!(
             "warning: cannot write the run report in {}: {error}",

@@ -21,6 +21,7 @@ mod migration;
 mod repl;
 mod run_journal;
 mod runbooks;
+mod safety;
 mod scenario_shop;
 mod sim_api;
 mod sim_differential;

@@ -5,6 +5,7 @@
 use futures::future::join_all;
 use serde_json::Value;
 
+use super::names::segment;
 use super::rest::{Rest, RestError};
 
 /// One served resource in one group version.
@@ -41,22 +42,33 @@ impl Resource {
         }
     }
 
-    /// The collection path, in a namespace when given.
+    /// The collection path, in a namespace when given; every segment percent-encoded.
     pub fn collection_path(&self, namespace: Option<&str>) -> String {
         let prefix = if self.group.is_empty() {
-            format!("/api/{}", self.version)
+            format!("/api/{}", segment(&self.version))
         } else {
-            format!("/apis/{}/{}", self.group, self.version)
+            format!("/apis/{}/{}", segment(&self.group), segment(&self.version))
         };
+        let plural = segment(&self.plural);
         match namespace.filter(|_| self.namespaced) {
-            Some(namespace) => format!("{prefix}/namespaces/{namespace}/{}", self.plural),
-            None => format!("{prefix}/{}", self.plural),
+            Some(namespace) => format!("{prefix}/namespaces/{}/{plural}", segment(namespace)),
+            None => format!("{prefix}/{plural}"),
         }
     }
 
-    /// The path of one object.
+    /// The path of one object; every segment percent-encoded. Names are checked against
+    /// their kind's rules ([`Resource::check_name`]) before a request is sent.
     pub fn object_path(&self, namespace: Option<&str>, name: &str) -> String {
-        format!("{}/{}", self.collection_path(namespace), name)
+        format!("{}/{}", self.collection_path(namespace), segment(name))
+    }
+
+    /// Checks an object name, and its namespace when this resource is namespaced, as the API
+    /// server would.
+    pub fn check_name(&self, namespace: Option<&str>, name: &str) -> Result<(), String> {
+        if let Some(namespace) = namespace.filter(|_| self.namespaced) {
+            super::names::check_namespace(namespace)?;
+        }
+        super::names::check_name(&self.group, &self.kind, name)
     }
 
     pub fn supports(&self, verb: &str) -> bool {
@@ -298,5 +310,11 @@ mod tests {
             deployment.object_path(Some("bookinfo"), "reviews"),
             "/apis/apps/v1/namespaces/bookinfo/deployments/reviews"
         );
+        assert_eq!(
+            deployment.object_path(Some("bookinfo"), "victim#x?dryRun=All"),
+            "/apis/apps/v1/namespaces/bookinfo/deployments/victim%23x%3FdryRun%3DAll"
+        );
+        assert!(deployment.check_name(Some("bookinfo"), "victim#x").is_err());
+        assert!(deployment.check_name(Some("book/info"), "victim").is_err());
     }
 }

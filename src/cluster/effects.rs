@@ -453,6 +453,16 @@ impl Cluster {
                 }
                 None
             };
+            // Names go into request paths: check them as the server would, before any request.
+            let group = key.0.rsplit_once('/').map(|(g, _)| g).unwrap_or_default();
+            if let Err(problem) = namespace
+                .as_deref()
+                .map_or(Ok(()), super::names::check_namespace)
+                .and_then(|()| super::names::check_name(group, &key.1, &name))
+            {
+                problems.push(format!("{position}: {problem}"));
+                continue;
+            }
             if !seen.insert((
                 key.0.clone(),
                 key.1.clone(),
@@ -494,7 +504,10 @@ impl Cluster {
         for namespace in wanted {
             match self
                 .rest()
-                .get(&format!("/api/v1/namespaces/{namespace}"))
+                .get(&format!(
+                    "/api/v1/namespaces/{}",
+                    super::names::segment(namespace)
+                ))
                 .await
             {
                 Ok(_) => {
@@ -714,7 +727,10 @@ impl Cluster {
     }
 
     async fn wait_established(&self, name: &str) -> Result<()> {
-        let path = format!("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}");
+        let path = format!(
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{}",
+            super::names::segment(name)
+        );
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(response) = self.rest().get(&path).await
@@ -741,6 +757,9 @@ impl Cluster {
     ) -> Result<Change> {
         let resource = self.resolve(&target.kind).await?;
         let namespace = self.namespace_for(&resource, target.namespace.as_deref());
+        resource
+            .check_name(namespace.as_deref(), &target.name)
+            .map_err(|m| self.error(m, vec![]))?;
         let path = resource.object_path(namespace.as_deref(), &target.name);
         let label = match &namespace {
             Some(namespace) => format!("{}/{namespace}/{}", resource.kind, target.name),
@@ -800,6 +819,10 @@ impl Cluster {
         for target in targets {
             let resource = self.resolve(&target.kind).await?;
             let namespace = self.namespace_for(&resource, target.namespace.as_deref());
+            // Every name is checked before the first delete is sent.
+            resource
+                .check_name(namespace.as_deref(), &target.name)
+                .map_err(|m| self.error(m, vec![]))?;
             resolved.push((resource, namespace, target.name.clone()));
         }
         let query = if options.dry_run { "?dryRun=All" } else { "" };

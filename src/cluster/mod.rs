@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod discovery;
 pub mod effects;
 pub mod mesh;
+pub mod names;
 pub mod read;
 pub mod rest;
 pub mod summary;
@@ -53,6 +54,18 @@ impl KubeconfigSource {
         })
     }
 
+    /// The credentials the kubeconfig holds (tokens, passwords, client keys, auth-provider
+    /// secrets), for the redaction layer; empty when it cannot be read.
+    pub fn credentials(&self) -> Vec<String> {
+        let Ok(kubeconfig) = self.read() else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let users = serde_json::to_value(&kubeconfig.auth_infos).unwrap_or_default();
+        collect_credentials(&users, &mut found);
+        found
+    }
+
     /// The port mappings that the cluster entries of `contexts` carry in their
     /// [`CONNECT_TO_EXTENSION`], as `(address:port, where it is served)` pairs. The file is
     /// read anew each time: mappings appear when load balancers get their addresses.
@@ -96,6 +109,29 @@ impl KubeconfigSource {
 }
 
 /// The per-request timeout: `MESHSHIFT_REQUEST_TIMEOUT` (`30s`, `2m`), else the default.
+/// String values under credential keys (`token`, `password`, `client-key-data`,
+/// `id-token`, `refresh-token`, `client-secret`, ...), wherever they are nested.
+fn collect_credentials(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (key, item) in fields {
+                let key = key.to_ascii_lowercase();
+                let credential = key == "password"
+                    || key == "client-key-data"
+                    || ((key.contains("token") || key.contains("secret")) && !key.contains("file"));
+                match item {
+                    Value::String(text) if credential && !text.is_empty() => {
+                        found.push(text.clone())
+                    }
+                    other => collect_credentials(other, found),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_credentials(i, found)),
+        _ => {}
+    }
+}
+
 fn request_timeout() -> Result<std::time::Duration> {
     match std::env::var("MESHSHIFT_REQUEST_TIMEOUT") {
         Ok(text) => match crate::duration::parse_duration(&text) {
@@ -333,12 +369,16 @@ impl Cluster {
         if let Some(resources) = self.inner.group_versions.read().await.get(api_version) {
             return Ok(resources.clone());
         }
-        let path = if api_version.contains('/') {
-            format!("/apis/{api_version}")
-        } else {
-            format!("/api/{api_version}")
-        };
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let path = if api_version.contains('/') {
+            format!(
+                "/apis/{}/{}",
+                names::segment(group),
+                names::segment(version)
+            )
+        } else {
+            format!("/api/{}", names::segment(version))
+        };
         let resources = match self.inner.rest.get(&path).await {
             Ok(response) => discovery::parse_resource_list(group, version, true, &response.body),
             Err(e) if e.status_code() == Some(404) => Vec::new(),

@@ -102,6 +102,9 @@ impl Cluster {
     ) -> Result<Option<Value>> {
         let resource = self.resolve(kind).await?;
         let namespace = self.namespace_for(&resource, namespace);
+        resource
+            .check_name(namespace.as_deref(), name)
+            .map_err(|m| self.error(m, vec![]))?;
         let path = resource.object_path(namespace.as_deref(), name);
         match self.rest().get(&path).await {
             Ok(response) => Ok(Some(response.body)),
@@ -127,6 +130,9 @@ impl Cluster {
     /// Objects of a kind, following `continue` tokens (500 per page).
     pub async fn list(&self, kind: &str, query: &ListQuery) -> Result<Vec<Value>> {
         let resource = self.resolve(kind).await?;
+        if let Some(namespace) = query.namespace.as_deref().filter(|_| resource.namespaced) {
+            super::names::check_namespace(namespace).map_err(|m| self.error(m, vec![]))?;
+        }
         self.list_resource(&resource, query).await
     }
 

@@ -111,10 +111,12 @@ pub mod exec_functions {
             }));
         }
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let shown = std::iter::once(program.to_string())
-            .chain(args.iter().cloned())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let shown = crate::redact::text(
+            &std::iter::once(program.to_string())
+                .chain(args.iter().cloned())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let mutates = options
             .get("mutates")
             .and_then(|m| m.as_bool().ok())

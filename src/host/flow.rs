@@ -94,6 +94,34 @@ pub mod flow_functions {
         session.params.get(name, Some(&default)).map_err(raise)
     }
 
+    /// Reads a runbook parameter with a default and options: `secret` (`true`: the value is
+    /// masked in all output, the journal and the reports, and a resumed run needs it again
+    /// from `--set` or the environment; parameters named like `*TOKEN*`, `*PASSWORD*`,
+    /// `*SECRET*` or `*KEY*` are secret without it).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let webhook = param("WEBHOOK_URL", "", #{secret: true});
+    /// ```
+    #[rhai_fn(name = "param", return_raw)]
+    pub fn param_with_options(
+        context: NativeCallContext,
+        name: &str,
+        default: Dynamic,
+        options: Map,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        crate::host::check_keys("param", &options, &["secret"])?;
+        let secret = options
+            .get("secret")
+            .and_then(|s| s.as_bool().ok())
+            .unwrap_or(false);
+        let session = Session::of(&context)?;
+        session
+            .params
+            .get_marked(name, Some(&default), secret)
+            .map_err(raise)
+    }
+
     /// Prints a line of runbook output (indented under the current step).
     ///
     /// # Example

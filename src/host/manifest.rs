@@ -360,7 +360,9 @@ pub mod manifest_functions {
         masked_for_printing(Dynamic::from_array(array.clone())).to_string()
     }
 
-    /// Masks the values of Secrets (in `data` and `stringData`) for printing.
+    /// Masks the values of Secrets (in `data` and `stringData`, and the last-applied
+    /// annotation that repeats them) wherever they are nested, and every secret value the run
+    /// has learnt (secret parameters, values of Secrets read), for printing.
     ///
     /// # Example
     /// ```rhai
@@ -370,7 +372,7 @@ pub mod manifest_functions {
     #[rhai_fn(return_raw)]
     pub fn redact(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let json = json_argument("redact", &value)?;
-        Ok(to_dynamic(manifest::diff::mask_secrets(&json)))
+        Ok(to_dynamic(crate::redact::value(&json)))
     }
 
     /// The value at a path such as `spec.ports[0].port` or `metadata.labels["istio.io/rev"]`,
@@ -632,7 +634,8 @@ pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "GatewayClass",
 ];
 
-/// A copy of a value with every Secret's `data`/`stringData` values replaced by `***`.
+/// A copy of a value with every Secret's `data`/`stringData` values and its last-applied
+/// annotation (which repeats them) replaced by `***`.
 pub fn masked_for_printing(value: Dynamic) -> Dynamic {
     if let Some(map) = value.read_lock::<Map>() {
         let is_secret = map
@@ -650,6 +653,8 @@ pub fn masked_for_printing(value: Dynamic) -> Dynamic {
                     ),
                     None => item.clone(),
                 }
+            } else if is_secret && key == "metadata" {
+                mask_last_applied(masked_for_printing(item.clone()))
             } else {
                 masked_for_printing(item.clone())
             };
@@ -666,6 +671,21 @@ pub fn masked_for_printing(value: Dynamic) -> Dynamic {
             .into();
     }
     value
+}
+
+/// A Secret's metadata with its `kubectl.kubernetes.io/last-applied-configuration` masked.
+fn mask_last_applied(metadata: Dynamic) -> Dynamic {
+    let Some(mut fields) = metadata.read_lock::<Map>().map(|m| m.clone()) else {
+        return metadata;
+    };
+    if let Some(annotations) = fields.get_mut("annotations")
+        && let Some(mut entries) = annotations.read_lock::<Map>().map(|m| m.clone())
+        && let Some(applied) = entries.get_mut(crate::redact::LAST_APPLIED)
+    {
+        *applied = Dynamic::from(crate::redact::MASK);
+        *annotations = entries.into();
+    }
+    fields.into()
 }
 
 /// The identity fields of a Rhai object, read without converting the whole object.

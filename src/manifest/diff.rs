@@ -5,21 +5,27 @@ use similar::TextDiff;
 
 use super::yaml::to_yaml;
 
-/// A unified diff from `before` to `after` (objects or arrays of objects), empty when equal.
-/// Values under a Secret's `data` and `stringData` are replaced by `***`, or by
-/// `*** (before)` / `*** (after)` when they changed, so a diff never shows a secret.
+/// A unified diff from `before` to `after` (any values: objects, arrays, maps holding
+/// objects), empty when equal. Values under a Secret's `data` and `stringData`, wherever it is
+/// nested, are replaced by `***`, or by `*** (before)` / `*** (after)` when they changed, its
+/// last-applied annotation is masked, and every secret value the process has learnt is
+/// replaced, so a diff never shows a secret.
 pub fn diff(before: &Value, after: &Value, before_label: &str, after_label: &str) -> String {
-    let (before, after) = mask_secret_pair(before, after);
+    let (mut before, mut after) = mask_secret_pair(before, after);
+    crate::redact::mask_in_place(&mut before);
+    crate::redact::mask_in_place(&mut after);
     let before_text = render(&before);
     let after_text = render(&after);
     if before_text == after_text {
         return String::new();
     }
-    TextDiff::from_lines(&before_text, &after_text)
-        .unified_diff()
-        .context_radius(3)
-        .header(before_label, after_label)
-        .to_string()
+    crate::redact::text(
+        &TextDiff::from_lines(&before_text, &after_text)
+            .unified_diff()
+            .context_radius(3)
+            .header(before_label, after_label)
+            .to_string(),
+    )
 }
 
 fn render(value: &Value) -> String {
@@ -50,6 +56,20 @@ pub fn mask_secret_pair(before: &Value, after: &Value) -> (Value, Value) {
             }
             (Value::Array(left), Value::Array(right))
         }
+        // Neither is a Secret: Secrets may be nested inside (a map of objects, a List).
+        (Value::Object(a), Value::Object(b)) if !is_secret(before) && !is_secret(after) => {
+            let mut left = serde_json::Map::new();
+            let mut right = serde_json::Map::new();
+            for (key, value) in a {
+                let (l, _) = mask_secret_pair(value, b.get(key).unwrap_or(&Value::Null));
+                left.insert(key.clone(), l);
+            }
+            for (key, value) in b {
+                let (_, r) = mask_secret_pair(a.get(key).unwrap_or(&Value::Null), value);
+                right.insert(key.clone(), r);
+            }
+            (Value::Object(left), Value::Object(right))
+        }
         _ => {
             let mut left = before.clone();
             let mut right = after.clone();
@@ -76,9 +96,10 @@ pub fn mask_secret_pair(before: &Value, after: &Value) -> (Value, Value) {
     }
 }
 
-/// Masks every Secret value in an object or array (for printing a single version).
+/// Masks every Secret value in a value, however nested, with the last-applied annotation
+/// that repeats them, and every learnt secret (for printing a single version).
 pub fn mask_secrets(value: &Value) -> Value {
-    mask_secret_pair(value, value).0
+    crate::redact::value(value)
 }
 
 fn is_secret(value: &Value) -> bool {
@@ -134,5 +155,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("   user: '***'"), "{text}");
+    }
+
+    #[test]
+    fn nested_secrets_and_their_last_applied_annotation_never_show_values() {
+        let secret = |value: &str| {
+            json!({"kind": "Secret", "metadata": {"name": "db", "annotations": {
+                crate::redact::LAST_APPLIED: format!("{{\"data\":{{\"password\":\"{value}\"}}}}")}},
+                "data": {"password": value}})
+        };
+        let before = json!({"old": secret("bmVzdGVkLW9sZA=="), "list": {"items": [secret("bmVzdGVkLW9sZA==")]}});
+        let after = json!({"old": secret("bmVzdGVkLW5ldw=="), "list": {"items": [secret("bmVzdGVkLW5ldw==")]}});
+        let text = diff(&before, &after, "a", "b");
+        assert!(
+            !text.contains("bmVzdGVkLW9sZA") && !text.contains("bmVzdGVkLW5ldw"),
+            "{text}"
+        );
+        assert!(text.contains("password: '*** (after)'"), "{text}");
     }
 }

@@ -39,6 +39,17 @@ impl Converter {
                 array.into()
             }
             Value::Object(fields) => {
+                // A Secret crossing into a script: its values are masked in all output from now.
+                let fields = if fields.get("kind").is_some_and(|k| k == "Secret") {
+                    let secret = Value::Object(fields);
+                    crate::redact::learn(&secret);
+                    match secret {
+                        Value::Object(fields) => fields,
+                        _ => unreachable!("still an object"),
+                    }
+                } else {
+                    fields
+                };
                 let mut map = Map::new();
                 for (key, value) in fields {
                     map.insert(key.into(), self.convert(value));
@@ -110,7 +121,12 @@ pub fn map_to_json(map: &Map) -> Result<Value, String> {
     for (key, value) in map {
         object.insert(key.to_string(), from_dynamic(value)?);
     }
-    Ok(Value::Object(object))
+    let object = Value::Object(object);
+    // A Secret a script built (its values from parameters, files, …): learn them too.
+    if object["kind"] == "Secret" {
+        crate::redact::learn(&object);
+    }
+    Ok(object)
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ pub struct Params {
     use_environment: bool,
     /// Names `param` was asked for (to find `--set` names nothing read).
     read: Mutex<BTreeSet<String>>,
+    /// Names read with `secret: true`: their values are masked everywhere and not journaled.
+    secret: Mutex<BTreeSet<String>>,
 }
 
 impl Params {
@@ -32,12 +34,17 @@ impl Params {
                     argument: argument.clone(),
                 });
             }
+            // Secret by name (`API_TOKEN`): masked in all output before anything is printed.
+            if crate::redact::is_secret_name(name.trim()) {
+                crate::redact::remember(value);
+            }
             set.insert(name.trim().to_string(), value.to_string());
         }
         Ok(Params {
             set,
             use_environment: true,
             read: Mutex::default(),
+            secret: Mutex::default(),
         })
     }
 
@@ -47,6 +54,7 @@ impl Params {
             set,
             use_environment: false,
             read: Mutex::default(),
+            secret: Mutex::default(),
         }
     }
 
@@ -60,6 +68,18 @@ impl Params {
 
     /// `param(name)` / `param(name, default)`.
     pub fn get(&self, name: &str, default: Option<&Dynamic>) -> Result<Dynamic> {
+        self.get_marked(name, default, false)
+    }
+
+    /// `param(name, default, #{secret: true})`: a secret value (as are those of parameters
+    /// named like `*TOKEN*`, `*PASSWORD*`, `*SECRET*`, `*KEY*`) is masked in all output and
+    /// left out of the journal.
+    pub fn get_marked(
+        &self,
+        name: &str,
+        default: Option<&Dynamic>,
+        secret: bool,
+    ) -> Result<Dynamic> {
         let raw = self.set.get(name).cloned().or_else(|| {
             // An empty environment variable counts as unset, as shells make those easily.
             if self.use_environment {
@@ -83,7 +103,27 @@ impl Params {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(name.to_string());
+        if secret || crate::redact::is_secret_name(name) {
+            self.secret
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string());
+            if let Some(raw) = self.set.get(name) {
+                crate::redact::remember(raw);
+            }
+            crate::redact::remember(&value.to_string());
+        }
         Ok(value)
+    }
+
+    /// A parameter whose value is secret: by its name, or read with `secret: true`.
+    pub fn is_secret(&self, name: &str) -> bool {
+        crate::redact::is_secret_name(name)
+            || self
+                .secret
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(name)
     }
 
     /// `--set` names that the runbook never read (likely typos).

@@ -33,7 +33,8 @@ echo "[build.sh] building meshshift-control-plane (kubernetes $KVER) into $(dirn
 mkdir -p "$(dirname "$OUT")"
 start=$(date +%s)
 # CGO off: no C toolchain needed (upstream builds kube-apiserver the same way).
-CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "$LDFLAGS" -o "$OUT.tmp" .
-mv "$OUT.tmp" "$OUT"
+# Private temp name: concurrent builds of the same sources must not clobber each other.
+CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -ldflags "$LDFLAGS" -o "$OUT.tmp.$$" .
+mv -f "$OUT.tmp.$$" "$OUT"
 echo "[build.sh] built in $(( $(date +%s) - start ))s" >&2
 echo "$OUT"

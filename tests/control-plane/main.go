@@ -49,14 +49,16 @@ func main() {
 // parseFlags reads flags; each defaults to the env var used by start.sh.
 func parseFlags() config {
 	var c config
+	// Own flag set: upstream packages (cAdvisor) fill the global one.
+	fs := flag.NewFlagSet(os.Args[0], flag.ExitOnError)
 	port := envInt("K8S_PORT", 6443)
-	flag.IntVar(&c.port, "port", port, "kube-apiserver https port on 127.0.0.1 (env K8S_PORT)")
-	flag.IntVar(&c.etcdPort, "etcd-port", envInt("ETCD_PORT", 0), "etcd client port (env ETCD_PORT; default 20000 + port % 20000)")
-	flag.IntVar(&c.etcdPeerPort, "etcd-peer-port", envInt("ETCD_PEER_PORT", 0), "etcd peer port (env ETCD_PEER_PORT; default etcd-port + 20000)")
-	flag.StringVar(&c.dir, "dir", os.Getenv("K8S_DIR"), "state dir (env K8S_DIR; default $XDG_CACHE_HOME/meshshift-control-plane/state/<port>)")
-	flag.StringVar(&c.context, "context", envStr("K8S_CONTEXT", "local"), "kubeconfig context/cluster name (env K8S_CONTEXT)")
-	flag.BoolVar(&c.noCM, "no-controller-manager", os.Getenv("K8S_NO_CM") == "1", "do not run kube-controller-manager (env K8S_NO_CM=1)")
-	flag.Parse()
+	fs.IntVar(&c.port, "port", port, "kube-apiserver https port on 127.0.0.1 (env K8S_PORT)")
+	fs.IntVar(&c.etcdPort, "etcd-port", envInt("ETCD_PORT", 0), "etcd client port (env ETCD_PORT; default 20000 + port % 20000)")
+	fs.IntVar(&c.etcdPeerPort, "etcd-peer-port", envInt("ETCD_PEER_PORT", 0), "etcd peer port (env ETCD_PEER_PORT; default etcd-port + 20000)")
+	fs.StringVar(&c.dir, "dir", os.Getenv("K8S_DIR"), "state dir (env K8S_DIR; default $XDG_CACHE_HOME/meshshift-control-plane/state/<port>)")
+	fs.StringVar(&c.context, "context", envStr("K8S_CONTEXT", "local"), "kubeconfig context/cluster name (env K8S_CONTEXT)")
+	fs.BoolVar(&c.noCM, "no-controller-manager", os.Getenv("K8S_NO_CM") == "1", "do not run kube-controller-manager (env K8S_NO_CM=1)")
+	_ = fs.Parse(os.Args[1:]) // ExitOnError: exits on bad flags
 	if c.etcdPort == 0 {
 		c.etcdPort = 20000 + c.port%20000
 	}
@@ -92,7 +94,16 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("etcd: %w", err)
 	}
-	defer etcd.Close()
+	defer func() {
+		// Close waits for clients to hang up; the apiserver's may still be
+		// connected. etcd's WAL makes an unclean exit safe, so bound the wait.
+		closed := make(chan struct{})
+		go func() { etcd.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(2 * time.Second):
+		}
+	}()
 	logf("etcd ready on 127.0.0.1:%d (%s)", c.etcdPort, time.Since(start).Round(time.Millisecond))
 
 	// NewAPIServerCommand installs the SIGTERM/SIGINT handler and shuts the
@@ -116,14 +127,16 @@ func run(c config) error {
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- api.Execute() }()
 
-	// Bound the shutdown: the apiserver handles the signal itself, this only
-	// makes sure the process cannot hang on it.
+	// The apiserver handles the signal itself; this bounds the shutdown, also
+	// for a signal that arrives while still starting up.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	stopping := make(chan struct{})
 	go func() {
 		<-sig
-		time.Sleep(30 * time.Second)
-		logf("shutdown took over 30s; exiting")
+		close(stopping)
+		time.Sleep(15 * time.Second)
+		logf("shutdown took over 15s; exiting")
 		os.Exit(1)
 	}()
 
@@ -171,14 +184,24 @@ func run(c config) error {
 
 	select {
 	case err := <-apiDone:
-		if err != nil {
-			return fmt.Errorf("kube-apiserver: %w", err)
+		select {
+		case <-stopping: // it stopped because of the signal
+		default:
+			return fmt.Errorf("kube-apiserver exited: %v", err)
 		}
-		logf("stopped")
-		return nil
 	case err := <-cmDone:
 		return fmt.Errorf("kube-controller-manager exited: %v", err)
+	case <-stopping:
+		// The apiserver stops listening at once but then waits for open
+		// requests, e.g. the controller-manager's watches; a disposable
+		// plane need not wait for them.
+		select {
+		case <-apiDone:
+		case <-time.After(3 * time.Second):
+		}
 	}
+	logf("stopping etcd")
+	return nil
 }
 
 func startEtcd(c config, dataDir string) (*embed.Etcd, error) {

@@ -1,0 +1,247 @@
+//! Safe runs on the simulator: names that would change a request are refused before anything
+//! is sent; secrets planted in a migrated namespace and given as parameters appear nowhere in
+//! the output or the state directory.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use base64::Engine as _;
+
+use crate::sim_env_support::{TestEnv, guide_source_setup, meshshift, migrate, text};
+
+/// Runs `script` with `args` and returns (success, stdout, stderr).
+fn run_script(env: &TestEnv, script: &str, args: &[&str]) -> (bool, String, String) {
+    let path = env.dir.path().join("script.rhai");
+    std::fs::write(&path, script).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let mut all = vec!["run", path.as_str(), "--yes"];
+    all.extend_from_slice(args);
+    let output = meshshift(env, &all);
+    let (stdout, stderr) = text(&output);
+    (output.status.success(), stdout, stderr)
+}
+
+#[test]
+fn names_that_would_change_the_request_are_refused_before_anything_is_sent() {
+    let env = TestEnv::start();
+    env.kubectl_ok(
+        "sim-source",
+        &["create", "configmap", "victim", "-n", "default"],
+    );
+    for name in ["victim#x", "victim?x=1", "victim/x", "../victim", "Victim"] {
+        for plan in [true, false] {
+            let script =
+                format!("cluster(\"sim-source\").delete(\"ConfigMap\", {name:?}, \"default\");\n");
+            let args: &[&str] = if plan { &["--plan"] } else { &[] };
+            let (ok, stdout, stderr) = run_script(&env, &script, args);
+            assert!(!ok, "{name} plan={plan}: succeeded\n{stdout}\n{stderr}");
+            assert!(
+                stderr.contains(&format!("invalid ConfigMap name `{name}`"))
+                    && stderr.contains("nothing was sent"),
+                "{name} plan={plan}:\n{stderr}"
+            );
+            assert!(!stdout.contains("deleted"), "{stdout}");
+            env.kubectl_ok(
+                "sim-source",
+                &["get", "configmap", "victim", "-n", "default"],
+            );
+        }
+    }
+    // The same for a namespace, a get, a patch and an apply.
+    for script in [
+        r#"cluster("sim-source").delete("ConfigMap", "victim", "default#x");"#,
+        r#"cluster("sim-source").get("ConfigMap", "victim#x", "default");"#,
+        r#"cluster("sim-source").patch("ConfigMap", "victim#x", "default", #{data: #{a: "b"}});"#,
+        r#"cluster("sim-source").apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "victim#x", namespace: "default"}});"#,
+    ] {
+        let (ok, stdout, stderr) = run_script(&env, script, &[]);
+        assert!(!ok, "{script}: succeeded\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("invalid") && stderr.contains("nothing was sent"),
+            "{script}:\n{stderr}"
+        );
+    }
+    let data = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "configmap",
+            "victim",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.data}",
+        ],
+    );
+    assert_eq!(data.trim(), "", "the ConfigMap was patched: {data}");
+    // A valid delete still works.
+    let (ok, stdout, stderr) = run_script(
+        &env,
+        r#"cluster("sim-source").delete("ConfigMap", "victim", "default");"#,
+        &[],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+}
+
+/// Every file below `dir`, with its mode.
+fn files_below(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            let mode = std::fs::symlink_metadata(&path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            if path.is_dir() {
+                pending.push(path.clone());
+            }
+            found.push((path, mode));
+        }
+    }
+    found
+}
+
+#[test]
+fn planted_secrets_appear_nowhere_in_output_or_state() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let password = "planted-password-6f1c";
+    let token = "planted-token-93ab";
+    let api_token = "planted-api-token-5d2e";
+    let webhook = "planted-webhook-77c1";
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // kubectl apply also keeps the data in the last-applied annotation.
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db-credentials\n  namespace: bookinfo\n\
+         data:\n  token: {}\nstringData:\n  password: {password}\n",
+        b64(token)
+    );
+    let applied = env.kubectl_stdin("sim-source", &["apply", "-f", "-"], &secret);
+    assert!(applied.status.success(), "{:?}", text(&applied));
+
+    let mut output = String::new();
+    let mut collect = |run: std::process::Output| {
+        let (stdout, stderr) = text(&run);
+        output.push_str(&stdout);
+        output.push_str(&stderr);
+        (run.status.success(), stdout, stderr)
+    };
+    // A script that shows the Secret every way a runbook could.
+    let script = env.dir.path().join("show.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let source = cluster("sim-source");
+let s = source.get("Secret", "db-credentials", "bookinfo");
+print(s);
+print(s.data.token);
+info(`annotations: ${s.metadata.annotations}`);
+print(diff(#{old: s}, #{old: source.get("ConfigMap", "kube-root-ca.crt", "bookinfo")}));
+let hook = param("WEBHOOK", "", #{secret: true});
+print(`hook=${hook} token=${param("API_TOKEN")}`);
+step("return the secret", || [s, s.metadata.annotations, hook]);
+step("fail with it", || throw `leaked ${hook} ${parse_json(to_json(s)).data.token}`);
+"#,
+    )
+    .unwrap();
+    let set_api = format!("API_TOKEN={api_token}");
+    let set_hook = format!("WEBHOOK={webhook}");
+    let (ok, stdout, stderr) = collect(meshshift(
+        &env,
+        &[
+            "run",
+            &script.to_string_lossy(),
+            "--yes",
+            "--set",
+            &set_api,
+            "--set",
+            &set_hook,
+        ],
+    ));
+    assert!(!ok, "the script throws at the end\n{stdout}\n{stderr}");
+    assert!(stdout.contains("hook=*** token=***"), "{stdout}");
+    // The migration, with a secret parameter.
+    let quick = [
+        "--set",
+        "STEPS=100",
+        "--set",
+        "PROPAGATION=1s",
+        "--set",
+        "SOAK_SECONDS=0",
+        "--set",
+        &set_api,
+    ];
+    let (ok, stdout, stderr) = collect(migrate(&env, &quick));
+    assert!(ok, "{stdout}\n{stderr}");
+    // The Secret was moved: the values exist, just not in any output.
+    let copied = env.kubectl_ok(
+        "sim-target",
+        &[
+            "get",
+            "secret",
+            "db-credentials",
+            "-n",
+            "bookinfo",
+            "-o",
+            "jsonpath={.data.token}",
+        ],
+    );
+    assert_eq!(copied.trim(), b64(token));
+    // A changed Secret copied again under --plan: the diff shows that it changed, not to what.
+    let changed = secret.replace(password, "planted-changed-0b9d");
+    let applied = env.kubectl_stdin("sim-source", &["apply", "-f", "-"], &changed);
+    assert!(applied.status.success(), "{:?}", text(&applied));
+    std::fs::write(
+        &script,
+        r#"
+let objects = cluster("sim-source").export_objects(#{namespaces: ["bookinfo"], kinds: ["Secret"], secrets: true});
+cluster("sim-target").apply(objects);
+"#,
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = collect(meshshift(
+        &env,
+        &["run", &script.to_string_lossy(), "--yes", "--plan"],
+    ));
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("*** (after)"), "{stdout}");
+
+    let planted = [password, token, api_token, webhook, "planted-changed-0b9d"];
+    let needles: Vec<String> = planted
+        .iter()
+        .flat_map(|p| [p.to_string(), b64(p)])
+        .collect();
+    for needle in &needles {
+        assert!(
+            !output.contains(needle.as_str()),
+            "{needle} in the output:\n{output}"
+        );
+    }
+    let state = env.dir.path().join("state");
+    let files = files_below(&state);
+    assert!(files.iter().any(|(p, _)| p.ends_with("journal.json")));
+    for (path, mode) in &files {
+        if path.is_dir() {
+            if path.starts_with(state.join("runs")) {
+                assert_eq!(*mode, 0o700, "{}", path.display());
+            }
+            continue;
+        }
+        let bytes = std::fs::read(path).unwrap();
+        let content = String::from_utf8_lossy(&bytes);
+        for needle in &needles {
+            assert!(
+                !content.contains(needle.as_str()),
+                "{needle} in {}",
+                path.display()
+            );
+        }
+        if path.starts_with(state.join("runs")) {
+            assert_eq!(*mode, 0o600, "{}", path.display());
+        }
+    }
+}
