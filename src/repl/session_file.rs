@@ -1,16 +1,18 @@
-//! `:save FILE`: the session as a runbook. Statements that succeeded are kept in order,
-//! failed ones are dropped, and every function definition in effect is kept (once, in its
-//! latest version), including the loaded runbook's functions the saved code calls.
+//! `:save FILE`: the session as a runbook. Statements that succeeded, typed or run from the
+//! loaded runbook by `:run`, are kept in order, failed ones are dropped, and every function
+//! definition in effect is kept (once, in its latest version), including the loaded runbook's
+//! functions the saved code calls.
 
 use std::collections::{BTreeSet, HashMap};
 
 use super::lexer::{Item, TokenKind, significant, split_items, tokenize};
 
-/// One evaluated input.
+/// One evaluated input, or one statement of the loaded runbook that `:run` executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub text: String,
     pub outcome: Outcome,
+    pub from_runbook: bool,
 }
 
 /// How an input ended.
@@ -55,11 +57,22 @@ pub fn render(header: &str, entries: &[Entry], loaded: Option<Loaded>) -> String
                 .imports
                 .iter()
                 .map(|(path, alias)| format!("import {path:?} as {alias};"))
+                // The runbook's own import statements may have run already.
+                .filter(|import| !statements.iter().any(|s| s.trim() == import))
                 .collect();
         }
     }
     let mut out = format!("//! {header}\n");
     if let Some(loaded) = loaded {
+        let ran = entries
+            .iter()
+            .any(|e| e.from_runbook && e.outcome == Outcome::Succeeded);
+        if ran {
+            out.push_str(&format!(
+                "//! Holds the statements of {} that `:run` executed, in order with the inputs.\n",
+                loaded.name
+            ));
+        }
         out.push_str(&format!("//! Uses functions of {}.\n", loaded.name));
     }
     for section in [imports, definitions.texts(), statements] {
@@ -168,6 +181,7 @@ mod tests {
         Entry {
             text: text.into(),
             outcome,
+            from_runbook: false,
         }
     }
 
