@@ -296,10 +296,12 @@ fn steps(workspace: &Workspace) -> Result<String> {
 
 fn run(workspace: &mut Workspace, step: Option<&str>, again: bool) -> Result<(Flow, String)> {
     let ran = workspace.run_to(step, again)?;
-    let text = match ran.note {
-        Some(note) => note,
-        None => super::display::render(&ran.value, |v| workspace.to_text(v)).unwrap_or_default(),
-    };
+    let shown = super::display::render(&ran.value, |v| workspace.to_text(v));
+    let text = [shown, ran.note]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok((Flow::Continue, text))
 }
 
@@ -330,9 +332,11 @@ fn save(context: CommandContext, file: &str, overwrite: bool) -> Result<String> 
         });
     }
     let date = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-    let text = context
-        .workspace
-        .saved_runbook(&format!("Saved from a meshshift REPL session on {date}."));
+    let directory = path.parent().unwrap_or(Path::new(""));
+    let text = context.workspace.saved_runbook(
+        &format!("Saved from a meshshift REPL session on {date}."),
+        directory,
+    );
     std::fs::write(&path, &text).map_err(|e| Error::WriteFile {
         path: file.to_string(),
         reason: e.to_string(),

@@ -34,7 +34,7 @@ pub struct LoadedRunbook {
 pub struct Ran {
     /// The value of the last statement it ran.
     pub value: Dynamic,
-    /// Why nothing ran, when nothing did.
+    /// Why nothing ran, or that the runbook ran to its end.
     pub note: Option<String>,
 }
 
@@ -317,11 +317,20 @@ impl Workspace {
             }
             (None, _) => next..last,
         };
+        let end = range.end;
         let mut value = Dynamic::UNIT;
         for index in range {
             value = self.run_statement(index)?;
         }
-        Ok(Ran { value, note: None })
+        let finished = self
+            .loaded
+            .as_ref()
+            .filter(|l| end >= l.statements.len())
+            .map(|l| format!("{} ran to its end", l.name));
+        Ok(Ran {
+            value,
+            note: finished,
+        })
     }
 
     /// Runs one statement of the loaded runbook, compiled against the scope as it is now.
@@ -349,16 +358,44 @@ impl Workspace {
     }
 
     /// The session as a runbook (see [`session_file::render`]).
-    pub fn saved_runbook(&self, header: &str) -> String {
+    /// `directory` is where the file goes: imports of files are rewritten to point from there
+    /// to the modules the session imported.
+    pub fn saved_runbook(&self, header: &str, directory: &Path) -> String {
+        let runbook_directory = self
+            .loaded
+            .as_ref()
+            .map(|l| engine::script_directory(Some(&l.name)))
+            .unwrap_or_default();
         let loaded = self.loaded.as_ref().map(|l| Loaded {
             name: &l.name,
             text: &l.text,
             imports: top_level_imports(&l.ast)
                 .into_iter()
-                .map(|(path, alias, _)| (path, alias))
+                .map(|(path, alias, _)| {
+                    (
+                        session_file::rebase(&path, &runbook_directory, directory),
+                        alias,
+                    )
+                })
                 .collect(),
         });
-        session_file::render(header, &self.transcript, loaded)
+        let entries: Vec<Entry> = self
+            .transcript
+            .iter()
+            .map(|entry| {
+                // Typed imports are relative to the working directory.
+                let from = if entry.from_runbook {
+                    runbook_directory.as_path()
+                } else {
+                    Path::new("")
+                };
+                Entry {
+                    text: session_file::rebase_imports(&entry.text, from, directory),
+                    ..entry.clone()
+                }
+            })
+            .collect();
+        session_file::render(header, &entries, loaded)
     }
 
     /// A value as Rhai's `to_string` shows it (host types their own way, Secrets masked).
