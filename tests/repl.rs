@@ -377,3 +377,201 @@ fn runs_the_migration_step_by_step_from_a_pipe() {
     );
     assert!(!outcome.stderr.contains("Arc<"), "{}", outcome.stderr);
 }
+
+/// Types one input and waits for `shows` and then the next prompt.
+#[track_caller]
+fn step_through(pty: &mut Pty, input: &str, shows: &[&str]) {
+    let started = std::time::Instant::now();
+    pty.send(&format!("{input}\r"));
+    for text in shows {
+        pty.expect(text);
+    }
+    pty.expect(PROMPT);
+    eprintln!("{input}: {:?}", started.elapsed());
+}
+
+/// Starts `repl --sim` on a terminal in `dir` with the shift's parameters.
+fn sim_repl(dir: &Path, set: &[&str]) -> Pty {
+    let mut args = vec!["repl", "--sim"];
+    for setting in set {
+        args.extend(["--set", setting]);
+    }
+    let mut pty = Pty::spawn(dir, &args, &[]);
+    pty.expect(PROMPT);
+    pty
+}
+
+/// `meshshift check` and then `meshshift run --sim` of a saved session in `dir`, against
+/// fresh simulated clusters.
+fn check_and_run_saved(dir: &Path, file: &str, set: &[&str]) {
+    let saved = std::fs::read_to_string(dir.join(file)).unwrap();
+    let check = meshshift(dir, &["check", file]);
+    assert_eq!(check.0, 0, "{saved}\n{}", check.2);
+    let mut args = vec!["run", file, "--sim", "--yes"];
+    for setting in set {
+        args.extend(["--set", setting]);
+    }
+    let started = std::time::Instant::now();
+    let run = meshshift(dir, &args);
+    assert_eq!(run.0, 0, "{saved}\n{}\n{}", run.1, run.2);
+    eprintln!("meshshift run {file} --sim: {:?}", started.elapsed());
+}
+
+/// The migration as a person walks it in the REPL: `:load`, each step with `:run`, their own
+/// inputs between the steps using the runbook's variables, Ctrl-C during the shift, the shift
+/// continued, `:save`; the saved session checks and runs against fresh simulated clusters.
+#[test]
+fn walks_the_migration_one_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let runbook = crate::sim_env_support::repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
+    let mut pty = sim_repl(dir.path(), &["SOAK_SECONDS=2", "SAMPLE=60"]);
+    step_through(&mut pty, &format!(":load {runbook}"), &["12 steps"]);
+    step_through(
+        &mut pty,
+        ":steps",
+        &[
+            "Install the demo app  (line 28 of ",
+            "10  Shift traffic to the target",
+        ],
+    );
+    // The demo's set-up runs first: its steps are the runbook's too.
+    step_through(
+        &mut pty,
+        ":run Prechecks",
+        &["] Install the demo app", "] Prechecks", "done in"],
+    );
+    step_through(&mut pty, "`revision ${revision}`", &["revision asm-1-30"]);
+    step_through(&mut pty, ":run Prechecks", &["already ran"]);
+    step_through(
+        &mut pty,
+        ":run Target",
+        &["] Target: the add-on", "done in"],
+    );
+    step_through(&mut pty, "target_address.split(\":\").len() * 10", &["20"]);
+    step_through(&mut pty, ":run Copy", &["] Copy workloads", "done in"]);
+    step_through(
+        &mut pty,
+        ":run Verify",
+        &["] Verify sidecar injection", "done in"],
+    );
+    step_through(&mut pty, ":run Test", &["] Test the target", "done in"]);
+    // The target's page, sampled by hand and attributed to the clusters.
+    step_through(
+        &mut pty,
+        "let page = http_get(`http://${target_address}${app_path}`); `status ${page.status * 2}`",
+        &["status 400"],
+    );
+    // (The sampling bar stays on its line: a result after it keeps the prompt on a fresh one.)
+    step_through(
+        &mut pty,
+        "let s = sample(`http://${target_address}${app_path}`, #{count: 40, extract: \"bookinfo\"}); s.total * 2",
+        &["80"],
+    );
+    step_through(
+        &mut pty,
+        "let split = attribute(s, #{source: source, target: target}, app_namespace); `on the source: ${split.source * 3}`",
+        &["on the source: 0"],
+    );
+    step_through(
+        &mut pty,
+        "route_weights(source.get(\"VirtualService\", vs_name, app_namespace)).values()",
+        &["[100]"],
+    );
+    // Ctrl-C during the shift stops it; the session goes on.
+    pty.send(":run Shift\r");
+    pty.expect("] Shift traffic to the target");
+    pty.expect("Send 10% of traffic to the target? [y/N]");
+    pty.send("y\r");
+    std::thread::sleep(Duration::from_millis(300));
+    pty.send("\x03");
+    pty.expect("interrupted");
+    pty.expect(PROMPT);
+    step_through(&mut pty, "`still ${source.name}`", &["still sim-source"]);
+    step_through(
+        &mut pty,
+        "route_weights(source.get(\"VirtualService\", vs_name, app_namespace))[`${temporary_host}:80`] < 100",
+        &["true"],
+    );
+    // The shift continues from the weight it reached.
+    pty.send(":run Shift\r");
+    pty.expect("] Shift traffic to the target");
+    for weight in [25, 50, 100] {
+        pty.expect(&format!("Send {weight}% of traffic to the target? [y/N]"));
+        pty.send("y\r");
+        pty.expect(&format!("{weight}%: "));
+    }
+    pty.expect("done in");
+    pty.expect(PROMPT);
+    step_through(&mut pty, ":run Hand", &["All traffic through"]);
+    step_through(
+        &mut pty,
+        "route_weights(source.get(\"VirtualService\", vs_name, app_namespace))[`${temporary_host}:80`] * 2",
+        &["200"],
+    );
+    step_through(
+        &mut pty,
+        ":run",
+        &["migrate-oss-istio-to-aks.rhai ran to its end"],
+    );
+    step_through(&mut pty, ":run", &["has run to its end"]);
+    step_through(&mut pty, ":save walk.rhai", &["saved "]);
+    pty.send("\x04");
+    assert_eq!(pty.wait_exit(), 0);
+    assert!(!pty.plain().contains("Arc<"), "{}", pty.plain());
+    check_and_run_saved(dir.path(), "walk.rhai", &["SOAK_SECONDS=0"]);
+}
+
+/// The rollback runbook walked the same way after a shift to 50%.
+#[test]
+fn walks_the_rollback_one_step_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let migration = crate::sim_env_support::repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
+    let rollback = crate::sim_env_support::repo_path("runbooks/rollback-traffic.rhai");
+    let set = ["SOAK_SECONDS=0", "SAMPLE=60", "STEPS=50"];
+    let mut pty = sim_repl(dir.path(), &set);
+    step_through(&mut pty, &format!(":load {migration}"), &["12 steps"]);
+    pty.send(":run Shift\r");
+    pty.expect("Send 50% of traffic to the target? [y/N]");
+    pty.send("y\r");
+    pty.expect("50%: ");
+    pty.expect("done in");
+    pty.expect(PROMPT);
+    step_through(&mut pty, &format!(":load {rollback}"), &["2 steps"]);
+    step_through(
+        &mut pty,
+        ":steps",
+        &[
+            "1  Send everything back to the source  (line 19)",
+            "2  Remove the ServiceEntry",
+        ],
+    );
+    step_through(
+        &mut pty,
+        "route_weights(source.get(\"VirtualService\", vs_name, app_namespace)).len() * 10",
+        &["20"],
+    );
+    step_through(
+        &mut pty,
+        ":run Send",
+        &["] Send everything back", "done in"],
+    );
+    step_through(
+        &mut pty,
+        "route_weights(source.get(\"VirtualService\", vs_name, namespace)).values()",
+        &["[100]"],
+    );
+    step_through(
+        &mut pty,
+        ":run Remove",
+        &["] Remove the ServiceEntry", "done in"],
+    );
+    step_through(
+        &mut pty,
+        "`entry gone: ${source.get(\"ServiceEntry\", entry, namespace) == ()}`",
+        &["entry gone: true"],
+    );
+    step_through(&mut pty, ":save rollback.rhai", &["saved "]);
+    pty.send(":quit\r");
+    assert_eq!(pty.wait_exit(), 0);
+    check_and_run_saved(dir.path(), "rollback.rhai", &set);
+}
