@@ -199,7 +199,11 @@ fn unknown_function(signature: &str, engine: &Engine, at: Option<Location>) -> E
         .unwrap_or(signature)
         .trim();
     let arguments = signature[name.len()..].trim();
-    let shown = format!("{name}{}", simplify_types(arguments));
+    // `f ()` is a call without arguments, not one with a unit.
+    let shown = match arguments {
+        "()" => format!("{name}()"),
+        _ => format!("{name}{}", simplify_types(arguments)),
+    };
     let known = known_function_names(engine);
     if let Some(overloads) = overloads_of(engine, name) {
         return Error::ScriptRuntime {
@@ -302,6 +306,12 @@ mod tests {
             simplify_types("(&str | ImmutableString | String, i64)"),
             "(string, int)"
         );
+    }
+
+    #[test]
+    fn a_call_without_arguments_shows_empty_parentheses() {
+        let message = unknown_function("keep ()", &rhai::Engine::new_raw(), None).message();
+        assert!(message.contains("`keep()`"), "{message}");
     }
 
     #[test]
