@@ -294,3 +294,33 @@ fn history_entries(history: &FileHistory) -> Vec<String> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::resolver::ResolveMode;
+    use crate::engine::{Params, Session, Settings};
+
+    #[test]
+    fn a_panic_in_one_input_is_reported_and_the_session_goes_on() {
+        let runtime = crate::subcommand::runtime().unwrap();
+        let session = Session::new(
+            runtime.handle().clone(),
+            Settings::default(),
+            Params::isolated(Default::default()),
+            std::sync::Arc::new(crate::output::Output::buffer()),
+        );
+        let resolver = Resolver::new(ResolveMode::Evaluate, session.source_map());
+        let mut engine = engine::build_engine(&session, resolver.clone());
+        engine.register_fn("explode", |n: i64| -> i64 {
+            let empty: Vec<i64> = Vec::new();
+            empty[n as usize]
+        });
+        let mut repl = Repl::new(Workspace::new(engine, session, resolver), false);
+        assert_eq!(repl.submit("let kept = 6;", None), (false, Flow::Continue));
+        assert_eq!(repl.submit("explode(kept)", None), (true, Flow::Continue));
+        // The variables are still there and the next input runs.
+        let value = repl.workspace.evaluate("kept * 7").unwrap();
+        assert_eq!(value.as_int(), Ok(42));
+    }
+}
