@@ -496,6 +496,30 @@ step("retire", || 4)
     }
 
     #[test]
+    fn every_shipped_runbook_splits_into_statements_that_compile_alone() {
+        let parser = crate::engine::parsing_engine();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("runbooks");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rhai") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let ast = parser.compile(&text).unwrap();
+            let statements = split_statements(&text, &ast);
+            assert_eq!(statements.len(), ast.statements().len(), "{path:?}");
+            for statement in &statements {
+                let alone = parser.compile(statement.positioned());
+                assert!(alone.is_ok(), "{path:?}: {alone:?}\n{}", statement.text);
+                assert_eq!(alone.unwrap().statements().len(), 1, "{}", statement.text);
+            }
+            checked += 1;
+        }
+        assert!(checked >= 4);
+    }
+
+    #[test]
     fn steps_are_selected_by_number_title_or_start() {
         let (_, steps) = loaded();
         assert_eq!(select(&steps, "copy").unwrap().statement, 3);
