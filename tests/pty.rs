@@ -21,7 +21,63 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct Screen {
     raw: Vec<u8>,
+    /// `raw[..stripped]` without escape sequences: kept as output arrives, so that waiting for
+    /// text does not strip everything again for every chunk (a long session shows megabytes,
+    /// and the program blocks on a full terminal while the reader waits for the lock).
+    plain: String,
+    stripped: usize,
     closed: bool,
+}
+
+impl Screen {
+    /// Strips what arrived since the last call, up to the last complete sequence and character.
+    fn update(&mut self) -> &str {
+        let end = complete_prefix(&self.raw, self.stripped);
+        if end > self.stripped {
+            let text = strip_escapes(&self.raw[self.stripped..end]);
+            self.plain.push_str(&text);
+            self.stripped = end;
+        }
+        &self.plain
+    }
+}
+
+/// How much of `raw` (from `from` on) can be stripped now: everything but an escape sequence
+/// or a UTF-8 character that a later chunk completes.
+fn complete_prefix(raw: &[u8], from: usize) -> usize {
+    let mut end = raw.len();
+    if let Some(escape) = raw[from..].iter().rposition(|b| *b == 0x1b) {
+        let at = from + escape;
+        let rest = &raw[at..];
+        let complete = match rest.get(1) {
+            None => false,
+            Some(b'[') => rest[2..].iter().any(|b| (0x40..=0x7e).contains(b)),
+            Some(b']') => rest.contains(&0x07) || rest.windows(2).any(|w| w == b"\x1b\\"),
+            Some(_) => true,
+        };
+        if !complete {
+            end = at;
+        }
+    }
+    // Back off a character cut in two.
+    let mut start = end;
+    while start > from && start > end.saturating_sub(4) && raw[start - 1] & 0xc0 == 0x80 {
+        start -= 1;
+    }
+    if start > from && raw[start - 1] >= 0xc0 {
+        let lead = raw[start - 1];
+        let width = if lead >= 0xf0 {
+            4
+        } else if lead >= 0xe0 {
+            3
+        } else {
+            2
+        };
+        if end - (start - 1) < width {
+            return start - 1;
+        }
+    }
+    end
 }
 
 /// A program running on a pseudo-terminal.
@@ -104,7 +160,7 @@ impl Pty {
         let (lock, changed) = &*self.screen;
         let mut screen = lock.lock().unwrap();
         loop {
-            let plain = strip_escapes(&screen.raw);
+            let plain = screen.update();
             if let Some(at) = plain.get(self.seen..).and_then(|rest| rest.find(text)) {
                 self.seen += at + text.len();
                 return true;
@@ -119,7 +175,7 @@ impl Pty {
 
     /// Everything shown so far, without escape sequences.
     pub fn plain(&self) -> String {
-        strip_escapes(&self.screen.0.lock().unwrap().raw)
+        self.screen.0.lock().unwrap().update().to_string()
     }
 
     /// Waits for the program to exit and returns its exit code.

@@ -161,6 +161,18 @@ fn convert(
             },
             None,
         ),
+        EvalAltResult::ErrorMismatchDataType(expected, actual, pos) if is_shared_cell(actual) => (
+            // Rhai names the lock around a variable a closure captured instead of its value.
+            Error::ScriptRuntime {
+                message: format!(
+                    "expected {} here, but this value (a variable a closure captured) is not one",
+                    simplify_types(expected)
+                ),
+                at: Some(here(*pos)),
+                suggestion: None,
+            },
+            None,
+        ),
         other => {
             let pos = other.position();
             let text = other.to_string();
@@ -188,7 +200,11 @@ fn unknown_function(signature: &str, engine: &Engine, at: Option<Location>) -> E
         .unwrap_or(signature)
         .trim();
     let arguments = signature[name.len()..].trim();
-    let shown = format!("{name}{}", simplify_types(arguments));
+    // `f ()` is a call without arguments, not one with a unit.
+    let shown = match arguments {
+        "()" => format!("{name}()"),
+        _ => format!("{name}{}", simplify_types(arguments)),
+    };
     let known = known_function_names(engine);
     if let Some(overloads) = overloads_of(engine, name) {
         return Error::ScriptRuntime {
@@ -235,6 +251,11 @@ fn overloads_of(engine: &Engine, name: &str) -> Option<Vec<String>> {
         .map(|s| format!("`{}`", super::signature::clean_signature_text(&s)))
         .collect();
     (!overloads.is_empty()).then_some(overloads)
+}
+
+/// Whether a type name is that of the cell Rhai keeps a captured (shared) variable in.
+fn is_shared_cell(type_name: &str) -> bool {
+    type_name.contains("RwLock<") || type_name.contains("RefCell<")
 }
 
 /// Rust type names as script authors know them.
@@ -285,6 +306,33 @@ mod tests {
         assert_eq!(
             simplify_types("(&str | ImmutableString | String, i64)"),
             "(string, int)"
+        );
+    }
+
+    #[test]
+    fn a_call_without_arguments_shows_empty_parentheses() {
+        let message = unknown_function("keep ()", &rhai::Engine::new_raw(), None).message();
+        assert!(message.contains("`keep()`"), "{message}");
+    }
+
+    #[test]
+    fn a_captured_variable_of_the_wrong_type_is_named_as_such() {
+        let engine = rhai::Engine::new();
+        let error = *engine
+            .eval::<rhai::Dynamic>("let x = \"text\"; let f = || x; if x { 1 } else { 2 }")
+            .unwrap_err();
+        assert!(format!("{error}").contains("Arc<"), "{error}");
+        let runtime = crate::subcommand::runtime().unwrap();
+        let session = Session::new(
+            runtime.handle().clone(),
+            super::super::Settings::default(),
+            super::super::Params::isolated(Default::default()),
+            std::sync::Arc::new(crate::output::Output::buffer()),
+        );
+        let message = from_eval_error(error, "<input 1>", &session, &engine).message();
+        assert_eq!(
+            message,
+            "expected bool here, but this value (a variable a closure captured) is not one"
         );
     }
 

@@ -43,7 +43,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "load",
         usage: "FILE",
-        summary: "load a runbook's functions and imports (its statements do not run)",
+        summary: "load a runbook's functions and imports (its statements run with `:run`)",
     },
     CommandSpec {
         name: "steps",
@@ -52,8 +52,13 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
     CommandSpec {
         name: "run",
+        usage: "[STEP]",
+        summary: "run the loaded runbook on, up to and including STEP (number, title, or start of one), or to its end",
+    },
+    CommandSpec {
+        name: "run!",
         usage: "STEP",
-        summary: "run the loaded runbook up to and including STEP (number, title, or start of one)",
+        summary: "run a step that already ran once more",
     },
     CommandSpec {
         name: "plan",
@@ -112,7 +117,20 @@ pub fn execute(line: &str, context: CommandContext) -> Result<(Flow, String)> {
         "clusters" => clusters(context.workspace),
         "load" => load(context.workspace, required(name, argument, "FILE")?)?,
         "steps" => steps(context.workspace)?,
-        "run" => return run(context.workspace, required(name, argument, "STEP")?),
+        "run" => {
+            return run(
+                context.workspace,
+                (!argument.is_empty()).then_some(argument),
+                false,
+            );
+        }
+        "run!" => {
+            return run(
+                context.workspace,
+                Some(required(name, argument, "STEP")?),
+                true,
+            );
+        }
         "plan" => plan(context.workspace, argument)?,
         "save" | "save!" => save(context, required(name, argument, "FILE")?, name == "save!")?,
         "history" => history(&context.history),
@@ -162,12 +180,13 @@ pub fn overview() -> String {
     let table = format_table(&[String::new(), String::new()], &rows);
     out.push_str(table.split_once('\n').map_or("", |(_, rows)| rows));
     out.push_str(
-        "\n\n`:run STEP` runs the loaded runbook's top-level statements in order, up to and including\n\
-         the one that holds STEP. Every other top-level statement holding a step(...) call is\n\
-         skipped; everything else (imports, parameters, `let`s, prints) runs again, so the step\n\
-         finds the variables it uses, and they stay in scope afterwards.\n\n\
-         `:save FILE` keeps the inputs that succeeded, in order, and every function definition in\n\
-         effect (plus the loaded runbook's functions the saved code calls); failed inputs are dropped.\n\n\
+        "\n\n`:run STEP` runs the loaded runbook's top-level statements in order, from where the session\n\
+         is up to and including the one that runs STEP, each once; `:run` alone runs to the end.\n\
+         The runbook's variables stay in scope between steps for inputs of your own. A step that\n\
+         already ran is not repeated unless asked: `:run! STEP` runs it once more.\n\n\
+         `:save FILE` keeps the inputs and runbook statements that succeeded, in order, and every\n\
+         function definition in effect (plus the loaded runbook's functions the saved code calls);\n\
+         failed inputs are dropped.\n\n\
          `:help NAME` shows a function (`:help sample`), a module (`:help traffic`) or a command (`:help :run`).",
     );
     out
@@ -261,14 +280,10 @@ pub fn load(workspace: &mut Workspace, file: &str) -> Result<String> {
         .iter_functions()
         .filter(|f| !f.name.starts_with("anon$"))
         .count();
-    let steps = loaded
-        .steps
-        .iter()
-        .filter(|s| s.statement.is_some())
-        .count();
     Ok(format!(
-        "loaded {}: {functions} functions, {steps} steps (`:steps` lists them, `:run STEP` runs up to one)",
-        loaded.name
+        "loaded {}: {functions} functions, {} steps (`:steps` lists them, `:run STEP` runs up to one)",
+        loaded.name,
+        loaded.steps.len()
     ))
 }
 
@@ -276,12 +291,17 @@ fn steps(workspace: &Workspace) -> Result<String> {
     let loaded = workspace.loaded().ok_or_else(|| Error::Other {
         message: "no runbook is loaded: `:load FILE` loads one".into(),
     })?;
-    Ok(format_steps(&loaded.name, &loaded.steps))
+    Ok(format_steps(&loaded.name, &loaded.steps, loaded.next))
 }
 
-fn run(workspace: &mut Workspace, step: &str) -> Result<(Flow, String)> {
-    let value = workspace.run_step(step)?;
-    let text = super::display::render(&value, |v| workspace.to_text(v)).unwrap_or_default();
+fn run(workspace: &mut Workspace, step: Option<&str>, again: bool) -> Result<(Flow, String)> {
+    let ran = workspace.run_to(step, again)?;
+    let shown = super::display::render(&ran.value, |v| workspace.to_text(v));
+    let text = [shown, ran.note]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
     Ok((Flow::Continue, text))
 }
 
@@ -312,9 +332,11 @@ fn save(context: CommandContext, file: &str, overwrite: bool) -> Result<String> 
         });
     }
     let date = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-    let text = context
-        .workspace
-        .saved_runbook(&format!("Saved from a meshshift REPL session on {date}."));
+    let directory = path.parent().unwrap_or(Path::new(""));
+    let text = context.workspace.saved_runbook(
+        &format!("Saved from a meshshift REPL session on {date}."),
+        directory,
+    );
     std::fs::write(&path, &text).map_err(|e| Error::WriteFile {
         path: file.to_string(),
         reason: e.to_string(),
@@ -369,9 +391,9 @@ mod tests {
         );
         assert_eq!(
             table[6],
-            "  :run STEP     run the loaded runbook up to and including STEP (number, title, or start of one)"
+            "  :run [STEP]   run the loaded runbook on, up to and including STEP (number, title, or start of one), or to its end"
         );
-        assert_eq!(table[10], "  :quit         leave (Ctrl-D does too)");
+        assert_eq!(table[11], "  :quit         leave (Ctrl-D does too)");
     }
 
     #[test]

@@ -179,7 +179,7 @@ fn analyse_command(before: &str) -> Request {
     let want = match command {
         "help" | "h" => Want::HelpTopic,
         "load" | "save" | "save!" => Want::File,
-        "run" => Want::Step,
+        "run" | "run!" => Want::Step,
         "plan" => Want::Switch,
         _ => Want::Nothing,
     };

@@ -178,33 +178,46 @@ pub struct Item {
 /// Cuts script text into function definitions (with their doc comments) and the statements
 /// between them, in order.
 pub fn split_items(text: &str) -> Vec<Item> {
-    let tokens = tokenize(text);
     let mut items = Vec::new();
     let mut statements_start = 0;
+    for (start, end, signature) in definitions(text) {
+        push_statements(&mut items, &text[statements_start..start]);
+        items.push(Item {
+            function: Some(signature),
+            text: text[start..end].to_string(),
+        });
+        statements_start = end;
+    }
+    push_statements(&mut items, &text[statements_start..]);
+    items
+}
+
+/// The function definitions of a script, in order: the byte range of each (with its doc
+/// comments) and its name and arity.
+pub fn definitions(text: &str) -> Vec<(usize, usize, (String, usize))> {
+    let tokens = tokenize(text);
+    let mut found = Vec::new();
     let mut index = 0;
     let mut depth = 0isize;
     while index < tokens.len() {
-        let found = if depth == 0 {
+        let definition = if depth == 0 {
             definition_at(text, &tokens, index)
         } else {
             None
         };
-        let Some((start, end, signature)) = found else {
+        let Some((start, end, signature)) = definition else {
             depth += bracket_depth(&tokens[index..=index]);
             index += 1;
             continue;
         };
-        let start = doc_comment_start(text, &tokens, start);
-        push_statements(&mut items, &text[statements_start..start]);
-        items.push(Item {
-            function: Some(signature),
-            text: text[start..tokens[end].end].to_string(),
-        });
-        statements_start = tokens[end].end;
+        found.push((
+            doc_comment_start(text, &tokens, start),
+            tokens[end].end,
+            signature,
+        ));
         index = end + 1;
     }
-    push_statements(&mut items, &text[statements_start..]);
-    items
+    found
 }
 
 fn push_statements(items: &mut Vec<Item>, text: &str) {

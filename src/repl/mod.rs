@@ -7,11 +7,13 @@
 //! - [`input`]: is an input complete yet (Rhai's parser decides);
 //! - [`complete`], [`live`], [`helper`], [`highlight`], [`lexer`]: the line editor's help;
 //! - [`commands`], [`steps`], [`session_file`]: meta-commands, `:steps`/`:run`, `:save`;
-//! - [`display`]: how results print.
+//! - [`display`]: how results print;
+//! - [`guard`]: a panic while evaluating one input is reported, and the session goes on.
 
 pub mod commands;
 pub mod complete;
 pub mod display;
+pub mod guard;
 pub mod helper;
 pub mod highlight;
 pub mod input;
@@ -121,7 +123,27 @@ impl Repl {
     /// Evaluates one input or runs one command, printing its result or error. Returns whether
     /// it failed and whether to go on.
     fn submit(&mut self, text: &str, history: Option<&FileHistory>) -> (bool, Flow) {
-        let outcome = if is_meta_command(text) {
+        let outcome = guard::catch(|| self.evaluate(text, history)).unwrap_or_else(|panic| {
+            self.workspace.recover();
+            Err(guard::internal_error(text, &panic))
+        });
+        match outcome {
+            Ok((flow, text)) => {
+                if !text.is_empty() {
+                    println!("{text}");
+                }
+                (false, flow)
+            }
+            Err(error) => {
+                eprint!("{}", error.render(&self.errors));
+                (true, Flow::Continue)
+            }
+        }
+    }
+
+    /// Runs one command or evaluates one input; its result as text.
+    fn evaluate(&mut self, text: &str, history: Option<&FileHistory>) -> Result<(Flow, String)> {
+        if is_meta_command(text) {
             commands::execute(
                 text,
                 CommandContext {
@@ -136,18 +158,6 @@ impl Repl {
                 let shown = display::render(&value, |v| self.workspace.to_text(v));
                 (Flow::Continue, shown.unwrap_or_default())
             })
-        };
-        match outcome {
-            Ok((flow, text)) => {
-                if !text.is_empty() {
-                    println!("{text}");
-                }
-                (false, flow)
-            }
-            Err(error) => {
-                eprint!("{}", error.render(&self.errors));
-                (true, Flow::Continue)
-            }
         }
     }
 
@@ -283,4 +293,34 @@ fn history_entries(history: &FileHistory) -> Vec<String> {
                 .map(|result| result.entry.into_owned())
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::resolver::ResolveMode;
+    use crate::engine::{Params, Session, Settings};
+
+    #[test]
+    fn a_panic_in_one_input_is_reported_and_the_session_goes_on() {
+        let runtime = crate::subcommand::runtime().unwrap();
+        let session = Session::new(
+            runtime.handle().clone(),
+            Settings::default(),
+            Params::isolated(Default::default()),
+            std::sync::Arc::new(crate::output::Output::buffer()),
+        );
+        let resolver = Resolver::new(ResolveMode::Evaluate, session.source_map());
+        let mut engine = engine::build_engine(&session, resolver.clone());
+        engine.register_fn("explode", |n: i64| -> i64 {
+            let empty: Vec<i64> = Vec::new();
+            empty[n as usize]
+        });
+        let mut repl = Repl::new(Workspace::new(engine, session, resolver), false);
+        assert_eq!(repl.submit("let kept = 6;", None), (false, Flow::Continue));
+        assert_eq!(repl.submit("explode(kept)", None), (true, Flow::Continue));
+        // The variables are still there and the next input runs.
+        let value = repl.workspace.evaluate("kept * 7").unwrap();
+        assert_eq!(value.as_int(), Ok(42));
+    }
 }

@@ -1,16 +1,19 @@
-//! `:save FILE`: the session as a runbook. Statements that succeeded are kept in order,
-//! failed ones are dropped, and every function definition in effect is kept (once, in its
-//! latest version), including the loaded runbook's functions the saved code calls.
+//! `:save FILE`: the session as a runbook. Statements that succeeded, typed or run from the
+//! loaded runbook by `:run`, are kept in order, failed ones are dropped, and every function
+//! definition in effect is kept (once, in its latest version), including the loaded runbook's
+//! functions the saved code calls.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
 
 use super::lexer::{Item, TokenKind, significant, split_items, tokenize};
 
-/// One evaluated input.
+/// One evaluated input, or one statement of the loaded runbook that `:run` executed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub text: String,
     pub outcome: Outcome,
+    pub from_runbook: bool,
 }
 
 /// How an input ended.
@@ -55,11 +58,22 @@ pub fn render(header: &str, entries: &[Entry], loaded: Option<Loaded>) -> String
                 .imports
                 .iter()
                 .map(|(path, alias)| format!("import {path:?} as {alias};"))
+                // The runbook's own import statements may have run already.
+                .filter(|import| !statements.iter().any(|s| s.trim() == import))
                 .collect();
         }
     }
     let mut out = format!("//! {header}\n");
     if let Some(loaded) = loaded {
+        let ran = entries
+            .iter()
+            .any(|e| e.from_runbook && e.outcome == Outcome::Succeeded);
+        if ran {
+            out.push_str(&format!(
+                "//! Holds the statements of {} that `:run` executed, in order with the inputs.\n",
+                loaded.name
+            ));
+        }
         out.push_str(&format!("//! Uses functions of {}.\n", loaded.name));
     }
     for section in [imports, definitions.texts(), statements] {
@@ -67,6 +81,79 @@ pub fn render(header: &str, entries: &[Entry], loaded: Option<Loaded>) -> String
             out.push('\n');
             out.push_str(&section.join("\n"));
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// The text with each `import "PATH"` of a file (not a stdlib module) pointing from `to` to
+/// the file it pointed to from `from`.
+pub fn rebase_imports(text: &str, from: &Path, to: &Path) -> String {
+    let tokens = tokenize(text);
+    let significant = significant(&tokens);
+    let mut out = text.to_string();
+    for pair in significant.windows(2).rev() {
+        let (keyword, path) = (pair[0], pair[1]);
+        if keyword.kind != TokenKind::Keyword
+            || keyword.text(text) != "import"
+            || !matches!(
+                path.kind,
+                TokenKind::Text {
+                    quote: '"',
+                    closed: true
+                }
+            )
+        {
+            continue;
+        }
+        let literal = path.text(text);
+        let old = &literal[1..literal.len() - 1];
+        let new = rebase(old, from, to);
+        if new != old {
+            out.replace_range(path.start..path.end, &format!("{new:?}"));
+        }
+    }
+    out
+}
+
+/// An import path relative to `from` as seen from `to` (stdlib modules and absolute paths
+/// stay as they are).
+pub fn rebase(path: &str, from: &Path, to: &Path) -> String {
+    if crate::engine::stdlib::get(path).is_some() || Path::new(path).is_absolute() || from == to {
+        return path.to_string();
+    }
+    let absolute = |p: &Path| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    let target = normalize(&absolute(&from.join(path)));
+    let base = normalize(&absolute(to));
+    let common = target
+        .components()
+        .zip(base.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut relative = PathBuf::new();
+    for _ in base.components().skip(common) {
+        relative.push("..");
+    }
+    for part in target.components().skip(common) {
+        relative.push(part);
+    }
+    relative.to_string_lossy().replace('\\', "/")
+}
+
+/// `a/./b/../c` as `a/c`, without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
         }
     }
     out
@@ -168,6 +255,7 @@ mod tests {
         Entry {
             text: text.into(),
             outcome,
+            from_runbook: false,
         }
     }
 
@@ -192,6 +280,20 @@ mod tests {
              let a = 2;\nprint(f(a)); // shows 4\nif a > 1 { print(\"big\") };\n"
         );
         crate::engine::parsing_engine().compile(&text).unwrap();
+    }
+
+    #[test]
+    fn imports_of_files_point_from_where_the_session_is_saved() {
+        let text = "import \"traffic\" as t;\nimport \"demo/setup\" as demo; // \"x\"\n";
+        assert_eq!(
+            rebase_imports(text, Path::new("runbooks"), Path::new("")),
+            "import \"traffic\" as t;\nimport \"runbooks/demo/setup\" as demo; // \"x\"\n"
+        );
+        assert_eq!(
+            rebase("demo/setup", Path::new("runbooks"), Path::new("saved/here")),
+            "../../runbooks/demo/setup"
+        );
+        assert_eq!(rebase("lib", Path::new("a"), Path::new("a")), "lib");
     }
 
     #[test]

@@ -11,18 +11,32 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Expr, ImmutableString, Scope, St
 
 use super::complete::FunctionInfo;
 use super::session_file::{self, Entry, Loaded, Outcome};
-use super::steps::{self, StepCall};
+use super::steps::{self, Import, Statement, StepCall};
 use crate::engine::script_error;
 use crate::engine::{self, Resolver};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
-/// A runbook whose functions are loaded (`meshshift repl FILE`, `:load FILE`).
+/// A runbook whose functions are loaded (`meshshift repl FILE`, `:load FILE`), and how far
+/// `:run` has taken it.
 pub struct LoadedRunbook {
     pub name: String,
     pub text: Arc<str>,
     pub ast: AST,
+    /// Its top-level statements, which `:run` compiles one at a time.
+    pub statements: Vec<Statement>,
     pub steps: Vec<StepCall>,
+    /// The statement the next `:run` starts at: those before it ran.
+    pub next: usize,
+}
+
+/// What a `:run` did.
+#[derive(Debug)]
+pub struct Ran {
+    /// The value of the last statement it ran.
+    pub value: Dynamic,
+    /// Why nothing ran, or that the runbook ran to its end.
+    pub note: Option<String>,
 }
 
 /// A script's top-level `import "path" as alias;` statements: `(path, alias, position)`.
@@ -74,6 +88,8 @@ pub struct Workspace {
     modules: Vec<(String, String)>,
     loaded: Option<LoadedRunbook>,
     transcript: Vec<Entry>,
+    /// Inputs typed so far (`<input N>` names them).
+    inputs: usize,
     view: Arc<RwLock<View>>,
     to_string: AST,
 }
@@ -94,6 +110,7 @@ impl Workspace {
             modules: Vec::new(),
             loaded: None,
             transcript: Vec::new(),
+            inputs: 0,
             view: Arc::default(),
             to_string,
         }
@@ -124,41 +141,48 @@ impl Workspace {
     /// Compiles and runs one input in the persistent scope. Functions it defines stay
     /// callable; its imports stay imported once it succeeds.
     pub fn evaluate(&mut self, text: &str) -> Result<Dynamic> {
-        // Every input is recorded once, so the transcript counts the inputs.
-        let name = format!("<input {}>", self.transcript.len() + 1);
+        self.inputs += 1;
+        let name = format!("<input {}>", self.inputs);
         self.session.remember_source(&name, text);
-        let compiled = self
+        let result = self.compile_and_run(text, &name, text);
+        let outcome = match &result {
+            Ok(_) => Outcome::Succeeded,
+            Err(Rejected(_)) => Outcome::Rejected,
+            Err(Failed(_)) => Outcome::Failed,
+        };
+        self.record(text, outcome, false);
+        result.map_err(RunError::into_error)
+    }
+
+    /// Compiles `text` against the scope as it is now (so that every variable it reads that it
+    /// did not declare itself is looked up by name), then runs it in that scope. `source` is
+    /// the text of the file `name`, which error snippets quote.
+    fn compile_and_run(
+        &mut self,
+        text: &str,
+        name: &str,
+        source: &str,
+    ) -> std::result::Result<Dynamic, RunError> {
+        let ast = self
             .engine
             .compile_with_scope(&lock(&self.scope), text)
-            .map_err(|error| script_error::from_parse_error(&error, &name, text));
-        let ast = match compiled {
-            Ok(ast) => ast,
-            Err(error) => {
-                self.record(text, Outcome::Rejected);
-                return Err(error);
-            }
-        };
-        self.define_functions(&ast, &name);
+            .map_err(|error| Rejected(script_error::from_parse_error(&error, name, source)))?;
+        self.define_functions(&ast, name);
         let mut run = AST::new(
             ast.statements().to_vec(),
             self.functions.shared_lib().clone(),
         );
-        run.set_source(name.as_str());
-        let result = self
-            .run(&run, &name)
-            .and_then(|value| self.keep_imports(&ast, &name).map(|()| value));
-        let outcome = match result {
-            Ok(_) => Outcome::Succeeded,
-            Err(_) => Outcome::Failed,
-        };
-        self.record(text, outcome);
-        result
+        run.set_source(name);
+        self.run(&run, name)
+            .and_then(|value| self.keep_imports(&ast, name).map(|_| value))
+            .map_err(Failed)
     }
 
-    fn record(&mut self, text: &str, outcome: Outcome) {
+    fn record(&mut self, text: &str, outcome: Outcome, from_runbook: bool) {
         self.transcript.push(Entry {
             text: text.to_string(),
             outcome,
+            from_runbook,
         });
         self.refresh_view();
     }
@@ -173,19 +197,22 @@ impl Workspace {
     }
 
     /// Makes the top-level imports of a script that ran (or was loaded) visible to every later
-    /// input and function, as static modules.
-    fn keep_imports(&mut self, ast: &AST, source: &str) -> Result<()> {
+    /// input and function, as static modules; returns them.
+    fn keep_imports(&mut self, ast: &AST, source: &str) -> Result<Vec<Import>> {
         use rhai::module_resolvers::ModuleResolver;
+        let mut kept = Vec::new();
         for (path, alias, pos) in top_level_imports(ast) {
             let module = self
                 .resolver
                 .resolve(&self.engine, Some(source), &path, pos)
                 .map_err(|error| self.convert(*error, source))?;
-            self.engine.register_static_module(alias.as_str(), module);
+            self.engine
+                .register_static_module(alias.as_str(), module.clone());
             self.modules.retain(|(a, _)| *a != alias);
-            self.modules.push((alias, path));
+            self.modules.push((alias.clone(), path.clone()));
+            kept.push((alias, path, module));
         }
-        Ok(())
+        Ok(kept)
     }
 
     /// Runs an AST in the persistent scope, cancellable with Ctrl-C.
@@ -199,7 +226,22 @@ impl Workspace {
         };
         // An interrupted step leaves its indentation behind.
         self.session.out.reset_depth();
-        result.map_err(|error| self.convert(*error, name))
+        // A variable a closure captured is shared; what the input shows is its value.
+        result
+            .map(Dynamic::flatten)
+            .map_err(|error| self.convert(*error, name))
+    }
+
+    /// Puts the session back in order after a panic interrupted an evaluation: no step is
+    /// running, output is not indented, Ctrl-C is armed, and the scope holds each variable once.
+    pub fn recover(&mut self) {
+        while self.session.current_step().is_some() {
+            self.session.leave_step();
+        }
+        self.session.out.reset_depth();
+        self.session.cancel.reset();
+        drop_shadowed(&mut lock(&self.scope));
+        self.refresh_view();
     }
 
     fn convert(&self, error: EvalAltResult, name: &str) -> Error {
@@ -212,14 +254,22 @@ impl Workspace {
         let script = engine::compile_file(&self.engine, &self.session, path)?;
         // Imported files may have been edited since they were last read.
         self.resolver.clear();
-        self.keep_imports(&script.ast, &script.name)?;
+        let imports = self.keep_imports(&script.ast, &script.name)?;
         self.define_functions(&script.ast, &script.name);
-        let steps = steps::find_steps(&script.ast);
+        let statements = steps::split_statements(&script.text, &script.ast);
+        let steps = steps::find_steps(
+            &engine::parsing_engine(),
+            &statements,
+            &script.ast,
+            &imports,
+        );
         self.loaded = Some(LoadedRunbook {
             name: script.name,
             text: script.text,
             ast: script.ast,
+            statements,
             steps,
+            next: 0,
         });
         self.refresh_view();
         self.loaded.as_ref().ok_or_else(|| Error::Other {
@@ -227,9 +277,10 @@ impl Workspace {
         })
     }
 
-    /// `:run STEP`: the loaded runbook's top-level statements up to and including the one
-    /// holding STEP, skipping those that hold other steps.
-    pub fn run_step(&mut self, wanted: &str) -> Result<Dynamic> {
+    /// `:run [STEP]`: runs the loaded runbook's statements from where the session is up to and
+    /// including the one that runs STEP (to the end without one), each once. With `again`, a
+    /// step that already ran runs once more (its statement only).
+    pub fn run_to(&mut self, wanted: Option<&str>, again: bool) -> Result<Ran> {
         let Some(loaded) = &self.loaded else {
             return Err(Error::Other {
                 message:
@@ -237,28 +288,115 @@ impl Workspace {
                         .into(),
             });
         };
-        let target = steps::select(&loaded.steps, wanted)?;
-        let statements: Vec<Stmt> = steps::statements_to_run(&loaded.steps, target)
-            .into_iter()
-            .filter_map(|index| loaded.ast.statements().get(index).cloned())
-            .collect();
-        let name = loaded.name.clone();
-        let mut ast = AST::new(statements, self.functions.shared_lib().clone());
-        ast.set_source(name.as_str());
-        self.run(&ast, &name)
+        let (last, title) = match wanted {
+            Some(wanted) => {
+                let step = steps::select(&loaded.steps, wanted)?;
+                (step.statement, Some(step.title.clone()))
+            }
+            None => (loaded.statements.len(), None),
+        };
+        let next = loaded.next;
+        let range = match (title, again) {
+            (Some(_), true) if last < next => last..last + 1,
+            (Some(title), false) if last < next => {
+                return Ok(Ran {
+                    value: Dynamic::UNIT,
+                    note: Some(format!(
+                        "`{title}` already ran in this session; `:run! {title}` runs it again"
+                    )),
+                });
+            }
+            (Some(_), _) => next..last + 1,
+            (None, _) if next >= loaded.statements.len() => {
+                return Ok(Ran {
+                    value: Dynamic::UNIT,
+                    note: Some(format!(
+                        "{} has run to its end; `:run! STEP` runs a step again",
+                        loaded.name
+                    )),
+                });
+            }
+            (None, _) => next..last,
+        };
+        let end = range.end;
+        let mut value = Dynamic::UNIT;
+        for index in range {
+            value = self.run_statement(index)?;
+        }
+        let finished = self
+            .loaded
+            .as_ref()
+            .filter(|l| end >= l.statements.len())
+            .map(|l| format!("{} ran to its end", l.name));
+        Ok(Ran {
+            value,
+            note: finished,
+        })
+    }
+
+    /// Runs one statement of the loaded runbook, compiled against the scope as it is now.
+    fn run_statement(&mut self, index: usize) -> Result<Dynamic> {
+        let Some(loaded) = &self.loaded else {
+            return Ok(Dynamic::UNIT);
+        };
+        let Some(statement) = loaded.statements.get(index).cloned() else {
+            return Ok(Dynamic::UNIT);
+        };
+        let (name, source) = (loaded.name.clone(), loaded.text.clone());
+        let result = self.compile_and_run(&statement.positioned(), &name, &source);
+        let outcome = match &result {
+            Ok(_) => Outcome::Succeeded,
+            Err(Rejected(_)) => Outcome::Rejected,
+            Err(Failed(_)) => Outcome::Failed,
+        };
+        self.record(&statement.saved_text(), outcome, true);
+        if result.is_ok()
+            && let Some(loaded) = &mut self.loaded
+        {
+            loaded.next = loaded.next.max(index + 1);
+        }
+        result.map_err(RunError::into_error)
     }
 
     /// The session as a runbook (see [`session_file::render`]).
-    pub fn saved_runbook(&self, header: &str) -> String {
+    /// `directory` is where the file goes: imports of files are rewritten to point from there
+    /// to the modules the session imported.
+    pub fn saved_runbook(&self, header: &str, directory: &Path) -> String {
+        let runbook_directory = self
+            .loaded
+            .as_ref()
+            .map(|l| engine::script_directory(Some(&l.name)))
+            .unwrap_or_default();
         let loaded = self.loaded.as_ref().map(|l| Loaded {
             name: &l.name,
             text: &l.text,
             imports: top_level_imports(&l.ast)
                 .into_iter()
-                .map(|(path, alias, _)| (path, alias))
+                .map(|(path, alias, _)| {
+                    (
+                        session_file::rebase(&path, &runbook_directory, directory),
+                        alias,
+                    )
+                })
                 .collect(),
         });
-        session_file::render(header, &self.transcript, loaded)
+        let entries: Vec<Entry> = self
+            .transcript
+            .iter()
+            .map(|entry| {
+                // Typed imports are relative to the working directory.
+                let from = if entry.from_runbook {
+                    runbook_directory.as_path()
+                } else {
+                    Path::new("")
+                };
+                Entry {
+                    text: session_file::rebase_imports(&entry.text, from, directory),
+                    ..entry.clone()
+                }
+            })
+            .collect();
+        session_file::render(header, &entries, loaded)
     }
 
     /// A value as Rhai's `to_string` shows it (host types their own way, Secrets masked).
@@ -287,7 +425,6 @@ impl Workspace {
             .loaded
             .iter()
             .flat_map(|l| l.steps.iter())
-            .filter(|s| s.statement.is_some())
             .map(|s| s.title.clone())
             .collect();
         let mut view = self.view.write().unwrap_or_else(|e| e.into_inner());
@@ -296,6 +433,22 @@ impl Workspace {
             modules: self.modules.clone(),
             steps,
         };
+    }
+}
+
+/// Why an input did not succeed: it did not compile (nothing of it took effect), or it failed
+/// while running.
+enum RunError {
+    Rejected(Error),
+    Failed(Error),
+}
+use RunError::{Failed, Rejected};
+
+impl RunError {
+    fn into_error(self) -> Error {
+        match self {
+            Rejected(error) | Failed(error) => error,
+        }
     }
 }
 
