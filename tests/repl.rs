@@ -603,8 +603,9 @@ const INPUTS: &[&str] = &[
 /// the script did, naming no Rust type. Fixed seed and case budget.
 #[test]
 fn random_sessions_over_the_shipped_runbooks_never_panic() {
-    use meshshift::engine::{self, Params, Resolver, Session, Settings, resolver::ResolveMode};
+    use meshshift::engine::{self, Resolver, resolver::ResolveMode};
     use meshshift::repl::workspace::Workspace;
+    use meshshift::session::{Params, Session, Settings};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 

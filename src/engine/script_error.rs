@@ -322,11 +322,11 @@ mod tests {
             .eval::<rhai::Dynamic>("let x = \"text\"; let f = || x; if x { 1 } else { 2 }")
             .unwrap_err();
         assert!(format!("{error}").contains("Arc<"), "{error}");
-        let runtime = crate::subcommand::runtime().unwrap();
+        let runtime = crate::bootstrap::runtime().unwrap();
         let session = Session::new(
             runtime.handle().clone(),
-            super::super::Settings::default(),
-            super::super::Params::isolated(Default::default()),
+            crate::session::Settings::default(),
+            crate::session::Params::isolated(Default::default()),
             std::sync::Arc::new(crate::output::Output::buffer()),
         );
         let message = from_eval_error(error, "<input 1>", &session, &engine).message();

@@ -299,11 +299,11 @@ fn history_entries(history: &FileHistory) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::engine::resolver::ResolveMode;
-    use crate::engine::{Params, Session, Settings};
+    use crate::session::{Params, Session, Settings};
 
     #[test]
     fn a_panic_in_one_input_is_reported_and_the_session_goes_on() {
-        let runtime = crate::subcommand::runtime().unwrap();
+        let runtime = crate::bootstrap::runtime().unwrap();
         let session = Session::new(
             runtime.handle().clone(),
             Settings::default(),

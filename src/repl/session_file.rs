@@ -119,7 +119,7 @@ pub fn rebase_imports(text: &str, from: &Path, to: &Path) -> String {
 /// An import path relative to `from` as seen from `to` (stdlib modules and absolute paths
 /// stay as they are).
 pub fn rebase(path: &str, from: &Path, to: &Path) -> String {
-    if crate::engine::stdlib::get(path).is_some() || Path::new(path).is_absolute() || from == to {
+    if crate::stdlib::get(path).is_some() || Path::new(path).is_absolute() || from == to {
         return path.to_string();
     }
     let absolute = |p: &Path| {

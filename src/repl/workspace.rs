@@ -365,7 +365,7 @@ impl Workspace {
         let runbook_directory = self
             .loaded
             .as_ref()
-            .map(|l| engine::script_directory(Some(&l.name)))
+            .map(|l| crate::session::script_directory(Some(&l.name)))
             .unwrap_or_default();
         let loaded = self.loaded.as_ref().map(|l| Loaded {
             name: &l.name,
