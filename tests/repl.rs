@@ -536,7 +536,7 @@ fn walks_the_rollback_one_step_at_a_time() {
         &mut pty,
         ":steps",
         &[
-            "1  Send everything back to the source  (line 19)",
+            "1  Send everything back to the source  (line 27)",
             "2  Remove the ServiceEntry",
         ],
     );
@@ -552,7 +552,7 @@ fn walks_the_rollback_one_step_at_a_time() {
     );
     step_through(
         &mut pty,
-        "route_weights(source.get(\"VirtualService\", vs_name, namespace)).values()",
+        "route_weights(source.get(\"VirtualService\", \"bookinfo\", namespace)).values()",
         &["[100]"],
     );
     step_through(
