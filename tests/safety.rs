@@ -376,3 +376,118 @@ fn requests_are_authenticated_before_faults_are_injected() {
         assert!([500, 503, 429].contains(&code), "{code}");
     }
 }
+
+/// A directory with an executable `name` that prints its arguments and `KUBECONFIG`.
+fn fake_program(dir: &Path, name: &str, says: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!("#!/bin/sh\necho \"{says} $* kubeconfig=$KUBECONFIG\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    file
+}
+
+#[test]
+fn exec_runs_only_the_files_allowed_names_resolved_to() {
+    let test = crate::test::Test::new();
+    let bin = test.path().join("bin");
+    let other = test.path().join("other");
+    let allowed = fake_program(&bin, "tool", "allowed");
+    fake_program(&other, "tool", "impostor");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let kubeconfig = test.path().join("session-kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
+    let outcome = test
+        .runbook(&format!(
+            r#"
+let r = exec("tool", ["a b", "it's"]).stdout; r.trim(); print(r);
+let r = exec("{allowed}", []).stdout; r.trim(); print(r);
+print(can_exec("../other/tool"));
+print(can_exec("{other}/tool"));
+exec("../other/tool", []);
+"#,
+            allowed = allowed.display(),
+            other = other.display()
+        ))
+        .args(&[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "--allow-exec",
+            "tool",
+        ])
+        .env("PATH", &path)
+        .env("KUBECONFIG", "/elsewhere/config")
+        .status(1)
+        .stderr_contains(&["error: running `../other/tool` is not allowed"])
+        .run();
+    let canonical = std::fs::canonicalize(&allowed).unwrap();
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("exec: `tool` allowed as {}", canonical.display())),
+        "{}",
+        outcome.stderr
+    );
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines[0], "$ tool 'a b' 'it'\\''s'", "{}", outcome.stdout);
+    assert_eq!(
+        lines[1],
+        format!("allowed a b it's kubeconfig={}", kubeconfig.display())
+    );
+    assert!(
+        lines[3].starts_with("allowed  kubeconfig="),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(&lines[4..], ["false", "false"], "{}", outcome.stdout);
+    // A name that is not on PATH stops the run before it starts.
+    crate::test::Test::new()
+        .runbook("print(1);")
+        .args(&["--allow-exec", "no-such-tool-here"])
+        .status(1)
+        .stderr_contains(&["no executable `no-such-tool-here` found on PATH"])
+        .run();
+}
+
+#[test]
+fn exec_command_lines_are_redacted() {
+    let test = crate::test::Test::new();
+    let bin = test.path().join("bin");
+    fake_program(&bin, "tool", "ran");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let outcome = test
+        .runbook(r#"let t = param("API_TOKEN"); exec("tool", ["--token", t]);"#)
+        .args(&[
+            "--allow-exec",
+            "tool",
+            "--set",
+            "API_TOKEN=exec-secret-4a1f",
+        ])
+        .env("PATH", &path)
+        .run();
+    assert!(
+        outcome.stdout.contains("$ tool --token ***"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stdout.contains("exec-secret-4a1f"));
+}
+
+#[test]
+fn the_simulated_az_answers_under_any_path_and_plan_runs_only_read_only_commands() {
+    crate::test::Test::new()
+        .runbook(
+            r#"
+let v = exec("/usr/bin/az", ["version", "-o", "json"]);
+print(`version planned=${v.planned} status=${v.status}`);
+let d = exec("az", ["aks", "delete", "--resource-group", "rg", "--name", "sim-source", "--yes"]);
+print(`delete planned=${d.planned}`);
+"#,
+        )
+        .args(&["--plan", "--sim"])
+        .stdout_contains(&["version planned=false status=0", "delete planned=true"])
+        .run();
+}
