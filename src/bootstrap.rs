@@ -51,6 +51,7 @@ pub fn open_session(
         state_dir: options.state_dir,
         interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         exec_aliases: Default::default(),
+        programs: Default::default(),
         connect_to: std::env::var("MESHSHIFT_CONNECT_TO").unwrap_or_default(),
     };
     let simulation = Simulation::start_if(
@@ -60,6 +61,20 @@ pub fn open_session(
         &mut settings,
         &mut params,
     )?;
+    // `--allow-exec` names are resolved once, now: `exec` runs these files and no others.
+    settings.programs = crate::session::programs::Programs::resolve(
+        &settings.allow_exec,
+        settings.exec_aliases.clone(),
+        std::env::var_os("PATH").as_deref(),
+    )
+    .map_err(|message| Error::Other { message })?;
+    for allowed in settings.programs.allowed() {
+        eprintln!(
+            "exec: `{}` allowed as {}",
+            allowed.name,
+            crate::session::programs::shell_quote(&allowed.runs)
+        );
+    }
     // The kubeconfig's credentials never leave the process in any output.
     let source = crate::cluster::KubeconfigSource {
         path: settings.kubeconfig.clone(),

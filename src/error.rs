@@ -199,6 +199,11 @@ impl Error {
             Error::RunbookNotFound { path, .. } => format!("runbook `{path}` not found"),
             Error::ReadFile { path, reason } => format!("cannot read `{path}`: {reason}"),
             Error::WriteFile { path, reason } => format!("cannot write `{path}`: {reason}"),
+            // A stream (a device, a pipe) is read one byte past the limit, no further.
+            Error::FileTooLarge { path, size, limit } if size == &(limit + 1) => format!(
+                "`{path}` is larger than {} but manifests are limited to that",
+                human_bytes(*limit)
+            ),
             Error::FileTooLarge { path, size, limit } => format!(
                 "`{path}` is {} but manifests are limited to {}",
                 human_bytes(*size),

@@ -389,3 +389,29 @@ fn unreachable_server_and_bad_token_say_so(backend: &Backend) {
         .run();
 }
 conformance!(unreachable_server_and_bad_token_say_so);
+
+fn a_misspelled_field_is_an_error_naming_it(backend: &Backend) {
+    // meshshift sends fieldValidation=Strict; server-side apply refuses unknown fields on every
+    // version (v1.20 without the object and kind in its message, v1.25+ with them), and patches
+    // refuse them on v1.25+ (v1.20 ignores the parameter and drops the field).
+    let (namespace, test) = scenario(
+        backend,
+        "strict",
+        r#"
+        let c = cluster(param("TARGET"));
+        let ns = param("NS");
+        c.apply(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: ns}}, #{quiet: true});
+        c.apply(#{apiVersion:"v1", kind:"ConfigMap", metadata: #{name:"x", namespace: ns}, data: #{}, dta: #{}});
+        "#,
+    );
+    test.status(1)
+        .stderr_contains(&[
+            &format!(
+                "error: cluster `{}`: nothing was applied: ConfigMap/{namespace}/x failed validation (server-side dry run): failed to create typed patch object",
+                backend.target
+            ),
+            ".dta: field not declared in schema",
+        ])
+        .run();
+}
+conformance!(a_misspelled_field_is_an_error_naming_it);

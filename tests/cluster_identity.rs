@@ -15,16 +15,15 @@ struct Plane {
     tool: PathBuf,
     dir: PathBuf,
     port: u16,
-    etcd_port: u16,
 }
 
 impl Plane {
-    fn start(tool: &Path, dir: &Path, port: u16, etcd_port: u16) -> (Plane, PathBuf) {
+    fn start(tool: &Path, dir: &Path, [port, etcd_port, peer_port]: [u16; 3]) -> (Plane, PathBuf) {
         let output = Command::new(tool.join("start.sh"))
             .env("K8S_DIR", dir)
             .env("K8S_PORT", port.to_string())
             .env("ETCD_PORT", etcd_port.to_string())
-            .env("ETCD_PEER_PORT", (etcd_port + 1).to_string())
+            .env("ETCD_PEER_PORT", peer_port.to_string())
             .env("K8S_CONTEXT", "pinned")
             .env("K8S_NO_CM", "1")
             .output()
@@ -45,7 +44,6 @@ impl Plane {
                 tool: tool.to_path_buf(),
                 dir: dir.to_path_buf(),
                 port,
-                etcd_port,
             },
             PathBuf::from(kubeconfig),
         )
@@ -62,7 +60,6 @@ impl Plane {
 impl Drop for Plane {
     fn drop(&mut self) {
         self.stop();
-        let _ = self.etcd_port;
     }
 }
 
@@ -75,16 +72,31 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
-#[ignore = "needs MESHSHIFT_KUBE_APISERVER: the real kube-apiserver tool (.ci/run sets it)"]
-fn a_different_cluster_behind_the_same_context_is_refused() {
-    let tool = PathBuf::from(required_env(
+#[ignore = "needs MESHSHIFT_CONTROL_PLANE: the kube-apiserver v1.37 tool, tests/control-plane (.ci/run sets it)"]
+fn a_different_cluster_behind_the_same_context_is_refused_v1_37() {
+    refuses_a_different_cluster(PathBuf::from(required_env(
+        "MESHSHIFT_CONTROL_PLANE",
+        ".ci/run builds tests/control-plane and sets it",
+    )));
+}
+
+#[test]
+#[ignore = "needs MESHSHIFT_KUBE_APISERVER: the kube-apiserver v1.20 tool (.ci/run sets it)"]
+fn a_different_cluster_behind_the_same_context_is_refused_v1_20() {
+    refuses_a_different_cluster(PathBuf::from(required_env(
         "MESHSHIFT_KUBE_APISERVER",
-        ".ci/run builds the real kube-apiserver and sets it",
-    ));
+        ".ci/run builds the kube-apiserver v1.20 tool and sets it",
+    )));
+}
+
+/// Both tools keep the same `start.sh`/`stop.sh` conventions and a plane's CA and token in
+/// `pki/` of its state dir, so one scenario serves both.
+fn refuses_a_different_cluster(tool: PathBuf) {
     let work = tempfile::tempdir().unwrap();
-    let (port, etcd_port) = (free_port(), free_port());
+    // Three separate free ports: the two tools' tests run at the same time.
+    let ports = [free_port(), free_port(), free_port()];
     let first = work.path().join("first");
-    let (plane, kubeconfig) = Plane::start(&tool, &first, port, etcd_port);
+    let (plane, kubeconfig) = Plane::start(&tool, &first, ports);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let source = KubeconfigSource {
         path: Some(kubeconfig.clone()),
@@ -104,7 +116,7 @@ fn a_different_cluster_behind_the_same_context_is_refused() {
     plane.stop();
     let second = work.path().join("second");
     copy_dir(&first.join("pki"), &second.join("pki"));
-    let (_replacement, _) = Plane::start(&tool, &second, port, etcd_port);
+    let (_replacement, _) = Plane::start(&tool, &second, ports);
     let error = runtime
         .block_on(handle.mutate(Mutation::Apply(vec![configmap]), &WriteOptions::default()))
         .expect_err("the write must be refused");

@@ -1,10 +1,24 @@
 //! Clusters for the conformance suite: the same scenarios run against every backend.
 //!
 //! - `simulator`: the simulated pair, started in this process; always runs.
-//! - `real`: two upstream kube-apiservers started by `.ci/run`, which exports
-//!   `MESHSHIFT_REAL_KUBECONFIG` (a `KUBECONFIG` list with contexts `real-source`, whose
-//!   controller-manager runs, and `real-target`). Its tests are `#[ignore]`d without it, and
-//!   fail, not pass, when run without it.
+//! - `v1_37`: two kube-apiserver v1.37 control planes (`tests/control-plane`), given as
+//!   `MESHSHIFT_REAL_KUBECONFIG`.
+//! - `v1_20`: two kube-apiserver v1.20 control planes (the shared `kube-apiserver` tool), given
+//!   as `MESHSHIFT_V120_KUBECONFIG`.
+//!
+//! Each of the two is a `KUBECONFIG` list with the contexts `real-source`, whose
+//! controller-manager runs, and `real-target`, without one. `.ci/run` starts all four planes and
+//! exports both; their tests are `#[ignore]`d and fail, not pass, when run without them.
+//!
+//! The variables the ignored suites read:
+//!
+//! | variable | what |
+//! |---|---|
+//! | `MESHSHIFT_REAL_KUBECONFIG` | the v1.37 pair (conformance, `control_plane`) |
+//! | `MESHSHIFT_V120_KUBECONFIG` | the v1.20 pair (conformance) |
+//! | `MESHSHIFT_CONTROL_PLANE` | the v1.37 tool dir, `tests/control-plane` (identity, differential) |
+//! | `MESHSHIFT_KUBE_APISERVER` | the v1.20 tool dir (identity) |
+//! | `MESHSHIFT_FIXTURES` | the shared fixtures (`control_plane`: Istio and Gateway API CRDs) |
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,14 +50,25 @@ impl Backend {
         }
     }
 
-    /// The two real kube-apiservers `.ci/run` starts.
-    pub fn real() -> Backend {
-        let kubeconfig = crate::test::required_env(
+    /// The two kube-apiserver v1.37 planes `.ci/run` starts.
+    pub fn v1_37() -> Backend {
+        Backend::real(
             "MESHSHIFT_REAL_KUBECONFIG",
-            ".ci/run starts two real kube-apiservers and sets it",
-        );
+            ".ci/run starts two kube-apiserver v1.37 planes (tests/control-plane) and sets it",
+        )
+    }
+
+    /// The two kube-apiserver v1.20 planes `.ci/run` starts.
+    pub fn v1_20() -> Backend {
+        Backend::real(
+            "MESHSHIFT_V120_KUBECONFIG",
+            ".ci/run starts two kube-apiserver v1.20 planes and sets it",
+        )
+    }
+
+    fn real(variable: &str, why: &str) -> Backend {
         Backend {
-            kubeconfig,
+            kubeconfig: crate::test::required_env(variable, why),
             source: "real-source",
             target: "real-target",
             _simulator: None,
@@ -51,8 +76,9 @@ impl Backend {
     }
 }
 
-/// A conformance scenario `fn name(backend: &Backend)` as two tests, `name::on_the_simulator`
-/// and `name::on_a_real_kube_apiserver` (ignored unless the real servers are provided).
+/// A conformance scenario `fn name(backend: &Backend)` as three tests: `name::on_the_simulator`,
+/// `name::on_kube_apiserver_v1_37` and `name::on_kube_apiserver_v1_20` (both ignored unless
+/// their servers are provided).
 macro_rules! conformance {
     ($name:ident) => {
         mod $name {
@@ -62,9 +88,15 @@ macro_rules! conformance {
             }
 
             #[test]
-            #[ignore = "needs MESHSHIFT_REAL_KUBECONFIG: two real kube-apiservers (.ci/run starts them)"]
-            fn on_a_real_kube_apiserver() {
-                super::$name(&crate::cluster_support::Backend::real());
+            #[ignore = "needs MESHSHIFT_REAL_KUBECONFIG: two kube-apiserver v1.37 planes (.ci/run starts them)"]
+            fn on_kube_apiserver_v1_37() {
+                super::$name(&crate::cluster_support::Backend::v1_37());
+            }
+
+            #[test]
+            #[ignore = "needs MESHSHIFT_V120_KUBECONFIG: two kube-apiserver v1.20 planes (.ci/run starts them)"]
+            fn on_kube_apiserver_v1_20() {
+                super::$name(&crate::cluster_support::Backend::v1_20());
             }
         }
     };

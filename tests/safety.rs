@@ -245,3 +245,249 @@ cluster("sim-target").apply(objects);
         }
     }
 }
+
+/// About 30 KB of YAML aliases of aliases: fully expanded, gigabytes.
+fn alias_bomb() -> String {
+    let mut text = format!("a0: &a0 [{}]\n", "x".repeat(20_000));
+    for level in 1..40 {
+        let previous = format!("*a{}", level - 1);
+        let list = vec![previous.as_str(); 20].join(", ");
+        text.push_str(&format!("a{level}: &a{level} [{list}]\n"));
+    }
+    text
+}
+
+#[test]
+fn yaml_aliases_cannot_expand_without_bound() {
+    let bomb = alias_bomb();
+    assert!(bomb.len() < 40_000);
+    let manifest = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bomb}}\n{bomb}");
+    let started = std::time::Instant::now();
+    crate::test::Test::new()
+        .write("bomb.yaml", &manifest)
+        .runbook(&format!(
+            "let bomb = `{bomb}`;\ntry {{ parse_yaml(bomb); throw \"parsed\"; }} catch (e) {{ print(`parse_yaml: ${{e}}`); }}\nload(\"bomb.yaml\");\n"
+        ))
+        .status(1)
+        .stdout_contains(&["parse_yaml: ", "expands to more than 16 times its size"])
+        .stderr_contains(&["bomb.yaml", "expands to more than 16 times its size"])
+        .run();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    // The simulator's YAML request bodies too.
+    let server = crate::sim_support::TestServer::start();
+    let (code, status) = server.request(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/yaml"),
+        Some(manifest.into_bytes()),
+    );
+    assert!((400..500).contains(&code), "{code} {status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("expands to more than")),
+        "{status}"
+    );
+}
+
+#[test]
+fn load_reads_devices_and_pipes_no_further_than_the_limit() {
+    let test = crate::test::Test::new();
+    let fifo = test.path().join("pipe.yaml");
+    let path = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // A writer that never stops (until the reader closes the pipe).
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut pipe = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let block = vec![b'#'; 1 << 20];
+        let mut written = 0usize;
+        while pipe.write_all(&block).is_ok() {
+            written += block.len();
+            if written > 256 << 20 {
+                break;
+            }
+        }
+        written
+    });
+    test.runbook(
+        "try { load(\"/dev/zero\"); } catch (e) { print(`zero: ${e}`); }\nload(\"pipe.yaml\");\n",
+    )
+    .status(1)
+    .stdout_contains(&["zero: ", "is larger than 32.0 MiB"])
+    .stderr_contains(&[
+        "error: `pipe.yaml` is larger than 32.0 MiB but manifests are limited to that",
+    ])
+    .run();
+    let written = writer.join().unwrap();
+    assert!(written < 64 << 20, "the pipe was read to {written} bytes");
+}
+
+#[test]
+fn a_watch_timeout_of_any_size_is_served() {
+    let server = crate::sim_support::TestServer::start();
+    let watch = crate::sim_support::Watch::open(
+        &server,
+        "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=0&timeoutSeconds=18446744073709551615",
+    );
+    let (code, _) = server.post(
+        "/api/v1/namespaces/default/configmaps",
+        &serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "seen"}}),
+    );
+    assert_eq!(code, 201);
+    let mut names = Vec::new();
+    while let Some(event) = watch.next(std::time::Duration::from_secs(10)) {
+        names.push(
+            event["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        if names.iter().any(|n| n == "seen") {
+            break;
+        }
+    }
+    assert!(names.iter().any(|n| n == "seen"), "{names:?}");
+}
+
+#[test]
+fn requests_are_authenticated_before_faults_are_injected() {
+    let failing = crate::sim_support::TestServer::start_with(|c| meshshift::sim::ApiServerConfig {
+        fault: meshshift::sim::fault::FaultConfig {
+            error_rate: 1.0,
+            ..Default::default()
+        },
+        ..c
+    });
+    for _ in 0..6 {
+        let (code, status) = failing.request_with(
+            "GET",
+            "/api/v1/namespaces/default/configmaps",
+            None,
+            None,
+            Some("wrong-token"),
+            None,
+        );
+        assert_eq!(
+            (code, status["reason"].as_str()),
+            (401, Some("Unauthorized"))
+        );
+        let (code, _) = failing.get("/api/v1/namespaces/default/configmaps");
+        assert!([500, 503, 429].contains(&code), "{code}");
+    }
+}
+
+/// A directory with an executable `name` that prints its arguments and `KUBECONFIG`.
+fn fake_program(dir: &Path, name: &str, says: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!("#!/bin/sh\necho \"{says} $* kubeconfig=$KUBECONFIG\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    file
+}
+
+#[test]
+fn exec_runs_only_the_files_allowed_names_resolved_to() {
+    let test = crate::test::Test::new();
+    let bin = test.path().join("bin");
+    let other = test.path().join("other");
+    let allowed = fake_program(&bin, "tool", "allowed");
+    fake_program(&other, "tool", "impostor");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let kubeconfig = test.path().join("session-kubeconfig");
+    std::fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\n").unwrap();
+    let outcome = test
+        .runbook(&format!(
+            r#"
+let r = exec("tool", ["a b", "it's"]).stdout; r.trim(); print(r);
+let r = exec("{allowed}", []).stdout; r.trim(); print(r);
+print(can_exec("../other/tool"));
+print(can_exec("{other}/tool"));
+exec("../other/tool", []);
+"#,
+            allowed = allowed.display(),
+            other = other.display()
+        ))
+        .args(&[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "--allow-exec",
+            "tool",
+        ])
+        .env("PATH", &path)
+        .env("KUBECONFIG", "/elsewhere/config")
+        .status(1)
+        .stderr_contains(&["error: running `../other/tool` is not allowed"])
+        .run();
+    let canonical = std::fs::canonicalize(&allowed).unwrap();
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("exec: `tool` allowed as {}", canonical.display())),
+        "{}",
+        outcome.stderr
+    );
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines[0], "$ tool 'a b' 'it'\\''s'", "{}", outcome.stdout);
+    assert_eq!(
+        lines[1],
+        format!("allowed a b it's kubeconfig={}", kubeconfig.display())
+    );
+    assert!(
+        lines[3].starts_with("allowed  kubeconfig="),
+        "{}",
+        outcome.stdout
+    );
+    assert_eq!(&lines[4..], ["false", "false"], "{}", outcome.stdout);
+    // A name that is not on PATH stops the run before it starts.
+    crate::test::Test::new()
+        .runbook("print(1);")
+        .args(&["--allow-exec", "no-such-tool-here"])
+        .status(1)
+        .stderr_contains(&["no executable `no-such-tool-here` found on PATH"])
+        .run();
+}
+
+#[test]
+fn exec_command_lines_are_redacted() {
+    let test = crate::test::Test::new();
+    let bin = test.path().join("bin");
+    fake_program(&bin, "tool", "ran");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let outcome = test
+        .runbook(r#"let t = param("API_TOKEN"); exec("tool", ["--token", t]);"#)
+        .args(&[
+            "--allow-exec",
+            "tool",
+            "--set",
+            "API_TOKEN=exec-secret-4a1f",
+        ])
+        .env("PATH", &path)
+        .run();
+    assert!(
+        outcome.stdout.contains("$ tool --token ***"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stdout.contains("exec-secret-4a1f"));
+}
+
+#[test]
+fn the_simulated_az_answers_under_any_path_and_plan_runs_only_read_only_commands() {
+    crate::test::Test::new()
+        .runbook(
+            r#"
+let v = exec("/usr/bin/az", ["version", "-o", "json"]);
+print(`version planned=${v.planned} status=${v.status}`);
+let d = exec("az", ["aks", "delete", "--resource-group", "rg", "--name", "sim-source", "--yes"]);
+print(`delete planned=${d.planned}`);
+"#,
+        )
+        .args(&["--plan", "--sim"])
+        .stdout_contains(&["version planned=false status=0", "delete planned=true"])
+        .run();
+}

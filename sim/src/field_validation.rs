@@ -124,8 +124,49 @@ pub fn unknown_fields(
         return Ok(unknown);
     };
     let mut location = Vec::new();
-    compare_round_trip(object, &typed, &mut location, &mut unknown);
+    let mut empty = Vec::new();
+    compare_round_trip(object, &typed, &mut location, &mut unknown, &mut empty);
+    for location in empty {
+        if !declares_empty(rt, object, &location) {
+            unknown.push(location);
+        }
+    }
     Ok(unknown)
+}
+
+/// Whether the kind declares the field at `location`, whose empty value (`{}` or `[]`) typed
+/// decoding dropped: the field holds a non-empty probe instead, and a declared field either
+/// keeps it or fails to decode it, while an unknown one is dropped again. (Without the probe
+/// a misspelled `dta: {}` passed as known.)
+fn declares_empty(rt: &ResourceType, object: &Value, location: &[Step]) -> bool {
+    let probe = match pointer(object, location) {
+        Some(Value::Object(_)) => serde_json::json!({"probe": "probe"}),
+        Some(Value::Array(_)) => serde_json::json!([{}]),
+        _ => return true,
+    };
+    let mut probed = object.clone();
+    if let Some(slot) = pointer_mut(&mut probed, location) {
+        *slot = probe;
+    }
+    match typed_round_trip(rt, &probed) {
+        Ok(Some(typed)) => pointer(&typed, location).is_some(),
+        Ok(None) => true,
+        Err(_) => true,
+    }
+}
+
+fn pointer<'a>(value: &'a Value, location: &[Step]) -> Option<&'a Value> {
+    location.iter().try_fold(value, |node, step| match step {
+        Step::Key(key) => node.get(key.as_str()),
+        Step::Index(i) => node.get(*i),
+    })
+}
+
+fn pointer_mut<'a>(value: &'a mut Value, location: &[Step]) -> Option<&'a mut Value> {
+    location.iter().try_fold(value, |node, step| match step {
+        Step::Key(key) => node.get_mut(key.as_str()),
+        Step::Index(i) => node.get_mut(*i),
+    })
 }
 
 /// Removes the given fields from `object`.
@@ -217,6 +258,7 @@ fn compare_round_trip(
     typed: &Value,
     location: &mut FieldLocation,
     unknown: &mut Vec<FieldLocation>,
+    empty: &mut Vec<FieldLocation>,
 ) {
     match (original, typed) {
         (Value::Object(a), Value::Object(b)) => {
@@ -226,10 +268,11 @@ fn compare_round_trip(
                 }
                 location.push(Step::Key(key.clone()));
                 match b.get(key) {
-                    Some(other) => compare_round_trip(child, other, location, unknown),
-                    // Typed decoding drops nulls and empty optional values too; only a key
-                    // with content that disappeared was unknown.
+                    Some(other) => compare_round_trip(child, other, location, unknown, empty),
+                    // Typed decoding drops nulls and empty optional values too: a key with
+                    // content that disappeared was unknown, an empty one is probed.
                     None if !is_empty(child) => unknown.push(location.clone()),
+                    None if !child.is_null() => empty.push(location.clone()),
                     None => {}
                 }
                 location.pop();
@@ -238,7 +281,7 @@ fn compare_round_trip(
         (Value::Array(a), Value::Array(b)) => {
             for (i, (x, y)) in a.iter().zip(b).enumerate() {
                 location.push(Step::Index(i));
-                compare_round_trip(x, y, location, unknown);
+                compare_round_trip(x, y, location, unknown, empty);
                 location.pop();
             }
         }

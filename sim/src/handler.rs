@@ -101,6 +101,11 @@ pub async fn handle(
 ) -> Result<Response<Body>, std::io::Error> {
     let route = route(request.uri().path());
     let is_api = !matches!(route, Route::Health | Route::Version);
+    // Authentication comes first, as in kube-apiserver: a client without the token learns
+    // nothing from the server, not even that it is failing.
+    if is_api && !authorized(&shared, &request) {
+        return Ok(error_response(&ApiError::unauthorized()));
+    }
     if is_api && shared.fault.is_active() {
         let (delay, decision) = shared.fault.decide(&mut rand::rng());
         if !delay.is_zero() {
@@ -121,9 +126,6 @@ pub async fn handle(
                 return Ok(error_response(&ApiError::internal("injected fault")));
             }
         }
-    }
-    if is_api && !authorized(&shared, &request) {
-        return Ok(error_response(&ApiError::unauthorized()));
     }
     match dispatch(shared, route, request).await {
         Ok(response) => Ok(response),
@@ -392,7 +394,7 @@ fn parse_object(body: &[u8], content_type: Option<&str>, kind: &str) -> Result<V
         }),
         "application/yaml" => {
             let text = std::str::from_utf8(body).map_err(|e| unrecognized(format!("yaml: {e}")))?;
-            serde_yaml::from_str::<Value>(text).map_err(|e| unrecognized(format!("yaml: {e}")))
+            meshshift_support::yaml::from_str(text).map_err(|e| unrecognized(format!("yaml: {e}")))
         }
         "application/vnd.kubernetes.protobuf" => super::protobuf::decode(body).map_err(|e| {
             ApiError::new(

@@ -176,6 +176,10 @@ pub fn expired(requested: u64, oldest: u64) -> ApiError {
     ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
 }
 
+/// The latest a watch deadline can be (about 30 years): `timeoutSeconds=18446744073709551615`
+/// saturates to it instead of overflowing the clock.
+const FARTHEST_DEADLINE: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+
 /// Starts a watch; the stream ends at the timeout, at server shutdown, or when the client
 /// goes away (the stream is then dropped and holds nothing else).
 pub fn start(
@@ -220,7 +224,10 @@ pub fn start(
     let now = Instant::now();
     let replay = matches!(params.start, WatchStart::After(_)) && !done;
     let mut state = WatchState {
-        deadline: now + params.timeout,
+        // `timeoutSeconds` is the client's: any u64 is accepted, so the deadline saturates.
+        deadline: now
+            .checked_add(params.timeout)
+            .unwrap_or_else(|| now + FARTHEST_DEADLINE),
         next_bookmark: now + params.bookmark_interval,
         shared,
         params,

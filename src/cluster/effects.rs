@@ -25,6 +25,13 @@ pub const FIELD_MANAGER: &str = "meshshift";
 /// How many requests a batch keeps in flight.
 pub const CONCURRENCY: usize = 32;
 
+/// Query for every apply and patch: a field the server does not know (a misspelled `dta` for
+/// `data`) is an error naming it instead of being dropped. Server-side apply refuses unknown
+/// fields whatever this says (v1.20 and v1.37 alike); merge, JSON and strategic patches drop
+/// them silently unless it is `Strict`, which servers honour since v1.25. v1.20 ignores the
+/// parameter (it accepts any value, checked), so it is sent to every server.
+const STRICT: &str = "&fieldValidation=Strict";
+
 /// How a write is made.
 #[derive(Debug, Clone)]
 pub struct WriteOptions {
@@ -616,7 +623,7 @@ impl Cluster {
         options: &WriteOptions,
         dry_run: bool,
     ) -> std::result::Result<(u16, Value), RestError> {
-        let mut query = format!("?fieldManager={}", options.field_manager);
+        let mut query = format!("?fieldManager={}{STRICT}", options.field_manager);
         if options.force {
             query.push_str("&force=true");
         }
@@ -771,7 +778,7 @@ impl Cluster {
             .await
             .map_err(|e| self.request_error(&format!("cannot patch {label}"), &e))?
             .body;
-        let mut query = format!("?fieldManager={}", options.field_manager);
+        let mut query = format!("?fieldManager={}{STRICT}", options.field_manager);
         if options.dry_run {
             query.push_str("&dryRun=All");
         }

@@ -7,7 +7,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::error::Error;
-use crate::session::{Session, raise};
+use crate::session::{Session, programs, raise};
 
 /// Builds the `exec` host module.
 pub fn module() -> Module {
@@ -28,8 +28,13 @@ async fn run_program(
     args: Vec<String>,
     input: Option<String>,
     timeout: Duration,
+    kubeconfig: Option<std::path::PathBuf>,
 ) -> Result<Finished, String> {
     let mut command = tokio::process::Command::new(&program);
+    // The session's clusters, not whatever the user's environment points at.
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
     command
         .args(&args)
         .stdin(if input.is_some() {
@@ -68,30 +73,21 @@ async fn run_program(
     })
 }
 
-/// Whether `program` may run: its file name must be in `--allow-exec`.
-fn allowed(session: &Session, program: &str) -> bool {
-    let name = std::path::Path::new(program)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(program);
-    session
-        .settings
-        .allow_exec
-        .iter()
-        .any(|a| a == name || a == program)
-}
-
 #[export_module]
 pub mod exec_functions {
     /// Runs a program allowed with `--allow-exec` (e.g. `az`) and returns `#{status, stdout,
-    /// stderr}`; a non-zero status is a value, not an error. Options: `timeout` (default
-    /// `10m`), `input` (text for its standard input), `mutates` (default `true`: in plan mode the
-    /// program is not run and `planned` is `true`; pass `false` for read-only commands). The
-    /// command line is printed before it runs.
+    /// stderr}`; a non-zero status is a value, not an error. `--allow-exec` names are resolved
+    /// on `PATH` when the run starts, and only those files run (by name, or by a path to the
+    /// same file). The program gets the session's kubeconfig in `KUBECONFIG`. The command line
+    /// is printed, shell-quoted and redacted, before it runs. In plan mode only the host's
+    /// read-only commands run (`az version`, `az aks show`, `az aks mesh get-revisions`, …);
+    /// any other is skipped and `planned` is `true`. Options: `timeout` (default `10m`),
+    /// `input` (text for its standard input), `mutates` (kept for older runbooks: the host's
+    /// list decides).
     ///
     /// # Example
     /// ```rhai,no_run
-    /// let version = exec("az", ["version", "-o", "json"], #{mutates: false});
+    /// let version = exec("az", ["version", "-o", "json"]);
     /// if version.status == 0 { info(parse_json(version.stdout)["azure-cli"]); }
     /// ```
     #[rhai_fn(return_raw)]
@@ -103,26 +99,21 @@ pub mod exec_functions {
     ) -> HostResult<Map> {
         check_keys("exec", &options, &["timeout", "input", "mutates"])?;
         let session = Session::of(&context)?;
-        if !allowed(&session, program) {
+        let Some(command) = session.settings.programs.command_for(program) else {
             return Err(raise(Error::Other {
                 message: format!(
                     "running `{program}` is not allowed: rerun with `--allow-exec {program}`"
                 ),
             }));
-        }
+        };
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let shown = crate::redact::text(
+        let shown = crate::redact::text(&programs::shell_quote(
             &std::iter::once(program.to_string())
                 .chain(args.iter().cloned())
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
-        let mutates = options
-            .get("mutates")
-            .and_then(|m| m.as_bool().ok())
-            .unwrap_or(true);
+                .collect::<Vec<_>>(),
+        ));
         let mut result = Map::new();
-        if mutates && session.is_plan() {
+        if session.is_plan() && !programs::is_read_only(program, &args) {
             session.out.info(&format!("$ {shown}   (plan: not run)"));
             result.insert("status".into(), Dynamic::from_int(0));
             result.insert("stdout".into(), "".into());
@@ -136,18 +127,17 @@ pub mod exec_functions {
             .get("input")
             .filter(|i| !i.is_unit())
             .map(|i| i.to_string());
-        // An alias (e.g. the simulated clusters' own `az`) runs instead, with the same arguments.
-        let (program, args) = match session
-            .settings
-            .exec_aliases
-            .get(program)
-            .and_then(|a| a.split_first())
-        {
-            Some((alias, prefix)) => (alias.clone(), prefix.iter().cloned().chain(args).collect()),
-            None => (program.to_string(), args),
-        };
+        // The resolved file (or the emulation) runs, with the arguments after its own.
+        let (program, prefix) = command.split_first().expect("a command has a program");
+        let args = prefix.iter().cloned().chain(args).collect();
         let finished = session
-            .block_on(run_program(program, args, input, timeout))
+            .block_on(run_program(
+                program.clone(),
+                args,
+                input,
+                timeout,
+                session.settings.kubeconfig.clone(),
+            ))
             .map_err(raise)?
             .map_err(|message| raise(Error::Other { message }))?;
         result.insert("status".into(), Dynamic::from_int(finished.status));
@@ -166,7 +156,7 @@ pub mod exec_functions {
     #[rhai_fn(return_raw)]
     pub fn can_exec(context: NativeCallContext, program: &str) -> HostResult<bool> {
         let session = Session::of(&context)?;
-        Ok(allowed(&session, program))
+        Ok(session.settings.programs.command_for(program).is_some())
     }
 
     /// `exec` with default options.

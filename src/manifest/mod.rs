@@ -48,9 +48,31 @@ pub fn load_each(path: &Path, each: impl FnMut(Value)) -> Result<()> {
             limit: MAX_MANIFEST_BYTES,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|error| Error::ReadFile {
+    // The length of a device or a pipe says nothing (`/dev/zero` is 0 bytes long): read at
+    // most one byte past the limit, whatever the file is.
+    let read_error = |error: std::io::Error| Error::ReadFile {
         path: shown.clone(),
         reason: error.to_string(),
+    };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(read_error)?,
+            MAX_MANIFEST_BYTES + 1,
+        ),
+        &mut bytes,
+    )
+    .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::FileTooLarge {
+            path: shown,
+            size: bytes.len() as u64,
+            limit: MAX_MANIFEST_BYTES,
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| Error::ReadFile {
+        path: shown.clone(),
+        reason: "stream did not contain valid UTF-8".into(),
     })?;
     for_each_object(&shown, &text, each)
 }

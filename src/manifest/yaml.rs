@@ -8,6 +8,7 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::Error;
 use crate::snippet::Location;
+use meshshift_support::yaml::charge;
 
 /// One parsed document.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +48,11 @@ pub fn for_each_document(
     let starts = document_start_lines(text);
     for (offset, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let index = offset + 1;
-        let value = StrictValue::deserialize(deserializer).map_err(|error| {
+        // Aliases of aliases must not expand without bound (the budget covers the whole text).
+        let budget = meshshift_support::yaml::Budget::start(text.len());
+        let value = StrictValue::deserialize(deserializer);
+        drop(budget);
+        let value = value.map_err(|error| {
             let message = yaml_message(&error);
             let at = error.location().map(|l| {
                 // serde points at the mapping that holds a duplicate; point at the duplicate.
@@ -208,36 +213,45 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any YAML or JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        charge::<E>(0)?;
         Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        charge::<E>(0)?;
         Ok(Value::Number(v.into()))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        charge::<E>(0)?;
         Ok(Value::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        charge::<E>(0)?;
         Number::from_f64(v)
             .map(Value::Number)
             .ok_or_else(|| E::custom(format!("the number `{v}` has no JSON form")))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        charge::<E>(v.len())?;
         Ok(Value::String(v.to_string()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        charge::<E>(v.len())?;
         Ok(Value::String(v))
     }
-    fn visit_unit<E>(self) -> Result<Value, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        charge::<E>(0)?;
         Ok(Value::Null)
     }
-    fn visit_none<E>(self) -> Result<Value, E> {
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        charge::<E>(0)?;
         Ok(Value::Null)
     }
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         StrictValue::deserialize(deserializer).map(|v| v.0)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        charge::<A::Error>(0)?;
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(item) = seq.next_element::<StrictValue>()? {
             items.push(item.0);
@@ -245,6 +259,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        charge::<A::Error>(0)?;
         let mut map = Map::new();
         while let Some(key) = access.next_key::<StrictKey>()? {
             if map.contains_key(&key.0) {
@@ -279,10 +294,12 @@ impl Visitor<'_> for KeyVisitor {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a mapping key (string, number or boolean)")
     }
-    fn visit_str<E>(self, v: &str) -> Result<String, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        charge::<E>(v.len())?;
         Ok(v.to_string())
     }
-    fn visit_string<E>(self, v: String) -> Result<String, E> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        charge::<E>(v.len())?;
         Ok(v)
     }
     fn visit_bool<E>(self, v: bool) -> Result<String, E> {

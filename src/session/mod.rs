@@ -6,6 +6,7 @@
 pub mod cancel;
 pub mod convert;
 pub mod params;
+pub mod programs;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,6 +39,8 @@ pub struct Settings {
     pub interactive: bool,
     /// Programs `exec` runs as another command line (`az` -> the simulator's emulation).
     pub exec_aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// `allow_exec` resolved when the session opened: what `exec` may run, and as what.
+    pub programs: programs::Programs,
     /// `MESHSHIFT_CONNECT_TO` (`host:port=host2:port2,…`): the user's own address mapping for
     /// `sample` and `http_get`, over what the bound clusters' kubeconfig entries say.
     pub connect_to: String,

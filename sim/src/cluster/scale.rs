@@ -76,7 +76,7 @@ impl ClusterState {
                     .map_err(|_| ApiError::unprocessable())?
             }
             PatchType::Apply => {
-                let config: Value = serde_yaml::from_slice(body)
+                let config: Value = meshshift_support::yaml::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 patch::apply_merge_patch(&scale, config.to_string().as_bytes())?
             }

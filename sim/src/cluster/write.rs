@@ -493,7 +493,7 @@ impl ClusterState {
         };
         let text = std::str::from_utf8(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        let config: Value = serde_yaml::from_str(text)
+        let config: Value = meshshift_support::yaml::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !config.is_object() {
             return Err(ApiError::bad_request(
