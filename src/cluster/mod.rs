@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod discovery;
 pub mod effects;
 pub mod mesh;
+pub mod overlay;
 pub mod read;
 pub mod rest;
 pub mod summary;
@@ -145,6 +146,8 @@ struct Inner {
     /// cheaper than full discovery.
     group_versions: RwLock<std::collections::HashMap<String, Arc<Vec<Resource>>>>,
     sink: Option<ChangeSink>,
+    /// Plan mode's planned writes, which reads see on top of the live state.
+    overlay: overlay::Overlay,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -237,6 +240,7 @@ impl Cluster {
                 discovery: RwLock::new(None),
                 group_versions: RwLock::new(Default::default()),
                 sink,
+                overlay: overlay::Overlay::default(),
             }),
         })
     }
@@ -269,6 +273,11 @@ impl Cluster {
 
     pub(crate) fn sink(&self) -> Option<&ChangeSink> {
         self.inner.sink.as_ref()
+    }
+
+    /// What plan mode's dry runs would have written through this handle.
+    pub fn overlay(&self) -> &overlay::Overlay {
+        &self.inner.overlay
     }
 
     /// An error about this cluster.
