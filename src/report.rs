@@ -200,6 +200,9 @@ pub fn markdown(journal: &Journal, record: &RunRecord, elapsed: std::time::Durat
             let _ = writeln!(out, "\n{}", changed.join("\n"));
         }
     }
+    if journal.plan {
+        out.push_str(&crate::plan::Plan::of(record).markdown());
+    }
     out
 }
 

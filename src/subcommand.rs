@@ -224,6 +224,9 @@ fn finish_run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if journal.plan {
+        write_plan(session, dir, &record);
+    }
     let markdown = report::markdown(&journal, &record, elapsed);
     let written = std::fs::write(dir.join("report.md"), &markdown).and_then(|()| {
         std::fs::write(
@@ -251,6 +254,22 @@ fn finish_run(
     line.push(')');
     session.out.reset_depth();
     session.out.info(&line);
+}
+
+/// Prints the plan of a `--plan` run and writes it as `plan.json` in the run's directory.
+fn write_plan(session: &Session, dir: &Path, record: &crate::session::RunRecord) {
+    let plan = crate::plan::Plan::of(record);
+    session.out.reset_depth();
+    for line in plan.lines() {
+        session.out.info(&line);
+    }
+    let text = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
+    if let Err(error) = std::fs::write(dir.join(crate::plan::FILE), text) {
+        eprintln!(
+            "warning: cannot write the plan in {}: {error}",
+            dir.display()
+        );
+    }
 }
 
 fn check(files: &[PathBuf]) -> Result<()> {

@@ -122,6 +122,7 @@ pub mod exec_functions {
         let mut result = Map::new();
         if mutates && session.is_plan() {
             session.out.info(&format!("$ {shown}   (plan: not run)"));
+            session.push_event("planned-command", serde_json::json!({ "command": shown }));
             result.insert("status".into(), Dynamic::from_int(0));
             result.insert("stdout".into(), "".into());
             result.insert("stderr".into(), "".into());

@@ -222,6 +222,17 @@ impl Session {
         &self.runtime
     }
 
+    /// Records an event for the report (and, in plan mode, the plan), in the running step.
+    pub fn push_event(&self, kind: &str, data: serde_json::Value) {
+        let step = self.current_step();
+        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        record.events.push(RecordedEvent {
+            kind: kind.to_string(),
+            step,
+            data,
+        });
+    }
+
     /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.
     pub fn is_plan(&self) -> bool {
         self.plan.load(Ordering::SeqCst)
