@@ -256,12 +256,15 @@ fn finish_run(
     session.out.info(&line);
 }
 
-/// Prints the plan of a `--plan` run and writes it as `plan.json` in the run's directory.
+/// Writes the plan of a `--plan` run as `plan.json` in the run's directory and, for runbooks
+/// with steps (which also get the closing line), prints it.
 fn write_plan(session: &Session, dir: &Path, record: &crate::session::RunRecord) {
     let plan = crate::plan::Plan::of(record);
-    session.out.reset_depth();
-    for line in plan.lines() {
-        session.out.info(&line);
+    if !record.steps.is_empty() {
+        session.out.reset_depth();
+        for line in plan.lines() {
+            session.out.info(&line);
+        }
     }
     let text = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
     if let Err(error) = std::fs::write(dir.join(crate::plan::FILE), text) {
