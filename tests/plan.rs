@@ -208,3 +208,77 @@ fn every_shipped_runbook_completes_under_run_sim_plan() {
         assert!(run.join("plan.json").is_file(), "{runbook}");
     }
 }
+
+/// `(cluster, "action Kind/namespace/name")` for every write, sorted: a batch is written
+/// CRDs first, then Namespaces, then the rest, and planned in the order it was given.
+fn sorted(mut writes: Vec<(String, String)>) -> Vec<(String, String)> {
+    writes.sort();
+    writes
+}
+
+#[test]
+fn the_plans_writes_are_the_writes_of_the_real_run_from_the_same_state() {
+    let env = TestEnv::start();
+    guide_source_setup(&|args| env.kubectl_ok("sim-source", args));
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let planned = crate::sim_env_support::migrate(&env, &["--plan"]);
+    let (stdout, stderr) = text(&planned);
+    assert!(planned.status.success(), "{stdout}\n{stderr}");
+    let runs = env.dir.path().join("state/runs");
+    let only_run = || {
+        std::fs::read_dir(&runs)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path()
+    };
+    let plan_dir = only_run();
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan_dir.join("plan.json")).unwrap())
+            .unwrap();
+    let mut plan_writes = Vec::new();
+    for cluster in plan["clusters"].as_array().unwrap() {
+        for write in cluster["writes"].as_array().unwrap() {
+            let place = match write["namespace"].as_str() {
+                Some(namespace) => format!(
+                    "{}/{namespace}/{}",
+                    write["kind"].as_str().unwrap(),
+                    write["name"].as_str().unwrap()
+                ),
+                None => format!(
+                    "{}/{}",
+                    write["kind"].as_str().unwrap(),
+                    write["name"].as_str().unwrap()
+                ),
+            };
+            plan_writes.push((
+                cluster["cluster"].as_str().unwrap().to_string(),
+                format!("{} {place}", write["action"].as_str().unwrap()),
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&plan_dir).unwrap();
+
+    let real = crate::sim_env_support::migrate(&env, &[]);
+    let (stdout, stderr) = text(&real);
+    assert!(real.status.success(), "{stdout}\n{stderr}");
+    let report = std::fs::read_to_string(only_run().join("report.md")).unwrap();
+    // The report lists every change that was not `unchanged`: `- cluster: Kind/ns/name action`.
+    let real_writes: Vec<(String, String)> = report
+        .lines()
+        .filter_map(|line| {
+            let (cluster, rest) = line.strip_prefix("- ")?.split_once(": ")?;
+            let (place, action) = rest.rsplit_once(' ')?;
+            let action = match action {
+                "created" => "create",
+                "configured" | "patched" => "change",
+                "deleted" => "delete",
+                _ => return None,
+            };
+            Some((cluster.to_string(), format!("{action} {place}")))
+        })
+        .collect();
+    assert!(!real_writes.is_empty(), "{report}");
+    assert_eq!(sorted(plan_writes), sorted(real_writes));
+}
