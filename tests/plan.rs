@@ -155,7 +155,7 @@ fn a_plan_of_the_migration_completes_every_step_changes_nothing_and_sends_nothin
         "{plan:#}"
     );
     // bookinfo exists on the source: every write there was validated by the server; on the
-    // target the namespace is planned, so its objects are marked.
+    // target the namespace is planned, so its objects were validated in `default`.
     for write in source_writes.as_array().unwrap() {
         assert!(write["note"].is_null(), "{write:#}");
     }
@@ -164,7 +164,7 @@ fn a_plan_of_the_migration_completes_every_step_changes_nothing_and_sends_nothin
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w["note"] == "not validated: namespace planned"),
+            .any(|w| w["note"] == "validated in namespace default: namespace planned"),
         "{plan:#}"
     );
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
@@ -281,4 +281,52 @@ fn the_plans_writes_are_the_writes_of_the_real_run_from_the_same_state() {
         .collect();
     assert!(!real_writes.is_empty(), "{report}");
     assert_eq!(sorted(plan_writes), sorted(real_writes));
+}
+
+#[test]
+fn later_reads_see_planned_creates_patches_and_deletes_and_planned_namespaces_are_validated_elsewhere()
+ {
+    Test::new()
+        .runbook(
+            r#"
+            let c = cluster("sim-source");
+            step("Plan a namespace and a ConfigMap in it", || {
+                c.apply([#{apiVersion: "v1", kind: "Namespace", metadata: #{name: "planned"}},
+                         #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "one", namespace: "planned"}, data: #{a: "1"}}], #{quiet: true});
+            });
+            step("Read and change what was planned", || {
+                if c.get("Namespace", "planned") == () { throw "the planned namespace is not seen"; }
+                c.apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "two", namespace: "planned"}, data: #{b: "2"}}, #{quiet: true});
+                c.patch("ConfigMap", "one", "planned", #{data: #{a: "patched"}}, #{quiet: true});
+                let names = c.list("ConfigMap", #{namespace: "planned"}).map(|o| o.metadata.name);
+                names.sort();
+                print(`listed: ${names}`);
+                print(`one: ${c.get("ConfigMap", "one", "planned").data.a}`);
+                c.delete("ConfigMap", "two", "planned", #{quiet: true});
+                print(`two after delete: ${c.get("ConfigMap", "two", "planned")}`);
+                print(`waited: ${c.wait("ConfigMap", "one", "planned", "deleted", "1m") == ()}`);
+            });
+            step("Plan an invalid object in a planned namespace", || {
+                try {
+                    c.apply(#{apiVersion: "apps/v1", kind: "Deployment", metadata: #{name: "bad", namespace: "planned"},
+                              spec: #{replicas: "three"}});
+                } catch (error) {
+                    print(`refused: ${error.message}`);
+                }
+            });
+            "#,
+        )
+        .args(&["--sim", "--plan"])
+        .stdout_contains(&[
+            "listed: [\"one\", \"two\"]",
+            "one: patched",
+            "two after delete: \n",
+            "would wait for ConfigMap one to be deleted",
+            "refused: cluster `sim-source`: nothing was applied: Deployment/planned/bad failed validation (server-side dry run in namespace `default`, as its own is planned)",
+            "  sim-source: 3 to create, 1 to change, 1 to delete, 0 unchanged",
+            "    create ConfigMap/planned/two (validated in namespace default: namespace planned)",
+            "    change ConfigMap/planned/one",
+            "    delete ConfigMap/planned/two",
+        ])
+        .run();
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::Cluster;
 use super::discovery::Resource;
-use super::overlay::{Entry, Key, NOT_VALIDATED};
+use super::overlay::{Entry, Key, NOT_VALIDATED, VALIDATED_IN_DEFAULT};
 use super::rest::{RestError, content_type};
 use crate::error::Result;
 use crate::manifest::{diff::diff, object_label, strip::strip};
@@ -22,6 +22,9 @@ type ApplyAnswer = std::result::Result<(u16, Value), RestError>;
 
 /// The field manager of every meshshift write.
 pub const FIELD_MANAGER: &str = "meshshift";
+
+/// Where plan mode validates objects whose own namespace is only planned.
+const STAND_IN_NAMESPACE: &str = "default";
 
 /// How many requests a batch keeps in flight.
 pub const CONCURRENCY: usize = 32;
@@ -314,7 +317,15 @@ impl Cluster {
         tracing::debug!(elapsed = ?started.elapsed(), objects = validations.len(), "validated");
 
         if options.dry_run {
-            return self.plan_changes(&prepared, &validations, options).await;
+            let elsewhere = if options.overlay {
+                self.validate_in_default(&prepared, &validations, options)
+                    .await?
+            } else {
+                BTreeSet::new()
+            };
+            return self
+                .plan_changes(&prepared, &validations, &elsewhere, options)
+                .await;
         }
         let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
         let is_namespace =
@@ -707,6 +718,7 @@ impl Cluster {
         &self,
         prepared: &[Prepared],
         validations: &BTreeMap<usize, Validation>,
+        elsewhere: &BTreeSet<usize>,
         options: &WriteOptions,
     ) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
@@ -761,12 +773,15 @@ impl Cluster {
                         _ => Value::Null,
                     };
                     change.diff = Some(diff(&before, &item.object, "live", "planned"));
+                    let validated = elsewhere.contains(&index);
                     change.note = Some(if item.resource.is_none() {
                         "not validated: its CustomResourceDefinition is planned".to_string()
+                    } else if validated {
+                        VALIDATED_IN_DEFAULT.to_string()
                     } else {
                         NOT_VALIDATED.to_string()
                     });
-                    (item.object.clone(), false)
+                    (item.object.clone(), validated)
                 }
             };
             if options.overlay
@@ -777,6 +792,68 @@ impl Cluster {
             changes.push(change);
         }
         Ok(changes)
+    }
+
+    /// Plan mode: objects whose namespace is only planned (in the batch or the overlay) cannot
+    /// be dry-run where they belong, since the server answers "namespace not found"; each is
+    /// dry-run in `default` instead, with `force` (a same-named object there must not get in
+    /// the way). An invalid object fails the batch as it would in the real run; other
+    /// failures (no `default` namespace, no permission there) leave it unvalidated. Returns the
+    /// indexes validated.
+    async fn validate_in_default(
+        &self,
+        prepared: &[Prepared],
+        validations: &BTreeMap<usize, Validation>,
+        options: &WriteOptions,
+    ) -> Result<BTreeSet<usize>> {
+        let candidates: Vec<usize> = (0..prepared.len())
+            .filter(|i| !validations.contains_key(i))
+            .filter(|&i| prepared[i].resource.is_some() && prepared[i].namespace.is_some())
+            .collect();
+        let forced = WriteOptions {
+            force: true,
+            ..options.clone()
+        };
+        let forced = &forced;
+        let results: Vec<(usize, ApplyAnswer)> = stream::iter(candidates)
+            .map(|index| async move {
+                let item = &prepared[index];
+                let resource = item.resource.as_ref().expect("filtered on resource");
+                let path = resource.object_path(Some(STAND_IN_NAMESPACE), &item.name);
+                let mut object = item.object.clone();
+                object["metadata"]["namespace"] = Value::String(STAND_IN_NAMESPACE.into());
+                (
+                    index,
+                    self.server_side_apply(&path, &object, forced, true).await,
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut validated = BTreeSet::new();
+        let mut invalid = Vec::new();
+        for (index, result) in results {
+            match result {
+                Ok(_) => {
+                    validated.insert(index);
+                }
+                Err(error) if matches!(error.status_code(), Some(400 | 422)) => {
+                    invalid.push((index, error))
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some((index, error)) = invalid.into_iter().min_by_key(|(i, _)| *i) {
+            return Err(self.error(
+                format!(
+                    "nothing was applied: {} failed validation (server-side dry run in namespace `{STAND_IN_NAMESPACE}`, as its own is planned): {}",
+                    object_label(&prepared[index].object),
+                    error.message()
+                ),
+                error.causes(),
+            ));
+        }
+        Ok(validated)
     }
 
     async fn wait_established(&self, name: &str) -> Result<()> {

@@ -5,9 +5,10 @@
 //! written. Objects are keyed by group, resource, namespace and name, so a read through
 //! another version of the same resource sees them too.
 //!
-//! An object whose namespace exists only in the overlay cannot be dry-run by the server (it
-//! answers "namespace not found"); it is recorded as applied, marked not validated
-//! ([`NOT_VALIDATED`]).
+//! An object whose namespace exists only in the overlay (or in its own batch) cannot be
+//! dry-run by the server where it belongs (it answers "namespace not found"): it is dry-run
+//! in `default` instead and recorded as applied, marked [`VALIDATED_IN_DEFAULT`], or, when
+//! that is not possible (no `default` namespace, no permission), [`NOT_VALIDATED`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -19,6 +20,10 @@ use crate::manifest::selector::Selector;
 
 /// The note on planned changes the server could not validate.
 pub const NOT_VALIDATED: &str = "not validated: namespace planned";
+
+/// The note on planned changes validated by a dry run in the `default` namespace, because
+/// their own namespace is only planned.
+pub const VALIDATED_IN_DEFAULT: &str = "validated in namespace default: namespace planned";
 
 /// Where an object lives: group, resource (plural), namespace, name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
