@@ -109,6 +109,9 @@ fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> 
         .block_on(Cluster::connect(&source, name, Some(sink)))
         .and_then(|r| r)
         .map_err(raise)?;
+    // Planned writes only make sense while planning (`:plan off` in the REPL forgets them).
+    let planned = handle.clone();
+    session.on_plan_off(move || planned.overlay().clear());
     registry
         .handles
         .lock()
