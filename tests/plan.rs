@@ -286,7 +286,7 @@ fn the_plans_writes_are_the_writes_of_the_real_run_from_the_same_state() {
 #[test]
 fn later_reads_see_planned_creates_patches_and_deletes_and_planned_namespaces_are_validated_elsewhere()
  {
-    Test::new()
+    let outcome = Test::new()
         .runbook(
             r#"
             let c = cluster("sim-source");
@@ -306,6 +306,10 @@ fn later_reads_see_planned_creates_patches_and_deletes_and_planned_namespaces_ar
                 print(`two after delete: ${c.get("ConfigMap", "two", "planned")}`);
                 print(`waited: ${c.wait("ConfigMap", "one", "planned", "deleted", "1m") == ()}`);
             });
+            step("Plan a Secret", || {
+                c.apply(#{apiVersion: "v1", kind: "Secret", metadata: #{name: "s", namespace: "planned"},
+                          stringData: #{password: "hunter2-in-the-clear"}});
+            });
             step("Plan an invalid object in a planned namespace", || {
                 try {
                     c.apply(#{apiVersion: "apps/v1", kind: "Deployment", metadata: #{name: "bad", namespace: "planned"},
@@ -323,10 +327,27 @@ fn later_reads_see_planned_creates_patches_and_deletes_and_planned_namespaces_ar
             "two after delete: \n",
             "would wait for ConfigMap one to be deleted",
             "refused: cluster `sim-source`: nothing was applied: Deployment/planned/bad failed validation (server-side dry run in namespace `default`, as its own is planned)",
-            "  sim-source: 3 to create, 1 to change, 1 to delete, 0 unchanged",
+            "  sim-source: 4 to create, 1 to change, 1 to delete, 0 unchanged",
+            "    create Secret/planned/s (validated in namespace default: namespace planned)",
             "    create ConfigMap/planned/two (validated in namespace default: namespace planned)",
             "    change ConfigMap/planned/one",
             "    delete ConfigMap/planned/two",
         ])
         .run();
+    // Secret values are masked in what is printed, the plan and the report.
+    assert!(!outcome.stdout.contains("hunter2"), "{}", outcome.stdout);
+    let runs = outcome.dir.path().join(".meshshift/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    for file in ["plan.json", "report.md", "report.html"] {
+        let text = std::fs::read_to_string(run.join(file)).unwrap();
+        assert!(
+            text.contains("Secret") && !text.contains("hunter2"),
+            "{file}: {text}"
+        );
+    }
 }
