@@ -172,6 +172,11 @@ fn a_plan_of_the_migration_completes_every_step_changes_nothing_and_sends_nothin
         report.contains("## Plan") && report.contains("### sim-target"),
         "{report}"
     );
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<h2>Plan</h2>") && html.contains("<h3>sim-target</h3>"),
+        "{html}"
+    );
 
     assert_eq!(all_versions(&env, "sim-source"), source_before);
     assert_eq!(all_versions(&env, "sim-target"), target_before);
