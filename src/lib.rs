@@ -20,6 +20,7 @@ pub mod host;
 pub mod journal;
 pub mod manifest;
 pub mod output;
+pub mod plan;
 pub mod redact;
 pub mod repl;
 pub mod report;

@@ -201,6 +201,9 @@ pub fn markdown(journal: &Journal, record: &RunRecord, elapsed: std::time::Durat
             let _ = writeln!(out, "\n{}", changed.join("\n"));
         }
     }
+    if journal.plan {
+        out.push_str(&crate::plan::Plan::of(record).markdown());
+    }
     out
 }
 
@@ -245,7 +248,9 @@ pub fn html(journal: &Journal, record: &RunRecord, markdown: &str) -> String {
             body.push_str("</table>\n");
             in_table = false;
         }
-        if let Some(title) = line.strip_prefix("## ") {
+        if let Some(title) = line.strip_prefix("### ") {
+            body.push_str(&format!("<h3>{}</h3>\n", escape(title)));
+        } else if let Some(title) = line.strip_prefix("## ") {
             body.push_str(&format!("<h2>{}</h2>\n", escape(title)));
             if title == "Traffic shift" {
                 body.push_str(&svg_chart(&shift_points(record)));

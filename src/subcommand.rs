@@ -246,6 +246,9 @@ fn finish_run(
         .clone();
     // The reports leave the process like the journal: redacted, readable by their owner only.
     let journal = journal::redacted(&journal);
+    if journal.plan {
+        write_plan(session, dir, &record);
+    }
     for event in &mut record.events {
         crate::redact::mask_in_place(&mut event.data);
     }
@@ -273,6 +276,29 @@ fn finish_run(
     line.push(')');
     session.out.reset_depth();
     session.out.info(&line);
+}
+
+/// Writes the plan of a `--plan` run as `plan.json` in the run's directory and, for runbooks
+/// with steps (which also get the closing line), prints it.
+fn write_plan(session: &Session, dir: &Path, record: &crate::session::RunRecord) {
+    let plan = crate::plan::Plan::of(record);
+    if !record.steps.is_empty() {
+        session.out.reset_depth();
+        for line in plan.lines() {
+            session.out.info(&line);
+        }
+    }
+    // The plan leaves the process like the journal: redacted, readable by its owner only.
+    let text =
+        crate::redact::text(&(serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n"));
+    if let Err(error) =
+        crate::files::write_atomic(&dir.join(crate::plan::FILE), text.as_bytes(), true)
+    {
+        eprintln!(
+            "warning: cannot write the plan in {}: {error}",
+            dir.display()
+        );
+    }
 }
 
 fn check(files: &[PathBuf]) -> Result<()> {

@@ -19,6 +19,7 @@ mod fixtures_istio;
 mod layers;
 mod manifest;
 mod migration;
+mod plan;
 mod repl;
 mod run_journal;
 mod runbooks;

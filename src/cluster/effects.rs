@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::Cluster;
 use super::discovery::Resource;
+use super::overlay::{Entry, Key, NOT_VALIDATED, VALIDATED_IN_DEFAULT};
 use super::rest::{RestError, content_type};
 use crate::error::Result;
 use crate::manifest::{diff::diff, object_label, strip::strip};
@@ -21,6 +22,9 @@ type ApplyAnswer = std::result::Result<(u16, Value), RestError>;
 
 /// The field manager of every meshshift write.
 pub const FIELD_MANAGER: &str = "meshshift";
+
+/// Where plan mode validates objects whose own namespace is only planned.
+const STAND_IN_NAMESPACE: &str = "default";
 
 /// How many requests a batch keeps in flight.
 pub const CONCURRENCY: usize = 32;
@@ -40,6 +44,9 @@ pub struct WriteOptions {
     /// Server-side apply takes over fields other managers own instead of failing on conflicts.
     pub force: bool,
     pub field_manager: String,
+    /// Plan mode: dry runs record what they would store in the handle's overlay, which later
+    /// reads see (see [`super::overlay`]).
+    pub overlay: bool,
 }
 
 impl Default for WriteOptions {
@@ -48,6 +55,7 @@ impl Default for WriteOptions {
             dry_run: false,
             force: false,
             field_manager: FIELD_MANAGER.to_string(),
+            overlay: false,
         }
     }
 }
@@ -143,6 +151,8 @@ pub struct Change {
     pub dry_run: bool,
     /// Live object to the new one, Secret values masked (dry runs and patches).
     pub diff: Option<String>,
+    /// What a reader of a plan should know (`not validated: namespace planned`).
+    pub note: Option<String>,
 }
 
 impl Change {
@@ -279,6 +289,7 @@ impl Cluster {
             action,
             dry_run,
             diff: None,
+            note: None,
         }
     }
 
@@ -294,7 +305,9 @@ impl Cluster {
         let (prepared, identity) = tokio::join!(self.prepare(objects), self.verify_identity());
         identity?;
         let mut prepared = prepared?;
-        let existing = self.existing_namespaces(&prepared).await?;
+        let existing = self
+            .existing_namespaces(&prepared, options.dry_run && options.overlay)
+            .await?;
         // Phase 1: validate what can be validated now; objects whose CRD or namespace the batch
         // creates are validated in phase 4, before any of them is applied.
         let ready_now: Vec<usize> = (0..prepared.len())
@@ -311,8 +324,14 @@ impl Cluster {
         tracing::debug!(elapsed = ?started.elapsed(), objects = validations.len(), "validated");
 
         if options.dry_run {
+            let elsewhere = if options.overlay {
+                self.validate_in_default(&prepared, &validations, options)
+                    .await?
+            } else {
+                BTreeSet::new()
+            };
             return self
-                .plan_changes(&prepared, &validations, &options.field_manager)
+                .plan_changes(&prepared, &validations, &elsewhere, options)
                 .await;
         }
         let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
@@ -497,7 +516,11 @@ impl Cluster {
 
     /// Fails unless every namespace the batch uses exists or is created by the batch; returns
     /// the ones that exist.
-    async fn existing_namespaces(&self, prepared: &[Prepared]) -> Result<BTreeSet<String>> {
+    async fn existing_namespaces(
+        &self,
+        prepared: &[Prepared],
+        options_overlay: bool,
+    ) -> Result<BTreeSet<String>> {
         let wanted: BTreeSet<&String> = prepared
             .iter()
             .filter_map(|p| p.namespace.as_ref())
@@ -521,7 +544,12 @@ impl Cluster {
                     existing.insert(namespace.clone());
                 }
                 Err(e) if e.status_code() == Some(404) => {
-                    if !batch.contains(namespace.as_str()) {
+                    let planned = options_overlay
+                        && matches!(
+                            self.overlay().lookup(&namespace_key(namespace)),
+                            Some(Entry::Present { .. })
+                        );
+                    if !batch.contains(namespace.as_str()) && !planned {
                         return Err(self.error(
                             format!("nothing was applied: namespace `{namespace}` does not exist and the batch does not create it"),
                             vec![],
@@ -703,34 +731,149 @@ impl Cluster {
         Ok(changes.into_iter().map(|(_, change)| change).collect())
     }
 
-    /// Plan mode: what each object would become, as a diff against the live object.
+    /// Plan mode: what each object would become, as a diff against the live object (or what
+    /// the overlay says an earlier planned write left there). With `options.overlay`, each
+    /// planned object is recorded in the overlay.
     async fn plan_changes(
         &self,
         prepared: &[Prepared],
         validations: &BTreeMap<usize, Validation>,
-        manager: &str,
+        elsewhere: &BTreeSet<usize>,
+        options: &WriteOptions,
     ) -> Result<Vec<Change>> {
         let mut changes = Vec::new();
         for (index, item) in prepared.iter().enumerate() {
             let mut change = self.change(&item.object, Action::Created, true);
-            match validations.get(&index) {
+            let key = item
+                .resource
+                .as_ref()
+                .map(|r| Key::new(r, item.namespace.as_deref(), &item.name));
+            let planned_entry = key
+                .as_ref()
+                .filter(|_| options.overlay)
+                .and_then(|k| self.overlay().lookup(k));
+            let (stored, validated) = match validations.get(&index) {
                 Some(validation) => {
-                    let live = validation.live.clone().map(strip).unwrap_or(Value::Null);
-                    let text = diff(&live, &strip(validation.planned.clone()), "live", "planned");
-                    change.action =
-                        match (&validation.live, validation.is_no_op(&item.object, manager)) {
-                            (None, _) => Action::Created,
-                            (Some(_), true) => Action::Unchanged,
-                            (Some(_), false) => Action::Configured,
-                        };
+                    let live = match &planned_entry {
+                        Some(Entry::Present { object, .. }) => Some(object.clone()),
+                        Some(Entry::Deleted) => None,
+                        None => validation.live.clone(),
+                    };
+                    let effective = Validation {
+                        status: if live.is_some() { 200 } else { 201 },
+                        planned: validation.planned.clone(),
+                        live,
+                    };
+                    let before = effective.live.clone().map(strip).unwrap_or(Value::Null);
+                    let text = diff(
+                        &before,
+                        &strip(effective.planned.clone()),
+                        "live",
+                        "planned",
+                    );
+                    change.action = match (
+                        &effective.live,
+                        effective.is_no_op(&item.object, &options.field_manager),
+                    ) {
+                        (None, _) => Action::Created,
+                        (Some(_), true) => Action::Unchanged,
+                        (Some(_), false) => Action::Configured,
+                    };
                     change.diff = Some(text);
+                    (effective.planned, true)
                 }
-                // Its CRD or namespace is part of the batch: it can only be created.
-                None => change.diff = Some(diff(&Value::Null, &item.object, "live", "planned")),
+                // Its CRD or namespace is part of the batch (or planned): it can only be
+                // recorded as written, unvalidated.
+                None => {
+                    let before = match &planned_entry {
+                        Some(Entry::Present { object, .. }) => {
+                            change.action = Action::Configured;
+                            strip(object.clone())
+                        }
+                        _ => Value::Null,
+                    };
+                    change.diff = Some(diff(&before, &item.object, "live", "planned"));
+                    let validated = elsewhere.contains(&index);
+                    change.note = Some(if item.resource.is_none() {
+                        "not validated: its CustomResourceDefinition is planned".to_string()
+                    } else if validated {
+                        VALIDATED_IN_DEFAULT.to_string()
+                    } else {
+                        NOT_VALIDATED.to_string()
+                    });
+                    (item.object.clone(), validated)
+                }
+            };
+            if options.overlay
+                && let Some(key) = key
+            {
+                self.overlay().record(key, stored, validated);
             }
             changes.push(change);
         }
         Ok(changes)
+    }
+
+    /// Plan mode: objects whose namespace is only planned (in the batch or the overlay) cannot
+    /// be dry-run where they belong, since the server answers "namespace not found"; each is
+    /// dry-run in `default` instead, with `force` (a same-named object there must not get in
+    /// the way). An invalid object fails the batch as it would in the real run; other
+    /// failures (no `default` namespace, no permission there) leave it unvalidated. Returns the
+    /// indexes validated.
+    async fn validate_in_default(
+        &self,
+        prepared: &[Prepared],
+        validations: &BTreeMap<usize, Validation>,
+        options: &WriteOptions,
+    ) -> Result<BTreeSet<usize>> {
+        let candidates: Vec<usize> = (0..prepared.len())
+            .filter(|i| !validations.contains_key(i))
+            .filter(|&i| prepared[i].resource.is_some() && prepared[i].namespace.is_some())
+            .collect();
+        let forced = WriteOptions {
+            force: true,
+            ..options.clone()
+        };
+        let forced = &forced;
+        let results: Vec<(usize, ApplyAnswer)> = stream::iter(candidates)
+            .map(|index| async move {
+                let item = &prepared[index];
+                let resource = item.resource.as_ref().expect("filtered on resource");
+                let path = resource.object_path(Some(STAND_IN_NAMESPACE), &item.name);
+                let mut object = item.object.clone();
+                object["metadata"]["namespace"] = Value::String(STAND_IN_NAMESPACE.into());
+                (
+                    index,
+                    self.server_side_apply(&path, &object, forced, true).await,
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let mut validated = BTreeSet::new();
+        let mut invalid = Vec::new();
+        for (index, result) in results {
+            match result {
+                Ok(_) => {
+                    validated.insert(index);
+                }
+                Err(error) if matches!(error.status_code(), Some(400 | 422)) => {
+                    invalid.push((index, error))
+                }
+                Err(_) => {}
+            }
+        }
+        if let Some((index, error)) = invalid.into_iter().min_by_key(|(i, _)| *i) {
+            return Err(self.error(
+                format!(
+                    "nothing was applied: {} failed validation (server-side dry run in namespace `{STAND_IN_NAMESPACE}`, as its own is planned): {}",
+                    object_label(&prepared[index].object),
+                    error.message()
+                ),
+                error.causes(),
+            ));
+        }
+        Ok(validated)
     }
 
     async fn wait_established(&self, name: &str) -> Result<()> {
@@ -772,27 +915,58 @@ impl Cluster {
             Some(namespace) => format!("{}/{namespace}/{}", resource.kind, target.name),
             None => format!("{}/{}", resource.kind, target.name),
         };
-        let before = self
-            .rest()
-            .get(&path)
-            .await
-            .map_err(|e| self.request_error(&format!("cannot patch {label}"), &e))?
-            .body;
-        let mut query = format!("?fieldManager={}{STRICT}", options.field_manager);
-        if options.dry_run {
-            query.push_str("&dryRun=All");
+        let key = Key::new(&resource, namespace.as_deref(), &target.name);
+        let planned = (options.dry_run && options.overlay)
+            .then(|| self.overlay().lookup(&key))
+            .flatten();
+        let before = match &planned {
+            Some(Entry::Present { object, .. }) => object.clone(),
+            Some(Entry::Deleted) => {
+                return Err(self.error(
+                    format!("cannot patch {label}: it is planned to be deleted"),
+                    vec![],
+                ));
+            }
+            None => {
+                self.rest()
+                    .get(&path)
+                    .await
+                    .map_err(|e| self.request_error(&format!("cannot patch {label}"), &e))?
+                    .body
+            }
+        };
+        let after = if planned.is_some() {
+            // A planned object: the server has not got it (or not as planned), so the patch
+            // is applied to the planned version here.
+            patch_locally(&before, patch, patch_type).map_err(|reason| {
+                self.error(format!("failed to patch {label}: {reason}"), vec![])
+            })?
+        } else {
+            let mut query = format!("?fieldManager={}{STRICT}", options.field_manager);
+            if options.dry_run {
+                query.push_str("&dryRun=All");
+            }
+            let body = serde_json::to_vec(patch).unwrap_or_default();
+            self.rest()
+                .call(
+                    Method::PATCH,
+                    &format!("{path}{query}"),
+                    Some((patch_type.content_type(), body)),
+                )
+                .await
+                .map_err(|e| self.request_error(&format!("failed to patch {label}"), &e))?
+                .body
+        };
+        if options.dry_run && options.overlay {
+            let validated = !matches!(
+                planned,
+                Some(Entry::Present {
+                    validated: false,
+                    ..
+                })
+            );
+            self.overlay().record(key, after.clone(), validated);
         }
-        let body = serde_json::to_vec(patch).unwrap_or_default();
-        let after = self
-            .rest()
-            .call(
-                Method::PATCH,
-                &format!("{path}{query}"),
-                Some((patch_type.content_type(), body)),
-            )
-            .await
-            .map_err(|e| self.request_error(&format!("failed to patch {label}"), &e))?
-            .body;
         let text = diff(
             &strip(before),
             &strip(after.clone()),
@@ -839,6 +1013,22 @@ impl Cluster {
             let path = resource.object_path(namespace.as_deref(), name);
             let body = serde_json::to_vec(&json!({"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"})).unwrap_or_default();
             let stub = json!({"apiVersion": resource.api_version(), "kind": resource.kind, "metadata": {"name": name, "namespace": namespace}});
+            if options.dry_run && options.overlay {
+                let key = Key::new(resource, namespace.as_deref(), name);
+                match self.overlay().lookup(&key) {
+                    Some(Entry::Deleted) => {
+                        changes.push(self.change(&stub, Action::Absent, true));
+                        continue;
+                    }
+                    Some(Entry::Present { .. }) => {
+                        // Planned: the server may not have it, the rehearsal does.
+                        self.overlay().tombstone(key);
+                        changes.push(self.change(&stub, Action::Deleted, true));
+                        continue;
+                    }
+                    None => {}
+                }
+            }
             match self
                 .rest()
                 .call(
@@ -849,6 +1039,10 @@ impl Cluster {
                 .await
             {
                 Ok(_) => {
+                    if options.dry_run && options.overlay {
+                        self.overlay()
+                            .tombstone(Key::new(resource, namespace.as_deref(), name));
+                    }
                     changes.push(self.change(&stub, Action::Deleted, options.dry_run));
                     deleted_paths.push(path);
                 }
@@ -880,6 +1074,35 @@ impl Cluster {
         }
         Ok(changes)
     }
+}
+
+/// The overlay's key of a Namespace.
+fn namespace_key(name: &str) -> Key {
+    Key {
+        group: String::new(),
+        plural: "namespaces".into(),
+        namespace: None,
+        name: name.into(),
+    }
+}
+
+/// A patch applied to a planned object, as the server would (a strategic merge patch is
+/// applied as a merge patch: list merge keys are not known here).
+fn patch_locally(
+    object: &Value,
+    patch: &Value,
+    patch_type: PatchType,
+) -> std::result::Result<Value, String> {
+    let mut patched = object.clone();
+    match patch_type {
+        PatchType::Merge | PatchType::Strategic => json_patch::merge(&mut patched, patch),
+        PatchType::Json => {
+            let operations: json_patch::Patch =
+                serde_json::from_value(patch.clone()).map_err(|e| e.to_string())?;
+            json_patch::patch(&mut patched, &operations).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(patched)
 }
 
 /// Is a CRD instance namespaced, judging by the batch's CRD (namespaced by default)?

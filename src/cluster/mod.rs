@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod effects;
 pub mod mesh;
 pub mod names;
+pub mod overlay;
 pub mod read;
 pub mod rest;
 pub mod summary;
@@ -181,6 +182,8 @@ struct Inner {
     /// cheaper than full discovery.
     group_versions: RwLock<std::collections::HashMap<String, Arc<Vec<Resource>>>>,
     sink: Option<ChangeSink>,
+    /// Plan mode's planned writes, which reads see on top of the live state.
+    overlay: overlay::Overlay,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -273,6 +276,7 @@ impl Cluster {
                 discovery: RwLock::new(None),
                 group_versions: RwLock::new(Default::default()),
                 sink,
+                overlay: overlay::Overlay::default(),
             }),
         })
     }
@@ -305,6 +309,11 @@ impl Cluster {
 
     pub(crate) fn sink(&self) -> Option<&ChangeSink> {
         self.inner.sink.as_ref()
+    }
+
+    /// What plan mode's dry runs would have written through this handle.
+    pub fn overlay(&self) -> &overlay::Overlay {
+        &self.inner.overlay
     }
 
     /// An error about this cluster.

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::Cluster;
 use super::discovery::Resource;
 use super::mesh::{self, ControlPlane, InjectionContext};
+use super::overlay::Key;
 use crate::error::Result;
 use crate::manifest::strip::strip;
 
@@ -106,13 +107,20 @@ impl Cluster {
             .check_name(namespace.as_deref(), name)
             .map_err(|m| self.error(m, vec![]))?;
         let path = resource.object_path(namespace.as_deref(), name);
-        match self.rest().get(&path).await {
-            Ok(response) => Ok(Some(response.body)),
-            Err(e) if e.status_code() == Some(404) => Ok(None),
+        let live = match self.rest().get(&path).await {
+            Ok(response) => Some(response.body),
+            Err(e) if e.status_code() == Some(404) => None,
             Err(e) => {
-                Err(self.request_error(&format!("cannot get {} `{name}`", resource.kind), &e))
+                return Err(
+                    self.request_error(&format!("cannot get {} `{name}`", resource.kind), &e)
+                );
             }
+        };
+        if self.overlay().is_empty() {
+            return Ok(live);
         }
+        let key = Key::new(&resource, namespace.as_deref(), name);
+        Ok(self.overlay().read(&resource, &key, live))
     }
 
     /// The namespace a request about `resource` goes to: `namespace`, else the context's; none
@@ -169,7 +177,13 @@ impl Cluster {
                 .filter(|t| !t.is_empty())
                 .map(str::to_string);
             if token.is_none() {
-                return Ok(items);
+                return Ok(self.overlay().list(
+                    resource,
+                    query.namespace.as_deref(),
+                    query.labels.as_deref(),
+                    query.fields.as_deref(),
+                    items,
+                ));
             }
         }
     }
@@ -318,52 +332,70 @@ impl Cluster {
     ) -> Result<String> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let service = self
-                .get("Service", name, Some(namespace))
-                .await?
-                .ok_or_else(|| {
-                    self.error(
-                        format!("Service `{namespace}/{name}` does not exist"),
-                        vec![],
-                    )
-                })?;
-            let ports = service["spec"]["ports"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let Some(port) = ports
-                .iter()
-                .find(|p| p["name"] == port_name)
-                .and_then(|p| p["port"].as_i64())
-            else {
-                let names: Vec<&str> = ports.iter().filter_map(|p| p["name"].as_str()).collect();
-                return Err(self.error(
-                    format!(
-                        "Service `{namespace}/{name}` has no port named `{port_name}` (ports: {})",
-                        names.join(", ")
-                    ),
-                    vec![],
-                ));
-            };
-            let ingress = &service["status"]["loadBalancer"]["ingress"][0];
-            if let Some(address) = ingress["ip"]
-                .as_str()
-                .or_else(|| ingress["hostname"].as_str())
-            {
+            let (port, address, kind) = self
+                .load_balancer_address(namespace, name, port_name)
+                .await?;
+            if let Some(address) = address {
                 return Ok(format!("{address}:{port}"));
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(self.error(
                     format!(
-                        "Service `{namespace}/{name}` got no load balancer address within {}s (type {})",
+                        "Service `{namespace}/{name}` got no load balancer address within {}s (type {kind})",
                         timeout.as_secs(),
-                        service["spec"]["type"].as_str().unwrap_or("ClusterIP")
                     ),
                     vec![],
                 ));
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// A Service's port named `port_name`, its load balancer address if it has one yet, and
+    /// the Service's type. Fails when the Service or the port does not exist.
+    pub async fn load_balancer_address(
+        &self,
+        namespace: &str,
+        name: &str,
+        port_name: &str,
+    ) -> Result<(i64, Option<String>, String)> {
+        let service = self
+            .get("Service", name, Some(namespace))
+            .await?
+            .ok_or_else(|| {
+                self.error(
+                    format!("Service `{namespace}/{name}` does not exist"),
+                    vec![],
+                )
+            })?;
+        let ports = service["spec"]["ports"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let Some(port) = ports
+            .iter()
+            .find(|p| p["name"] == port_name)
+            .and_then(|p| p["port"].as_i64())
+        else {
+            let names: Vec<&str> = ports.iter().filter_map(|p| p["name"].as_str()).collect();
+            return Err(self.error(
+                format!(
+                    "Service `{namespace}/{name}` has no port named `{port_name}` (ports: {})",
+                    names.join(", ")
+                ),
+                vec![],
+            ));
+        };
+        let ingress = &service["status"]["loadBalancer"]["ingress"][0];
+        let address = ingress["ip"]
+            .as_str()
+            .or_else(|| ingress["hostname"].as_str())
+            .map(str::to_string);
+        let kind = service["spec"]["type"]
+            .as_str()
+            .unwrap_or("ClusterIP")
+            .to_string();
+        Ok((port, address, kind))
     }
 
     /// Objects of the given namespaces, stripped of server-owned fields and ready to apply to

@@ -60,7 +60,11 @@ pub fn lines(changes: &[Change]) -> Vec<String> {
         ));
     } else {
         for change in changes {
-            let suffix = if change.dry_run { " (dry run)" } else { "" };
+            let suffix = match (change.dry_run, &change.note) {
+                (true, Some(note)) => format!(" (dry run; {note})"),
+                (true, None) => " (dry run)".to_string(),
+                _ => String::new(),
+            };
             lines.push(format!(
                 "{} {}{suffix}",
                 change.label(),
@@ -90,6 +94,7 @@ mod tests {
             action,
             dry_run,
             diff: diff.map(str::to_string),
+            note: None,
         }
     }
 

@@ -57,35 +57,16 @@ impl Cluster {
         progress: &(dyn Fn(&str) + Send + Sync),
     ) -> Result<usize> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let query = ListQuery {
-            namespace: Some(namespace.to_string()),
-            ..Default::default()
-        };
         let mut attempt = 0;
         loop {
-            let mut workloads = Vec::new();
-            for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
-                workloads.extend(self.list(kind, &query).await?);
-            }
-            let pending: Vec<String> = workloads
-                .iter()
-                .filter_map(|w| {
-                    is_rolled_out(w).err().map(|why| {
-                        format!(
-                            "{} `{}`: {why}",
-                            w["kind"].as_str().unwrap_or("?"),
-                            w["metadata"]["name"].as_str().unwrap_or("?")
-                        )
-                    })
-                })
-                .collect();
+            let (total, pending) = self.rollout_pending(namespace).await?;
             if pending.is_empty() {
-                return Ok(workloads.len());
+                return Ok(total);
             }
             let seen = format!(
                 "{} of {} workloads rolled out; {}",
-                workloads.len() - pending.len(),
-                workloads.len(),
+                total - pending.len(),
+                total,
                 pending[0]
             );
             progress(&seen);
@@ -101,6 +82,32 @@ impl Cluster {
             tokio::time::sleep(interval(attempt).min(deadline - tokio::time::Instant::now())).await;
             attempt += 1;
         }
+    }
+
+    /// How many Deployments, StatefulSets and DaemonSets a namespace has, and why each one that
+    /// has not rolled out has not.
+    pub async fn rollout_pending(&self, namespace: &str) -> Result<(usize, Vec<String>)> {
+        let query = ListQuery {
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        };
+        let mut workloads = Vec::new();
+        for kind in ["Deployment", "StatefulSet", "DaemonSet"] {
+            workloads.extend(self.list(kind, &query).await?);
+        }
+        let pending = workloads
+            .iter()
+            .filter_map(|w| {
+                is_rolled_out(w).err().map(|why| {
+                    format!(
+                        "{} `{}`: {why}",
+                        w["kind"].as_str().unwrap_or("?"),
+                        w["metadata"]["name"].as_str().unwrap_or("?")
+                    )
+                })
+            })
+            .collect();
+        Ok((workloads.len(), pending))
     }
 }
 

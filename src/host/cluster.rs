@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::cluster::conditions::Condition;
 use crate::cluster::effects::{Change, Mutation, PatchType, Target, WriteOptions};
+use crate::cluster::overlay::planned_address;
 use crate::cluster::read::{ExportFilter, ListQuery};
 use crate::cluster::{ChangeSink, Cluster, KubeconfigSource, mesh, summary};
 use crate::error::Error;
@@ -108,6 +109,9 @@ fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> 
         .block_on(Cluster::connect(&source, name, Some(sink)))
         .and_then(|r| r)
         .map_err(raise)?;
+    // Planned writes only make sense while planning (`:plan off` in the REPL forgets them).
+    let planned = handle.clone();
+    session.on_plan_off(move || planned.overlay().clear());
     registry
         .handles
         .lock()
@@ -150,6 +154,7 @@ fn flag(map: &Map, key: &str) -> bool {
 fn write_options(session: &Session, map: &Map) -> WriteOptions {
     WriteOptions {
         dry_run: session.is_plan() || flag(map, "dry_run"),
+        overlay: session.is_plan(),
         force: flag(map, "force"),
         ..WriteOptions::default()
     }
@@ -390,7 +395,9 @@ pub mod cluster_functions {
     }
 
     /// `ip:port` of a LoadBalancer Service's port with this name, waiting up to 2 minutes for
-    /// an address (IP or hostname).
+    /// an address (IP or hostname). In plan mode it does not wait: without an address it
+    /// prints so and returns `192.0.2.1:<port>` (a documentation-only address that is never
+    /// routed; port 80 when the Service does not exist yet).
     ///
     /// # Example
     /// ```rhai,no_run
@@ -431,6 +438,33 @@ pub mod cluster_functions {
     ) -> HostResult<String> {
         let timeout = duration_argument("service_address", &timeout)?;
         let c = cluster.clone();
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            // Plan mode: no controller assigns addresses to planned Services; do not wait.
+            let lookup = c.clone();
+            let exists = run(&context, async move {
+                lookup.get("Service", name, Some(namespace)).await
+            })?
+            .is_some();
+            if !exists {
+                // A planned command (such as `az aks mesh enable-ingress-gateway`) may create it.
+                let planned = planned_address(None);
+                session.out.info(&format!(
+                    "would wait for Service {namespace}/{name}, which does not exist yet (plan: {planned})"
+                ));
+                return Ok(planned);
+            }
+            let (port, address, _) = run(&context, async move {
+                c.load_balancer_address(namespace, name, port_name).await
+            })?;
+            return Ok(address.map(|a| format!("{a}:{port}")).unwrap_or_else(|| {
+                let planned = planned_address(Some(port));
+                session.out.info(&format!(
+                    "would wait for a load balancer address of {namespace}/{name} (plan: {planned})"
+                ));
+                planned
+            }));
+        }
         let what = format!("waiting for an address of {namespace}/{name}");
         wait_with_spinner(&context, what, move |_| {
             Box::pin(async move { c.service_address(namespace, name, port_name, timeout).await })
@@ -805,7 +839,9 @@ pub mod cluster_functions {
     /// Waits until an object meets a condition, as `kubectl wait --for` spells them:
     /// `Available`, `Ready`, `Established`, `condition=X`, `deleted`, `rollout`,
     /// `jsonpath={.status.phase}=Running`. Shows progress on a terminal; on timeout fails with
-    /// what it last saw. Returns the object (`()` for `deleted`).
+    /// what it last saw. Returns the object (`()` for `deleted`). In plan mode it checks once
+    /// (planned objects included) and, when a controller would have to act, prints what it
+    /// would wait for and returns what it found.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -829,6 +865,20 @@ pub mod cluster_functions {
         })?;
         let timeout = duration_argument("wait", &timeout)?;
         let c = cluster.clone();
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            // Plan mode: what the overlay decides passes at once; what needs a controller is
+            // only announced.
+            let found = run(&context, async move {
+                c.get(kind, name, namespace_argument(namespace)).await
+            })?;
+            if !condition.is_met(found.as_ref()) {
+                session.out.info(&format!(
+                    "would wait for {kind} {name} to be {condition} (plan: not waited for)"
+                ));
+            }
+            return Ok(found.map(to_dynamic).unwrap_or(Dynamic::UNIT));
+        }
         let what = format!("{kind} {name}: {condition}");
         let found = wait_with_spinner(&context, what, move |progress| {
             Box::pin(async move {
@@ -847,7 +897,8 @@ pub mod cluster_functions {
     }
 
     /// Waits (up to 5 minutes) until every Deployment, StatefulSet and DaemonSet of a namespace
-    /// has rolled out; returns how many there are.
+    /// has rolled out; returns how many there are. In plan mode it does not wait: it prints
+    /// what it would wait for.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -877,6 +928,18 @@ pub mod cluster_functions {
     ) -> HostResult<i64> {
         let timeout = duration_argument("wait_rollout", &timeout)?;
         let c = cluster.clone();
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            let (total, pending) =
+                run(&context, async move { c.rollout_pending(namespace).await })?;
+            if !pending.is_empty() {
+                session.out.info(&format!(
+                    "would wait for the rollout of {} of {total} workloads in {namespace} (plan: not waited for)",
+                    pending.len()
+                ));
+            }
+            return Ok(total as i64);
+        }
         let what = format!("rollout of {namespace}");
         let count = wait_with_spinner(&context, what, move |progress| {
             Box::pin(async move { c.wait_rollout(namespace, timeout, &*progress).await })

@@ -115,6 +115,7 @@ pub mod exec_functions {
         let mut result = Map::new();
         if session.is_plan() && !programs::is_read_only(program, &args) {
             session.out.info(&format!("$ {shown}   (plan: not run)"));
+            session.push_event("planned-command", serde_json::json!({ "command": shown }));
             result.insert("status".into(), Dynamic::from_int(0));
             result.insert("stdout".into(), "".into());
             result.insert("stderr".into(), "".into());

@@ -237,7 +237,7 @@ pub mod flow_functions {
     }
 
     /// Waits for a duration (`"500ms"`, `"30s"`, `"2m"`, or a number of seconds). Ctrl-C
-    /// interrupts it.
+    /// interrupts it. In plan mode it does not wait and prints what it skipped.
     ///
     /// # Example
     /// ```rhai
@@ -247,6 +247,13 @@ pub mod flow_functions {
     pub fn sleep(context: NativeCallContext, duration: Dynamic) -> Result<(), Box<EvalAltResult>> {
         let session = Session::of(&context)?;
         let duration = duration_argument("sleep", &duration)?;
+        if session.is_plan() {
+            session.out.info(&format!(
+                "sleep {} (plan: skipped)",
+                crate::output::format_duration(duration)
+            ));
+            return Ok(());
+        }
         session
             .block_on(async move { tokio::time::sleep(duration).await })
             .map_err(raise)

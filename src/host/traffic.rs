@@ -18,7 +18,7 @@ use crate::session::convert::to_dynamic;
 use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
 use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
-use crate::traffic::{attribution, routes, split};
+use crate::traffic::{attribution, planned, routes, split};
 
 /// Builds the `traffic` host module.
 pub fn module() -> Module {
@@ -164,6 +164,13 @@ fn script_map(value: impl serde::Serialize) -> Map {
 }
 
 /// Integer entries of a map (counts), ignoring everything else.
+/// A result plan mode made up instead of sending requests, marked `planned: true`.
+fn planned_map(value: impl serde::Serialize) -> Map {
+    let mut map = script_map(value);
+    map.insert("planned".into(), true.into());
+    map
+}
+
 fn counts_of(map: &Map) -> Vec<(String, u64)> {
     map.iter()
         .filter_map(|(k, v)| {
@@ -205,7 +212,8 @@ pub mod traffic_functions {
     /// `headers`, `connect_to` (`#{"20.1.2.3:80": "127.0.0.1:8080"}`: connect there instead
     /// and keep the Host, like curl's `--connect-to`; the port mappings of the bound
     /// clusters' kubeconfig entries and `MESHSHIFT_CONNECT_TO` apply without it). Failures are values, not exceptions: `status` is 0 and `error_kind` says why
-    /// (`timeout`, `connect-refused`, `connect`, `reset`, …).
+    /// (`timeout`, `connect-refused`, `connect`, `reset`, …). In plan mode nothing is sent: the
+    /// answer has `status` 0, `error_kind` `planned` and `planned: true`.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -220,8 +228,12 @@ pub mod traffic_functions {
             &["host", "timeout", "headers", "connect_to"],
         )?;
         let request = request_options(&context, "http_get", &options)?;
-        let prober = prober(&context, 1)?;
         let session = Session::of(&context)?;
+        if session.is_plan() {
+            session.out.info(&format!("GET {url} (plan: not sent)"));
+            return Ok(planned_map(planned::probe()));
+        }
+        let prober = prober(&context, 1)?;
         let url = url.to_string();
         let probe = session
             .block_on(async move { prober.get(&url, &request).await })
@@ -247,7 +259,8 @@ pub mod traffic_functions {
     /// `"header:<name>"` (a response header's value, such as the one a shifted route sets) or
     /// `"bookinfo"`, which takes the reviews pod after `Reviews served by:` in every bookinfo
     /// markup; `counts` holds the extracted values. Also takes `host`, `timeout`,
-    /// `headers` and `connect_to` (as `http_get`). Shows a progress bar on a terminal.
+    /// `headers` and `connect_to` (as `http_get`). Shows a progress bar on a terminal. In plan
+    /// mode nothing is sent: the sample is empty and has `planned: true`.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -296,8 +309,14 @@ pub mod traffic_functions {
             request: request_options(&context, "sample", &options)?,
             extractor,
         };
-        let prober = prober(&context, concurrency)?;
         let session = Session::of(&context)?;
+        if session.is_plan() {
+            session
+                .out
+                .info(&format!("{count} GETs of {url} (plan: not sent)"));
+            return Ok(planned_map(planned::sample()));
+        }
+        let prober = prober(&context, concurrency)?;
         let bar = Arc::new(session.out.progress_bar(count as u64, "sampling"));
         let for_progress = bar.clone();
         let url = url.to_string();
@@ -366,7 +385,9 @@ pub mod traffic_functions {
     /// total, required_sample, reason, shares: [#{route, weight, expected, observed, share, low,
     /// high}], ignored}`: `fail` when the split is inconsistent with the weights (p below
     /// 1 − confidence) and some share is off by more than the tolerance, `pass` when every
-    /// share's confidence interval lies within the tolerance, `inconclusive` otherwise.
+    /// share's confidence interval lies within the tolerance, `inconclusive` otherwise. In plan
+    /// mode (where samples are empty) it passes with each share at its configured value and
+    /// `planned: true`.
     ///
     /// # Example
     /// ```rhai
@@ -376,9 +397,17 @@ pub mod traffic_functions {
     /// if small.verdict != "inconclusive" { throw small.reason; }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn split_check(counts: Map, weights: Map, options: Map) -> HostResult<Map> {
+    pub fn split_check(
+        context: NativeCallContext,
+        counts: Map,
+        weights: Map,
+        options: Map,
+    ) -> HostResult<Map> {
         check_keys("split_check", &options, &["confidence", "tolerance"])?;
         let weights = weights_of("split_check", &weights)?;
+        if Session::of(&context)?.is_plan() {
+            return Ok(planned_map(planned::check(&weights)));
+        }
         let (observed, ignored): (Counts, Counts) = counts_of(&counts)
             .into_iter()
             .partition(|(name, _)| weights.iter().any(|(w, _)| w == name));
@@ -584,6 +613,7 @@ pub mod traffic_functions {
         let write = WriteOptions {
             dry_run: session.is_plan(),
             force: true,
+            overlay: session.is_plan(),
             ..WriteOptions::default()
         };
         let (name, namespace) = (name.to_string(), namespace.to_string());

@@ -60,6 +60,8 @@ pub struct Session {
     run: std::sync::OnceLock<RunContext>,
     pub record: Mutex<RunRecord>,
     extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
+    /// Called when plan mode is switched off (cluster handles forget their planned writes).
+    plan_off: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// What happened during a run, for the summary, report and journal.
@@ -191,6 +193,7 @@ impl Session {
             run: std::sync::OnceLock::new(),
             record: Mutex::new(RunRecord::default()),
             extensions: Mutex::new(HashMap::new()),
+            plan_off: Mutex::new(Vec::new()),
         })
     }
 
@@ -225,6 +228,17 @@ impl Session {
         &self.runtime
     }
 
+    /// Records an event for the report (and, in plan mode, the plan), in the running step.
+    pub fn push_event(&self, kind: &str, data: serde_json::Value) {
+        let step = self.current_step();
+        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        record.events.push(RecordedEvent {
+            kind: kind.to_string(),
+            step,
+            data,
+        });
+    }
+
     /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.
     pub fn is_plan(&self) -> bool {
         self.plan.load(Ordering::SeqCst)
@@ -232,6 +246,24 @@ impl Session {
 
     pub fn set_plan(&self, on: bool) {
         self.plan.store(on, Ordering::SeqCst);
+        if !on {
+            for hook in self
+                .plan_off
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                hook();
+            }
+        }
+    }
+
+    /// Runs `hook` whenever plan mode is switched off.
+    pub fn on_plan_off(&self, hook: impl Fn() + Send + Sync + 'static) {
+        self.plan_off
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
     }
 
     /// Remembers a source text so errors can show its lines.

@@ -6,6 +6,7 @@ pub mod attribution;
 pub mod chart;
 pub mod extract;
 pub mod http;
+pub mod planned;
 pub mod routes;
 pub mod split;
 pub mod stats;
