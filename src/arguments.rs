@@ -36,6 +36,9 @@ pub enum Command {
         /// journal does not keep, are given again here or in the environment.
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// When another run holds a cluster's run lock, wait for it instead of failing.
+        #[arg(long)]
+        wait_lock: bool,
     },
     /// Parse and compile runbooks and their imports without running anything.
     Check {
@@ -98,6 +101,9 @@ pub struct RunArguments {
     /// Programs the runbook may run through `exec` (comma-separated, e.g. `az`).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub allow_exec: Vec<String>,
+    /// When another run holds a cluster's run lock, wait for it instead of failing.
+    #[arg(long)]
+    pub wait_lock: bool,
 }
 
 /// `meshshift repl`.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::arguments::{Arguments, Command, RunArguments, SimCommand};
 use crate::bootstrap::{SessionOptions, open_session, runtime};
+use crate::cluster::lease::{Holder, RunLock};
 use crate::engine::resolver::ResolveMode;
 use crate::engine::{self, Resolver};
 use crate::error::{Error, Result};
@@ -32,7 +33,12 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             clap_complete::generate(shell, &mut command, "meshshift", &mut std::io::stdout());
             Ok(())
         }
-        Command::Resume { run_id, yes, set } => resume(run_id, yes, set, state_dir),
+        Command::Resume {
+            run_id,
+            yes,
+            set,
+            wait_lock,
+        } => resume(run_id, yes, set, wait_lock, state_dir),
         Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
@@ -99,6 +105,8 @@ struct RunRequest {
     kubeconfig: Option<PathBuf>,
     state_dir: PathBuf,
     previous: Option<Journal>,
+    /// Wait for another run's lock on a cluster instead of failing.
+    wait_lock: bool,
 }
 
 fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBuf) -> Result<()> {
@@ -109,13 +117,20 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
         sim: run.sim,
         assume_yes: run.yes,
         allow_exec: run.allow_exec,
+        wait_lock: run.wait_lock,
         kubeconfig,
         state_dir,
         previous: None,
     })
 }
 
-fn resume(run_id: Option<String>, yes: bool, set: Vec<String>, state_dir: PathBuf) -> Result<()> {
+fn resume(
+    run_id: Option<String>,
+    yes: bool,
+    set: Vec<String>,
+    wait_lock: bool,
+    state_dir: PathBuf,
+) -> Result<()> {
     let (_, journal) = journal::load(&state_dir, run_id.as_deref())?;
     if journal.outcome == "succeeded" {
         println!(
@@ -157,18 +172,19 @@ fn resume(run_id: Option<String>, yes: bool, set: Vec<String>, state_dir: PathBu
         kubeconfig: journal.kubeconfig.clone(),
         state_dir,
         previous: Some(journal),
+        wait_lock,
     })
 }
 
 fn execute_run(request: RunRequest) -> Result<()> {
-    let run_id = journal::new_run_id(&request.file);
-    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
     // Run directories hold journals and reports (and, with `--sim`, the simulator's
-    // kubeconfig): only their owner may enter them.
-    journal::create_private_dir(&dir).map_err(|e| Error::WriteFile {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    // kubeconfig): only their owner may enter them, and each run has its own.
+    let runs = journal::runs_dir(&request.state_dir);
+    let (run_id, dir) =
+        journal::new_run_dir(&runs, &request.file).map_err(|e| Error::WriteFile {
+            path: runs.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let (runtime, simulation, session) = open_session(SessionOptions {
         set: &request.set,
         plan: request.plan,
@@ -200,13 +216,17 @@ fn execute_run(request: RunRequest) -> Result<()> {
         resumed_from: request.previous.as_ref().map(|p| p.run_id.clone()),
         ..Journal::default()
     };
-    session.attach_run(RunContext::new(dir.clone(), journal, request.previous));
+    let lock = Arc::new(RunLock::new(Holder::current(&run_id), request.wait_lock));
+    let mut context = RunContext::new(dir.clone(), journal, request.previous);
+    context.lock = Some(lock.clone());
+    session.attach_run(context);
     let engine = crate::host::build_engine(
         &session,
         Resolver::new(ResolveMode::Evaluate, session.source_map()),
     );
     let result = engine::compile_file(&engine, &session, &request.file)
         .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
+    runtime.block_on(lock.release_all());
     finish_run(&session, &dir, &run_id, started.elapsed(), &result);
     simulation.stop(&runtime);
     result?;

@@ -491,3 +491,116 @@ print(`delete planned=${d.planned}`);
         .stdout_contains(&["version planned=false status=0", "delete planned=true"])
         .run();
 }
+
+/// `meshshift` against `env`, started and not waited for.
+fn spawn_meshshift(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(crate::test::meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("USER", "runner")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("meshshift starts")
+}
+
+#[test]
+fn a_second_run_on_the_same_cluster_fails_at_once_or_waits() {
+    let env = TestEnv::start();
+    let write = |name: &str, hold: &str| {
+        let path = env.dir.path().join(format!("{name}.rhai"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+let c = cluster("sim-source");
+c.apply(#{{apiVersion: "v1", kind: "ConfigMap", metadata: #{{name: "{name}", namespace: "default"}}}});
+print("wrote {name}");
+sleep("{hold}");
+"#
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let first = write("first", "5s");
+    let second = write("second", "0s");
+    let third = write("third", "0s");
+    let holder = spawn_meshshift(&env, &["run", &first, "--yes"]);
+    // Until the first run holds the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env
+        .kubectl(
+            "sim-source",
+            &["get", "lease", "meshshift-run", "-n", "kube-system"],
+        )
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let waiter = spawn_meshshift(&env, &["run", &third, "--yes", "--wait-lock"]);
+    let started = std::time::Instant::now();
+    let refused = meshshift(&env, &["run", &second, "--yes"]);
+    let (stdout, stderr) = text(&refused);
+    assert!(!refused.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "it failed at once"
+    );
+    assert!(
+        stderr.contains("another run holds this cluster: run ")
+            && stderr.contains("-first by runner@")
+            && stderr.contains(", since 20")
+            && stderr.contains("--wait-lock"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("wrote second"), "{stdout}");
+    let first = holder.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stdout}\n{stderr}");
+    let waited = waiter.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&waited);
+    assert!(waited.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("waiting for the run lock of `sim-source`: held by run "),
+        "{stderr}"
+    );
+    assert!(stdout.contains("wrote third"), "{stdout}");
+    // Released at the end; the second run never wrote.
+    let lease = env.kubectl(
+        "sim-source",
+        &["get", "lease", "meshshift-run", "-n", "kube-system"],
+    );
+    assert!(!lease.status.success(), "the lease is released");
+    let names = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    assert!(
+        names.contains("first") && names.contains("third") && !names.contains("second"),
+        "{names}"
+    );
+    // Three runs, three directories.
+    let runs = std::fs::read_dir(env.dir.path().join("state/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 3);
+}

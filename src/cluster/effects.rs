@@ -240,6 +240,10 @@ impl Prepared {
 impl Cluster {
     /// The one entry point for changing a cluster.
     pub async fn mutate(&self, mutation: Mutation, options: &WriteOptions) -> Result<Vec<Change>> {
+        // A run holds the cluster's run lock before its first write (dry runs write nothing).
+        if !options.dry_run {
+            self.hold_run_lock().await?;
+        }
         let changes = match mutation {
             // Validation only reads (dry runs), so apply checks the identity beside it.
             Mutation::Apply(objects) => self.apply_objects(objects, options).await?,

@@ -7,6 +7,7 @@ mod client;
 pub mod conditions;
 pub mod discovery;
 pub mod effects;
+pub mod lease;
 pub mod mesh;
 pub mod names;
 pub mod read;
@@ -178,6 +179,8 @@ struct Inner {
     /// cheaper than full discovery.
     group_versions: RwLock<std::collections::HashMap<String, Arc<Vec<Resource>>>>,
     sink: Option<ChangeSink>,
+    /// The run lock this handle takes before its first write (runs only).
+    lock: lease::LockSlot,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -262,6 +265,7 @@ impl Cluster {
                 discovery: RwLock::new(None),
                 group_versions: RwLock::new(Default::default()),
                 sink,
+                lock: lease::LockSlot::default(),
             }),
         })
     }

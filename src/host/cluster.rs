@@ -105,6 +105,10 @@ fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> 
         .block_on(Cluster::connect(&source, name, Some(sink)))
         .and_then(|r| r)
         .map_err(raise)?;
+    // A run takes each cluster's run lock before its first write there.
+    if let Some(lock) = session.run().and_then(|run| run.lock.clone()) {
+        handle.set_run_lock(lock);
+    }
     registry
         .handles
         .lock()

@@ -105,6 +105,8 @@ pub type SourceMap = Arc<Mutex<HashMap<String, Arc<str>>>>;
 /// A run with a journal (and, when resuming, the journal of the run it continues).
 pub struct RunContext {
     pub dir: PathBuf,
+    /// The run's lock on the clusters it writes to (taken before the first write to each).
+    pub lock: Option<Arc<crate::cluster::lease::RunLock>>,
     journal: Mutex<crate::journal::Journal>,
     previous: Option<crate::journal::Journal>,
     occurrences: Mutex<HashMap<String, usize>>,
@@ -118,6 +120,7 @@ impl RunContext {
     ) -> RunContext {
         RunContext {
             dir,
+            lock: None,
             journal: Mutex::new(journal),
             previous,
             occurrences: Mutex::new(HashMap::new()),
