@@ -604,3 +604,33 @@ sleep("{hold}");
         .count();
     assert_eq!(runs, 3);
 }
+
+#[test]
+fn writes_of_a_batch_that_fails_half_way_are_in_the_report() {
+    let env = TestEnv::start();
+    // The Namespace is created; the ConfigMap in it then fails validation.
+    let (ok, stdout, stderr) = run_script(
+        &env,
+        r#"
+cluster("sim-source").apply([
+    #{apiVersion: "v1", kind: "Namespace", metadata: #{name: "half"}},
+    #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "bad", namespace: "half"}, data: #{"no spaces allowed": "x"}},
+]);
+"#,
+        &[],
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    env.kubectl_ok("sim-source", &["get", "namespace", "half"]);
+    let runs = env.dir.path().join("state/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("- sim-source: Namespace/half created"),
+        "{report}"
+    );
+}
