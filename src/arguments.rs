@@ -39,6 +39,10 @@ pub enum Command {
         /// When another run holds a cluster's run lock, wait for it instead of failing.
         #[arg(long)]
         wait_lock: bool,
+        /// Programs the runbook may run through `exec`: not taken from the interrupted run,
+        /// given again.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        allow_exec: Vec<String>,
     },
     /// Parse and compile runbooks and their imports without running anything.
     Check {

@@ -26,6 +26,14 @@ pub struct JournalStep {
     pub message: Option<String>,
 }
 
+/// What pins a context to one cluster (see `cluster::Identity`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterIdentity {
+    pub server: String,
+    pub ca_fingerprint: String,
+    pub kube_system_uid: String,
+}
+
 /// A run, as `meshshift resume` needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Journal {
@@ -49,6 +57,10 @@ pub struct Journal {
     pub error: Option<String>,
     /// The run this one resumed, if any.
     pub resumed_from: Option<String>,
+    /// The cluster each context bound pointed at: a resumed run refuses a context that now
+    /// points elsewhere.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterIdentity>,
     pub steps: Vec<JournalStep>,
 }
 

@@ -38,7 +38,17 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             yes,
             set,
             wait_lock,
-        } => resume(run_id, yes, set, wait_lock, state_dir),
+            allow_exec,
+        } => resume(
+            run_id,
+            ResumeFlags {
+                yes,
+                set,
+                wait_lock,
+                allow_exec,
+            },
+            state_dir,
+        ),
         Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
@@ -124,13 +134,22 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
     })
 }
 
-fn resume(
-    run_id: Option<String>,
+/// What `resume` is given again: permissions (`--yes`, `--allow-exec`) are never taken from
+/// the interrupted run, and `--set` replaces its parameters.
+struct ResumeFlags {
     yes: bool,
     set: Vec<String>,
     wait_lock: bool,
-    state_dir: PathBuf,
-) -> Result<()> {
+    allow_exec: Vec<String>,
+}
+
+fn resume(run_id: Option<String>, flags: ResumeFlags, state_dir: PathBuf) -> Result<()> {
+    let ResumeFlags {
+        yes,
+        set,
+        wait_lock,
+        allow_exec,
+    } = flags;
     let (_, journal) = journal::load(&state_dir, run_id.as_deref())?;
     if journal.outcome == "succeeded" {
         println!(
@@ -162,13 +181,34 @@ fn resume(
             "warning: the secret parameter `{name}` was not kept in the journal: give it again with `--set {name}=…` or in the environment"
         );
     }
+    // Permissions are the resumer's to give, not the interrupted run's.
+    if journal.assume_yes && !yes {
+        eprintln!(
+            "note: the interrupted run had --yes; this one asks for confirmations unless given --yes again"
+        );
+    }
+    let dropped: Vec<&String> = journal
+        .allow_exec
+        .iter()
+        .filter(|p| !allow_exec.contains(p))
+        .collect();
+    if !dropped.is_empty() {
+        eprintln!(
+            "note: the interrupted run allowed `exec` of {}; this one does not unless given --allow-exec again",
+            dropped
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     execute_run(RunRequest {
         file: journal.runbook.clone(),
         set: params,
         plan: journal.plan,
         sim: journal.sim,
-        assume_yes: yes || journal.assume_yes,
-        allow_exec: journal.allow_exec.clone(),
+        assume_yes: yes,
+        allow_exec,
         kubeconfig: journal.kubeconfig.clone(),
         state_dir,
         previous: Some(journal),
@@ -196,6 +236,10 @@ fn execute_run(request: RunRequest) -> Result<()> {
         simulation_dir: dir.clone(),
         presses_to_quit: 1,
     })?;
+    // `--sim` starts new simulated clusters for every run: only real ones are pinned.
+    if let Some(previous) = request.previous.as_ref().filter(|p| !p.sim) {
+        check_clusters_unchanged(&runtime, &session, previous)?;
+    }
     let started = std::time::Instant::now();
     let journal = Journal {
         run_id: run_id.clone(),
@@ -214,6 +258,13 @@ fn execute_run(request: RunRequest) -> Result<()> {
         started: jiff::Timestamp::now().to_string(),
         outcome: "running".into(),
         resumed_from: request.previous.as_ref().map(|p| p.run_id.clone()),
+        // Contexts a replayed step bound stay pinned for a later resume.
+        clusters: request
+            .previous
+            .as_ref()
+            .filter(|p| !p.sim)
+            .map(|p| p.clusters.clone())
+            .unwrap_or_default(),
         ..Journal::default()
     };
     let lock = Arc::new(RunLock::new(Holder::current(&run_id), request.wait_lock));
@@ -236,6 +287,44 @@ fn execute_run(request: RunRequest) -> Result<()> {
             "{} `--set {unused}=…` was never read by the runbook",
             style.warning("warning:")
         );
+    }
+    Ok(())
+}
+
+/// Before a resumed run starts: every context the interrupted run bound must still point at
+/// the same cluster (server, CA, `kube-system` uid), or the run would continue elsewhere.
+fn check_clusters_unchanged(
+    runtime: &tokio::runtime::Runtime,
+    session: &Session,
+    previous: &Journal,
+) -> Result<()> {
+    let source = crate::cluster::KubeconfigSource {
+        path: session.settings.kubeconfig.clone(),
+    };
+    for (context, before) in &previous.clusters {
+        let now = runtime.block_on(crate::cluster::Cluster::connect(
+            &source,
+            Some(context),
+            None,
+        ))?;
+        let identity = now.identity();
+        if identity.server != before.server
+            || identity.ca_fingerprint != before.ca_fingerprint
+            || identity.kube_system_uid != before.kube_system_uid
+        {
+            return Err(now.error(
+                format!(
+                    "context `{context}` no longer points at the cluster the resumed run used \
+                     (then {} with kube-system uid {}, now {} with kube-system uid {}): \
+                     resuming would continue on another cluster; start a new run instead",
+                    before.server,
+                    before.kube_system_uid,
+                    identity.server,
+                    identity.kube_system_uid
+                ),
+                vec![],
+            ));
+        }
     }
     Ok(())
 }

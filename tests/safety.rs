@@ -634,3 +634,74 @@ cluster("sim-source").apply([
         "{report}"
     );
 }
+
+const RESUMABLE: &str = r#"
+step("bind", || { cluster("sim-source"); 1 });
+print(`who=${param("WHO", "first")} exec=${can_exec("echo")}`);
+step("maybe fail", || if param("FAIL", false) { fail("asked to fail"); });
+"#;
+
+#[test]
+fn resume_takes_permissions_and_parameters_from_its_own_command_line() {
+    let env = TestEnv::start();
+    let (ok, stdout, stderr) = run_script(
+        &env,
+        RESUMABLE,
+        &["--allow-exec", "echo", "--set", "FAIL=true"],
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("who=first exec=true"), "{stdout}");
+    let resumed = meshshift(
+        &env,
+        &["resume", "--set", "FAIL=false", "--set", "WHO=second"],
+    );
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("who=second exec=false"), "{stdout}");
+    assert!(
+        stderr.contains("note: the interrupted run had --yes")
+            && stderr.contains("note: the interrupted run allowed `exec` of `echo`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn resume_refuses_a_context_that_points_at_another_cluster() {
+    let env = TestEnv::start();
+    let (ok, stdout, stderr) = run_script(&env, RESUMABLE, &["--set", "FAIL=true"]);
+    assert!(!ok, "{stdout}\n{stderr}");
+    // sim-source now points at the target's cluster.
+    let kubectl_config = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(env.kubeconfig())
+            .arg("config")
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        assert!(output.status.success(), "{:?}", text(&output));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let target = |field: &str| {
+        kubectl_config(&[
+            "view",
+            "-o",
+            &format!("jsonpath={{.contexts[?(@.name==\"sim-target\")].context.{field}}}"),
+        ])
+    };
+    let (cluster, user) = (target("cluster"), target("user"));
+    kubectl_config(&[
+        "set-context",
+        "sim-source",
+        &format!("--cluster={cluster}"),
+        &format!("--user={user}"),
+    ]);
+    let resumed = meshshift(&env, &["resume", "--set", "FAIL=false"]);
+    let (stdout, stderr) = text(&resumed);
+    assert!(!resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr
+            .contains("context `sim-source` no longer points at the cluster the resumed run used"),
+        "{stderr}"
+    );
+}

@@ -147,6 +147,31 @@ impl RunContext {
             .map(|step| (previous.run_id.clone(), step.clone()))
     }
 
+    /// Records the cluster `context` is bound to, after checking that it is the one the run
+    /// being resumed used through that context.
+    pub fn pin_cluster(
+        &self,
+        context: &str,
+        identity: crate::journal::ClusterIdentity,
+    ) -> std::result::Result<(), String> {
+        if let Some(before) = self
+            .previous
+            .as_ref()
+            .filter(|previous| !previous.sim)
+            .and_then(|previous| previous.clusters.get(context))
+            && *before != identity
+        {
+            return Err(format!(
+                "context `{context}` no longer points at the cluster the resumed run used                  (then {} with kube-system uid {}, now {} with kube-system uid {}):                  resuming would continue on another cluster; start a new run instead",
+                before.server, before.kube_system_uid, identity.server, identity.kube_system_uid
+            ));
+        }
+        self.update(|journal| {
+            journal.clusters.insert(context.to_string(), identity);
+        });
+        Ok(())
+    }
+
     /// Records a finished step and saves the journal.
     pub fn record_step(&self, step: crate::journal::JournalStep) {
         let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
