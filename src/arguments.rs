@@ -36,6 +36,13 @@ pub enum Command {
         /// journal does not keep, are given again here or in the environment.
         #[arg(long = "set", value_name = "NAME=VALUE")]
         set: Vec<String>,
+        /// When another run holds a cluster's run lock, wait for it instead of failing.
+        #[arg(long)]
+        wait_lock: bool,
+        /// Programs the runbook may run through `exec`: not taken from the interrupted run,
+        /// given again.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        allow_exec: Vec<String>,
     },
     /// Parse and compile runbooks and their imports without running anything.
     Check {
@@ -98,6 +105,9 @@ pub struct RunArguments {
     /// Programs the runbook may run through `exec` (comma-separated, e.g. `az`).
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub allow_exec: Vec<String>,
+    /// When another run holds a cluster's run lock, wait for it instead of failing.
+    #[arg(long)]
+    pub wait_lock: bool,
 }
 
 /// `meshshift repl`.

@@ -26,6 +26,14 @@ pub struct JournalStep {
     pub message: Option<String>,
 }
 
+/// What pins a context to one cluster (see `cluster::Identity`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterIdentity {
+    pub server: String,
+    pub ca_fingerprint: String,
+    pub kube_system_uid: String,
+}
+
 /// A run, as `meshshift resume` needs it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct Journal {
@@ -49,6 +57,10 @@ pub struct Journal {
     pub error: Option<String>,
     /// The run this one resumed, if any.
     pub resumed_from: Option<String>,
+    /// The cluster each context bound pointed at: a resumed run refuses a context that now
+    /// points elsewhere.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterIdentity>,
     pub steps: Vec<JournalStep>,
 }
 
@@ -69,14 +81,35 @@ pub fn runs_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("runs")
 }
 
-/// A fresh run id: `20261128-041806-migrate-oss-istio-to-aks`.
+/// A fresh run id: `20261128-041806-417-migrate-oss-istio-to-aks` (to the millisecond).
 pub fn new_run_id(runbook: &Path) -> String {
     let now = jiff::Zoned::now();
     let stem = runbook
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("run");
-    format!("{}-{stem}", now.strftime("%Y%m%d-%H%M%S"))
+    format!("{}-{stem}", now.strftime("%Y%m%d-%H%M%S-%3f"))
+}
+
+/// A fresh run id and its directory under `runs`, created here and by no other run: the
+/// directory is created exclusively, and an id taken in the same millisecond gets a suffix.
+pub fn new_run_dir(runs: &Path, runbook: &Path) -> std::io::Result<(String, PathBuf)> {
+    use std::os::unix::fs::DirBuilderExt;
+    create_private_dir(runs)?;
+    let base = new_run_id(runbook);
+    for attempt in 0..1000 {
+        let id = match attempt {
+            0 => base.clone(),
+            n => format!("{base}-{n}"),
+        };
+        let dir = runs.join(&id);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no free run id"))
 }
 
 /// The journal as it may leave the process: secret parameters left out (named in
@@ -211,6 +244,16 @@ mod tests {
         assert!(journal.replay("check", 1).is_none());
         assert!(journal.replay("bind", 0).is_none());
         assert!(journal.replay("other", 0).is_none());
+    }
+
+    #[test]
+    fn runs_started_together_get_their_own_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids: Vec<String> = (0..20)
+            .map(|_| new_run_dir(dir.path(), Path::new("x.rhai")).unwrap().0)
+            .collect();
+        let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{ids:?}");
     }
 
     #[test]

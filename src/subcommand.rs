@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::arguments::{Arguments, Command, RunArguments, SimCommand};
 use crate::bootstrap::{SessionOptions, open_session, runtime};
+use crate::cluster::lease::{Holder, RunLock};
 use crate::engine::resolver::ResolveMode;
 use crate::engine::{self, Resolver};
 use crate::error::{Error, Result};
@@ -32,7 +33,22 @@ pub fn execute(arguments: Arguments) -> Result<()> {
             clap_complete::generate(shell, &mut command, "meshshift", &mut std::io::stdout());
             Ok(())
         }
-        Command::Resume { run_id, yes, set } => resume(run_id, yes, set, state_dir),
+        Command::Resume {
+            run_id,
+            yes,
+            set,
+            wait_lock,
+            allow_exec,
+        } => resume(
+            run_id,
+            ResumeFlags {
+                yes,
+                set,
+                wait_lock,
+                allow_exec,
+            },
+            state_dir,
+        ),
         Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
     }
@@ -99,6 +115,8 @@ struct RunRequest {
     kubeconfig: Option<PathBuf>,
     state_dir: PathBuf,
     previous: Option<Journal>,
+    /// Wait for another run's lock on a cluster instead of failing.
+    wait_lock: bool,
 }
 
 fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBuf) -> Result<()> {
@@ -109,13 +127,29 @@ fn run_runbook(run: RunArguments, kubeconfig: Option<PathBuf>, state_dir: PathBu
         sim: run.sim,
         assume_yes: run.yes,
         allow_exec: run.allow_exec,
+        wait_lock: run.wait_lock,
         kubeconfig,
         state_dir,
         previous: None,
     })
 }
 
-fn resume(run_id: Option<String>, yes: bool, set: Vec<String>, state_dir: PathBuf) -> Result<()> {
+/// What `resume` is given again: permissions (`--yes`, `--allow-exec`) are never taken from
+/// the interrupted run, and `--set` replaces its parameters.
+struct ResumeFlags {
+    yes: bool,
+    set: Vec<String>,
+    wait_lock: bool,
+    allow_exec: Vec<String>,
+}
+
+fn resume(run_id: Option<String>, flags: ResumeFlags, state_dir: PathBuf) -> Result<()> {
+    let ResumeFlags {
+        yes,
+        set,
+        wait_lock,
+        allow_exec,
+    } = flags;
     let (_, journal) = journal::load(&state_dir, run_id.as_deref())?;
     if journal.outcome == "succeeded" {
         println!(
@@ -147,28 +181,50 @@ fn resume(run_id: Option<String>, yes: bool, set: Vec<String>, state_dir: PathBu
             "warning: the secret parameter `{name}` was not kept in the journal: give it again with `--set {name}=…` or in the environment"
         );
     }
+    // Permissions are the resumer's to give, not the interrupted run's.
+    if journal.assume_yes && !yes {
+        eprintln!(
+            "note: the interrupted run had --yes; this one asks for confirmations unless given --yes again"
+        );
+    }
+    let dropped: Vec<&String> = journal
+        .allow_exec
+        .iter()
+        .filter(|p| !allow_exec.contains(p))
+        .collect();
+    if !dropped.is_empty() {
+        eprintln!(
+            "note: the interrupted run allowed `exec` of {}; this one does not unless given --allow-exec again",
+            dropped
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     execute_run(RunRequest {
         file: journal.runbook.clone(),
         set: params,
         plan: journal.plan,
         sim: journal.sim,
-        assume_yes: yes || journal.assume_yes,
-        allow_exec: journal.allow_exec.clone(),
+        assume_yes: yes,
+        allow_exec,
         kubeconfig: journal.kubeconfig.clone(),
         state_dir,
         previous: Some(journal),
+        wait_lock,
     })
 }
 
 fn execute_run(request: RunRequest) -> Result<()> {
-    let run_id = journal::new_run_id(&request.file);
-    let dir = journal::runs_dir(&request.state_dir).join(&run_id);
     // Run directories hold journals and reports (and, with `--sim`, the simulator's
-    // kubeconfig): only their owner may enter them.
-    journal::create_private_dir(&dir).map_err(|e| Error::WriteFile {
-        path: dir.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    // kubeconfig): only their owner may enter them, and each run has its own.
+    let runs = journal::runs_dir(&request.state_dir);
+    let (run_id, dir) =
+        journal::new_run_dir(&runs, &request.file).map_err(|e| Error::WriteFile {
+            path: runs.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let (runtime, simulation, session) = open_session(SessionOptions {
         set: &request.set,
         plan: request.plan,
@@ -180,6 +236,10 @@ fn execute_run(request: RunRequest) -> Result<()> {
         simulation_dir: dir.clone(),
         presses_to_quit: 1,
     })?;
+    // `--sim` starts new simulated clusters for every run: only real ones are pinned.
+    if let Some(previous) = request.previous.as_ref().filter(|p| !p.sim) {
+        check_clusters_unchanged(&runtime, &session, previous)?;
+    }
     let started = std::time::Instant::now();
     let journal = Journal {
         run_id: run_id.clone(),
@@ -198,15 +258,26 @@ fn execute_run(request: RunRequest) -> Result<()> {
         started: jiff::Timestamp::now().to_string(),
         outcome: "running".into(),
         resumed_from: request.previous.as_ref().map(|p| p.run_id.clone()),
+        // Contexts a replayed step bound stay pinned for a later resume.
+        clusters: request
+            .previous
+            .as_ref()
+            .filter(|p| !p.sim)
+            .map(|p| p.clusters.clone())
+            .unwrap_or_default(),
         ..Journal::default()
     };
-    session.attach_run(RunContext::new(dir.clone(), journal, request.previous));
+    let lock = Arc::new(RunLock::new(Holder::current(&run_id), request.wait_lock));
+    let mut context = RunContext::new(dir.clone(), journal, request.previous);
+    context.lock = Some(lock.clone());
+    session.attach_run(context);
     let engine = crate::host::build_engine(
         &session,
         Resolver::new(ResolveMode::Evaluate, session.source_map()),
     );
     let result = engine::compile_file(&engine, &session, &request.file)
         .and_then(|script| engine::run_script(&engine, &session, &script).map(drop));
+    runtime.block_on(lock.release_all());
     finish_run(&session, &dir, &run_id, started.elapsed(), &result);
     simulation.stop(&runtime);
     result?;
@@ -216,6 +287,44 @@ fn execute_run(request: RunRequest) -> Result<()> {
             "{} `--set {unused}=…` was never read by the runbook",
             style.warning("warning:")
         );
+    }
+    Ok(())
+}
+
+/// Before a resumed run starts: every context the interrupted run bound must still point at
+/// the same cluster (server, CA, `kube-system` uid), or the run would continue elsewhere.
+fn check_clusters_unchanged(
+    runtime: &tokio::runtime::Runtime,
+    session: &Session,
+    previous: &Journal,
+) -> Result<()> {
+    let source = crate::cluster::KubeconfigSource {
+        path: session.settings.kubeconfig.clone(),
+    };
+    for (context, before) in &previous.clusters {
+        let now = runtime.block_on(crate::cluster::Cluster::connect(
+            &source,
+            Some(context),
+            None,
+        ))?;
+        let identity = now.identity();
+        if identity.server != before.server
+            || identity.ca_fingerprint != before.ca_fingerprint
+            || identity.kube_system_uid != before.kube_system_uid
+        {
+            return Err(now.error(
+                format!(
+                    "context `{context}` no longer points at the cluster the resumed run used \
+                     (then {} with kube-system uid {}, now {} with kube-system uid {}): \
+                     resuming would continue on another cluster; start a new run instead",
+                    before.server,
+                    before.kube_system_uid,
+                    identity.server,
+                    identity.kube_system_uid
+                ),
+                vec![],
+            ));
+        }
     }
     Ok(())
 }

@@ -167,7 +167,7 @@ fn print_and_steps_go_to_our_output() {
             "#,
         )
         .stdout_regex(
-            r"^top\n==> \[1\] outer\n    inside\n    ==> \[2\] inner\n        warning: careful\n        done in \d+\.\d\ds\n    done in \d+\.\d\ds\nrun \d{8}-\d{6}-runbook succeeded after \d+\.\d\ds \(report: \.meshshift/runs/\d{8}-\d{6}-runbook/report\.md\)\n$",
+            r"^top\n==> \[1\] outer\n    inside\n    ==> \[2\] inner\n        warning: careful\n        done in \d+\.\d\ds\n    done in \d+\.\d\ds\nrun \d{8}-\d{6}-\d{3}-runbook succeeded after \d+\.\d\ds \(report: \.meshshift/runs/\d{8}-\d{6}-\d{3}-runbook/report\.md\)\n$",
         )
         .run();
 }

@@ -491,3 +491,217 @@ print(`delete planned=${d.planned}`);
         .stdout_contains(&["version planned=false status=0", "delete planned=true"])
         .run();
 }
+
+/// `meshshift` against `env`, started and not waited for.
+fn spawn_meshshift(env: &TestEnv, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(crate::test::meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(env.kubeconfig())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("USER", "runner")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("meshshift starts")
+}
+
+#[test]
+fn a_second_run_on_the_same_cluster_fails_at_once_or_waits() {
+    let env = TestEnv::start();
+    let write = |name: &str, hold: &str| {
+        let path = env.dir.path().join(format!("{name}.rhai"));
+        std::fs::write(
+            &path,
+            format!(
+                r#"
+let c = cluster("sim-source");
+c.apply(#{{apiVersion: "v1", kind: "ConfigMap", metadata: #{{name: "{name}", namespace: "default"}}}});
+print("wrote {name}");
+sleep("{hold}");
+"#
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let first = write("first", "5s");
+    let second = write("second", "0s");
+    let third = write("third", "0s");
+    let holder = spawn_meshshift(&env, &["run", &first, "--yes"]);
+    // Until the first run holds the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env
+        .kubectl(
+            "sim-source",
+            &["get", "lease", "meshshift-run", "-n", "kube-system"],
+        )
+        .status
+        .code()
+        != Some(0)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let waiter = spawn_meshshift(&env, &["run", &third, "--yes", "--wait-lock"]);
+    let started = std::time::Instant::now();
+    let refused = meshshift(&env, &["run", &second, "--yes"]);
+    let (stdout, stderr) = text(&refused);
+    assert!(!refused.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "it failed at once"
+    );
+    assert!(
+        stderr.contains("another run holds this cluster: run ")
+            && stderr.contains("-first by runner@")
+            && stderr.contains(", since 20")
+            && stderr.contains("--wait-lock"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("wrote second"), "{stdout}");
+    let first = holder.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stdout}\n{stderr}");
+    let waited = waiter.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&waited);
+    assert!(waited.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("waiting for the run lock of `sim-source`: held by run "),
+        "{stderr}"
+    );
+    assert!(stdout.contains("wrote third"), "{stdout}");
+    // Released at the end; the second run never wrote.
+    let lease = env.kubectl(
+        "sim-source",
+        &["get", "lease", "meshshift-run", "-n", "kube-system"],
+    );
+    assert!(!lease.status.success(), "the lease is released");
+    let names = env.kubectl_ok(
+        "sim-source",
+        &[
+            "get",
+            "configmaps",
+            "-n",
+            "default",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    );
+    assert!(
+        names.contains("first") && names.contains("third") && !names.contains("second"),
+        "{names}"
+    );
+    // Three runs, three directories.
+    let runs = std::fs::read_dir(env.dir.path().join("state/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs, 3);
+}
+
+#[test]
+fn writes_of_a_batch_that_fails_half_way_are_in_the_report() {
+    let env = TestEnv::start();
+    // The Namespace is created; the ConfigMap in it then fails validation.
+    let (ok, stdout, stderr) = run_script(
+        &env,
+        r#"
+cluster("sim-source").apply([
+    #{apiVersion: "v1", kind: "Namespace", metadata: #{name: "half"}},
+    #{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "bad", namespace: "half"}, data: #{"no spaces allowed": "x"}},
+]);
+"#,
+        &[],
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    env.kubectl_ok("sim-source", &["get", "namespace", "half"]);
+    let runs = env.dir.path().join("state/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("- sim-source: Namespace/half created"),
+        "{report}"
+    );
+}
+
+const RESUMABLE: &str = r#"
+step("bind", || { cluster("sim-source"); 1 });
+print(`who=${param("WHO", "first")} exec=${can_exec("echo")}`);
+step("maybe fail", || if param("FAIL", false) { fail("asked to fail"); });
+"#;
+
+#[test]
+fn resume_takes_permissions_and_parameters_from_its_own_command_line() {
+    let env = TestEnv::start();
+    let (ok, stdout, stderr) = run_script(
+        &env,
+        RESUMABLE,
+        &["--allow-exec", "echo", "--set", "FAIL=true"],
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("who=first exec=true"), "{stdout}");
+    let resumed = meshshift(
+        &env,
+        &["resume", "--set", "FAIL=false", "--set", "WHO=second"],
+    );
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("who=second exec=false"), "{stdout}");
+    assert!(
+        stderr.contains("note: the interrupted run had --yes")
+            && stderr.contains("note: the interrupted run allowed `exec` of `echo`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn resume_refuses_a_context_that_points_at_another_cluster() {
+    let env = TestEnv::start();
+    let (ok, stdout, stderr) = run_script(&env, RESUMABLE, &["--set", "FAIL=true"]);
+    assert!(!ok, "{stdout}\n{stderr}");
+    // sim-source now points at the target's cluster.
+    let kubectl_config = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(env.kubeconfig())
+            .arg("config")
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        assert!(output.status.success(), "{:?}", text(&output));
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let target = |field: &str| {
+        kubectl_config(&[
+            "view",
+            "-o",
+            &format!("jsonpath={{.contexts[?(@.name==\"sim-target\")].context.{field}}}"),
+        ])
+    };
+    let (cluster, user) = (target("cluster"), target("user"));
+    kubectl_config(&[
+        "set-context",
+        "sim-source",
+        &format!("--cluster={cluster}"),
+        &format!("--user={user}"),
+    ]);
+    let resumed = meshshift(&env, &["resume", "--set", "FAIL=false"]);
+    let (stdout, stderr) = text(&resumed);
+    assert!(!resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr
+            .contains("context `sim-source` no longer points at the cluster the resumed run used"),
+        "{stderr}"
+    );
+}

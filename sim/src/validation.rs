@@ -267,17 +267,14 @@ fn check_workload(object: &Value, causes: &mut Vec<Cause>, needs_selector: bool)
     }
 }
 
-/// Renders a string map like Go's `%#v` of `map[string]string` (used in one message).
+/// Renders a string map as kube-apiserver v1.37 prints an invalid value: compact JSON with
+/// sorted keys (`{"app":"b"}`; v1.20 printed Go's `map[string]string{"app":"b"}`).
 fn go_map(value: &Value) -> String {
-    let entries: Vec<String> = value
+    let sorted: std::collections::BTreeMap<&str, &Value> = value
         .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
-                .collect()
-        })
+        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
         .unwrap_or_default();
-    format!("map[string]string{{{}}}", entries.join(", "))
+    serde_json::to_string(&sorted).unwrap_or_default()
 }
 
 fn check_service(object: &Value, causes: &mut Vec<Cause>) {

@@ -250,31 +250,41 @@ impl Prepared {
 impl Cluster {
     /// The one entry point for changing a cluster.
     pub async fn mutate(&self, mutation: Mutation, options: &WriteOptions) -> Result<Vec<Change>> {
-        let changes = match mutation {
+        // A run holds the cluster's run lock before its first write (dry runs write nothing).
+        if !options.dry_run {
+            self.hold_run_lock().await?;
+        }
+        // What was done is reported even when a later part of the batch fails: the run record
+        // (and so the report) must show every write that happened.
+        let mut changes = Vec::new();
+        let result = match mutation {
             // Validation only reads (dry runs), so apply checks the identity beside it.
-            Mutation::Apply(objects) => self.apply_objects(objects, options).await?,
+            Mutation::Apply(objects) => self.apply_objects(objects, options, &mut changes).await,
             Mutation::Patch {
                 target,
                 patch,
                 patch_type,
-            } => {
-                self.verify_identity().await?;
-                vec![
-                    self.patch_object(&target, &patch, patch_type, options)
-                        .await?,
-                ]
-            }
-            Mutation::Delete { targets, wait } => {
-                self.verify_identity().await?;
-                self.delete_objects(&targets, wait, options).await?
-            }
+            } => match self.verify_identity().await {
+                Ok(()) => self
+                    .patch_object(&target, &patch, patch_type, options)
+                    .await
+                    .map(|change| changes.push(change)),
+                Err(error) => Err(error),
+            },
+            Mutation::Delete { targets, wait } => match self.verify_identity().await {
+                Ok(()) => {
+                    self.delete_objects(&targets, wait, options, &mut changes)
+                        .await
+                }
+                Err(error) => Err(error),
+            },
         };
         if let Some(sink) = self.sink() {
             for change in &changes {
                 sink(change);
             }
         }
-        Ok(changes)
+        result.map(|()| changes)
     }
 
     fn change(&self, object: &Value, action: Action, dry_run: bool) -> Change {
@@ -301,7 +311,8 @@ impl Cluster {
         &self,
         objects: Vec<Value>,
         options: &WriteOptions,
-    ) -> Result<Vec<Change>> {
+        changes: &mut Vec<Change>,
+    ) -> Result<()> {
         let (prepared, identity) = tokio::join!(self.prepare(objects), self.verify_identity());
         identity?;
         let mut prepared = prepared?;
@@ -330,22 +341,21 @@ impl Cluster {
             } else {
                 BTreeSet::new()
             };
-            return self
-                .plan_changes(&prepared, &validations, &elsewhere, options)
-                .await;
+            changes.extend(
+                self.plan_changes(&prepared, &validations, &elsewhere, options)
+                    .await?,
+            );
+            return Ok(());
         }
         let is_crd = |p: &Prepared| p.object["kind"] == "CustomResourceDefinition";
         let is_namespace =
             |p: &Prepared| p.object["kind"] == "Namespace" && p.object["apiVersion"] == "v1";
-        let mut changes = Vec::new();
         // Phase 2: CRDs, then wait until they are established and served.
         let crds: Vec<usize> = (0..prepared.len())
             .filter(|&i| is_crd(&prepared[i]))
             .collect();
-        changes.extend(
-            self.apply_indexes(&prepared, &crds, &validations, options)
-                .await?,
-        );
+        self.apply_indexes(&prepared, &crds, &validations, options, changes)
+            .await?;
         if !crds.is_empty() {
             for &index in &crds {
                 self.wait_established(&prepared[index].name).await?;
@@ -369,10 +379,8 @@ impl Cluster {
         let namespaces: Vec<usize> = (0..prepared.len())
             .filter(|&i| is_namespace(&prepared[i]))
             .collect();
-        changes.extend(
-            self.apply_indexes(&prepared, &namespaces, &validations, options)
-                .await?,
-        );
+        self.apply_indexes(&prepared, &namespaces, &validations, options, changes)
+            .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "namespaces applied");
         // Phase 4: validate what had to wait for those, then apply everything else.
         let late: Vec<usize> = (0..prepared.len())
@@ -390,12 +398,10 @@ impl Cluster {
             .filter(|&i| !is_crd(&prepared[i]) && !is_namespace(&prepared[i]))
             .collect();
         tracing::debug!(elapsed = ?started.elapsed(), "late objects validated");
-        changes.extend(
-            self.apply_indexes(&prepared, &rest, &validations, options)
-                .await?,
-        );
+        self.apply_indexes(&prepared, &rest, &validations, options, changes)
+            .await?;
         tracing::debug!(elapsed = ?started.elapsed(), "applied");
-        Ok(changes)
+        Ok(())
     }
 
     /// Checks every object and resolves its resource (`None`: its CRD is in the batch).
@@ -670,15 +676,17 @@ impl Cluster {
         Ok((response.status, response.body))
     }
 
-    /// Applies validated objects, several at a time. An object whose dry run left it exactly as
-    /// it is live is `unchanged` and not written at all.
+    /// Applies validated objects, several at a time, adding what was done to `done` (also when
+    /// some fail). An object whose dry run left it exactly as it is live is `unchanged` and not
+    /// written at all.
     async fn apply_indexes(
         &self,
         prepared: &[Prepared],
         indexes: &[usize],
         validations: &BTreeMap<usize, Validation>,
         options: &WriteOptions,
-    ) -> Result<Vec<Change>> {
+        done: &mut Vec<Change>,
+    ) -> Result<()> {
         let mut changes = Vec::new();
         let mut to_write = Vec::new();
         for &index in indexes {
@@ -721,14 +729,15 @@ impl Cluster {
                 Err(error) => failures.push((index, error)),
             }
         }
+        changes.sort_by_key(|(index, _)| *index);
+        done.extend(changes.into_iter().map(|(_, change)| change));
         if let Some((index, error)) = failures.into_iter().min_by_key(|(i, _)| *i) {
             return Err(self.request_error(
                 &format!("failed to apply {}", object_label(&prepared[index].object)),
                 &error,
             ));
         }
-        changes.sort_by_key(|(index, _)| *index);
-        Ok(changes.into_iter().map(|(_, change)| change).collect())
+        Ok(())
     }
 
     /// Plan mode: what each object would become, as a diff against the live object (or what
@@ -995,7 +1004,8 @@ impl Cluster {
         targets: &[Target],
         wait: Option<Duration>,
         options: &WriteOptions,
-    ) -> Result<Vec<Change>> {
+        changes: &mut Vec<Change>,
+    ) -> Result<()> {
         let mut resolved = Vec::new();
         for target in targets {
             let resource = self.resolve(&target.kind).await?;
@@ -1007,7 +1017,6 @@ impl Cluster {
             resolved.push((resource, namespace, target.name.clone()));
         }
         let query = if options.dry_run { "?dryRun=All" } else { "" };
-        let mut changes = Vec::new();
         let mut deleted_paths = Vec::new();
         for (resource, namespace, name) in &resolved {
             let path = resource.object_path(namespace.as_deref(), name);
@@ -1072,7 +1081,7 @@ impl Cluster {
                 }
             }
         }
-        Ok(changes)
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 pub mod conditions;
 pub mod discovery;
 pub mod effects;
+pub mod lease;
 pub mod mesh;
 pub mod names;
 pub mod overlay;
@@ -184,6 +185,8 @@ struct Inner {
     sink: Option<ChangeSink>,
     /// Plan mode's planned writes, which reads see on top of the live state.
     overlay: overlay::Overlay,
+    /// The run lock this handle takes before its first write (runs only).
+    lock: lease::LockSlot,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -277,6 +280,7 @@ impl Cluster {
                 group_versions: RwLock::new(Default::default()),
                 sink,
                 overlay: overlay::Overlay::default(),
+                lock: lease::LockSlot::default(),
             }),
         })
     }

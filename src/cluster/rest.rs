@@ -78,6 +78,17 @@ impl ApiStatus {
 }
 
 impl RestError {
+    /// Failures after which the server certainly did nothing: it refused for overload (429)
+    /// or the connection was never made. Only these are retried for requests that are not
+    /// idempotent (a JSON patch applied twice is not the same as once).
+    pub fn is_unprocessed(&self) -> bool {
+        match self {
+            RestError::Status(status) => status.code == 429,
+            RestError::Transport(message) => message.starts_with("connection refused"),
+            RestError::NoAnswer(_) => false,
+        }
+    }
+
     /// Failures worth retrying: overload, server errors, and connections that broke.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -175,18 +186,28 @@ impl Rest {
         }
     }
 
-    /// Sends a request, retrying transient failures. `body` is (content type, bytes).
+    /// Sends a request, retrying transient failures. `body` is (content type, bytes). A
+    /// request that is not idempotent (a create, a JSON patch) is retried only when the server
+    /// certainly did nothing with it ([`RestError::is_unprocessed`]): after a 500 or a broken
+    /// connection it may have been applied, and applying it again would not be the same.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response, RestError> {
+        let idempotent = is_idempotent(&method, body.as_ref().map(|(t, _)| *t));
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.call_once(method.clone(), path, body.clone()).await {
-                Err(error) if error.is_transient() && attempt < self.retry.attempts => {
+                Err(error)
+                    if (if idempotent {
+                        error.is_transient()
+                    } else {
+                        error.is_unprocessed()
+                    }) && attempt < self.retry.attempts =>
+                {
                     tracing::debug!(%path, attempt, error = %error.message(), "retrying");
                     tokio::time::sleep(self.retry.delay(attempt)).await;
                 }
@@ -259,6 +280,17 @@ impl Rest {
     }
 }
 
+/// Whether sending a request twice has the effect of sending it once: reads, deletes, puts,
+/// server-side apply and merge patches are; creates and JSON patches (`add` to a list, `test`
+/// then `replace`) are not.
+pub fn is_idempotent(method: &Method, content_type: Option<&str>) -> bool {
+    match *method {
+        Method::POST => false,
+        Method::PATCH => content_type != Some(content_type::JSON_PATCH),
+        _ => true,
+    }
+}
+
 /// kube's transport errors are nested; find the words a user can act on.
 fn transport_message(error: &kube::Error) -> String {
     let mut chain = vec![error.to_string()];
@@ -323,6 +355,41 @@ mod tests {
         assert!(RestError::Transport("connection reset".into()).is_transient());
         assert!(!RestError::Transport("TLS failed: certificate".into()).is_transient());
         assert!(!RestError::NoAnswer(Duration::from_secs(1)).is_transient());
+    }
+
+    #[test]
+    fn creates_and_json_patches_are_retried_only_when_nothing_happened() {
+        assert!(is_idempotent(&Method::GET, None));
+        assert!(is_idempotent(
+            &Method::PATCH,
+            Some(content_type::APPLY_PATCH)
+        ));
+        assert!(is_idempotent(
+            &Method::PATCH,
+            Some(content_type::MERGE_PATCH)
+        ));
+        assert!(!is_idempotent(
+            &Method::PATCH,
+            Some(content_type::JSON_PATCH)
+        ));
+        assert!(!is_idempotent(&Method::POST, Some(content_type::JSON)));
+        let status = |code| {
+            RestError::Status(ApiStatus {
+                code,
+                reason: String::new(),
+                message: String::new(),
+                causes: vec![],
+            })
+        };
+        assert!(status(429).is_unprocessed());
+        assert!(!status(500).is_unprocessed() && !status(503).is_unprocessed());
+        assert!(!RestError::Transport("connection reset".into()).is_unprocessed());
+        assert!(
+            RestError::Transport(
+                "connection refused: is the API server running and the address right?".into()
+            )
+            .is_unprocessed()
+        );
     }
 
     #[test]

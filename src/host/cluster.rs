@@ -112,6 +112,23 @@ fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> 
     // Planned writes only make sense while planning (`:plan off` in the REPL forgets them).
     let planned = handle.clone();
     session.on_plan_off(move || planned.overlay().clear());
+    if let Some(run) = session.run() {
+        // A resumed run continues on the clusters it started on, or not at all.
+        let identity = handle.identity();
+        run.pin_cluster(
+            handle.context(),
+            crate::journal::ClusterIdentity {
+                server: identity.server.clone(),
+                ca_fingerprint: identity.ca_fingerprint.clone(),
+                kube_system_uid: identity.kube_system_uid.clone(),
+            },
+        )
+        .map_err(|message| raise(handle.error(message, vec![])))?;
+        // A run takes each cluster's run lock before its first write there.
+        if let Some(lock) = run.lock.clone() {
+            handle.set_run_lock(lock);
+        }
+    }
     registry
         .handles
         .lock()

@@ -107,6 +107,8 @@ pub type SourceMap = Arc<Mutex<HashMap<String, Arc<str>>>>;
 /// A run with a journal (and, when resuming, the journal of the run it continues).
 pub struct RunContext {
     pub dir: PathBuf,
+    /// The run's lock on the clusters it writes to (taken before the first write to each).
+    pub lock: Option<Arc<crate::cluster::lease::RunLock>>,
     journal: Mutex<crate::journal::Journal>,
     previous: Option<crate::journal::Journal>,
     occurrences: Mutex<HashMap<String, usize>>,
@@ -120,6 +122,7 @@ impl RunContext {
     ) -> RunContext {
         RunContext {
             dir,
+            lock: None,
             journal: Mutex::new(journal),
             previous,
             occurrences: Mutex::new(HashMap::new()),
@@ -144,6 +147,31 @@ impl RunContext {
         previous
             .replay(title, occurrence)
             .map(|step| (previous.run_id.clone(), step.clone()))
+    }
+
+    /// Records the cluster `context` is bound to, after checking that it is the one the run
+    /// being resumed used through that context.
+    pub fn pin_cluster(
+        &self,
+        context: &str,
+        identity: crate::journal::ClusterIdentity,
+    ) -> std::result::Result<(), String> {
+        if let Some(before) = self
+            .previous
+            .as_ref()
+            .filter(|previous| !previous.sim)
+            .and_then(|previous| previous.clusters.get(context))
+            && *before != identity
+        {
+            return Err(format!(
+                "context `{context}` no longer points at the cluster the resumed run used                  (then {} with kube-system uid {}, now {} with kube-system uid {}):                  resuming would continue on another cluster; start a new run instead",
+                before.server, before.kube_system_uid, identity.server, identity.kube_system_uid
+            ));
+        }
+        self.update(|journal| {
+            journal.clusters.insert(context.to_string(), identity);
+        });
+        Ok(())
     }
 
     /// Records a finished step and saves the journal.
