@@ -267,7 +267,9 @@ fn execute_run(request: RunRequest) -> Result<()> {
             .unwrap_or_default(),
         ..Journal::default()
     };
-    let lock = Arc::new(RunLock::new(Holder::current(&run_id), request.wait_lock));
+    let mut lock = RunLock::new(Holder::current(&run_id), request.wait_lock);
+    lock.resumes = request.previous.as_ref().map(|p| p.run_id.clone());
+    let lock = Arc::new(lock);
     let mut context = RunContext::new(dir.clone(), journal, request.previous);
     context.lock = Some(lock.clone());
     session.attach_run(context);

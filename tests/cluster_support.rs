@@ -123,11 +123,14 @@ pub fn istio_crds() -> PathBuf {
 
 impl Backend {
     /// A runbook run against this backend with `SOURCE`, `TARGET`, `NS`, `DEMO` and `CRDS` set.
+    /// `--wait-lock`: the scenarios run at the same time, and on a real pair they share the
+    /// clusters, whose run lock lets one run write at a time.
     pub fn test(&self, namespace: &str, source: &str) -> Test {
         Test::new()
             .env("KUBECONFIG", &self.kubeconfig)
             .runbook(source)
             .args(&[
+                "--wait-lock",
                 "--set",
                 &format!("SOURCE={}", self.source),
                 "--set",

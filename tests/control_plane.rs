@@ -17,6 +17,8 @@ fn runbook(namespace: &str, source: &str) -> Test {
         .env("KUBECONFIG", &backend.kubeconfig)
         .runbook(source)
         .args(&[
+            // The tests here and the conformance scenarios share the pair and its run lock.
+            "--wait-lock",
             "--set",
             &format!("SOURCE={}", backend.source),
             "--set",

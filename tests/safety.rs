@@ -705,3 +705,28 @@ fn resume_refuses_a_context_that_points_at_another_cluster() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_simulated_run_leaves_private_files_only() {
+    let outcome = crate::test::Test::new()
+        .runbook(
+            r#"
+let c = cluster("sim-source");
+c.apply(#{apiVersion: "v1", kind: "Secret", metadata: #{name: "planted", namespace: "default"},
+          stringData: #{password: "sim-planted-secret-81c0"}});
+print(c.get("Secret", "planted", "default"));
+"#,
+        )
+        .args(&["--sim", "--yes"])
+        .run();
+    assert!(
+        !outcome.stdout.contains("sim-planted-secret-81c0"),
+        "{}",
+        outcome.stdout
+    );
+    let runs = outcome.dir.path().join(".meshshift/runs");
+    for (path, mode) in files_below(&runs) {
+        let expected = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, expected, "{}", path.display());
+    }
+}

@@ -141,7 +141,7 @@ impl StateFile {
     fn write(&self) {
         // The state file is advisory (`sim status`): a failed write is not worth stopping for.
         let document = self.document().to_string();
-        let _ = meshshift_support::files::write_atomic(&self.path, document.as_bytes(), false);
+        let _ = meshshift_support::files::write_atomic(&self.path, document.as_bytes(), true);
         let mappings = self.mappings();
         let mut written = self
             .written_mappings
@@ -173,7 +173,9 @@ impl Environment {
             None => addresses::lease(None)?,
         };
         let dir = super::command::sim_dir(options.state_dir.as_deref())?;
-        std::fs::create_dir_all(&dir)
+        // It holds the kubeconfig (a token) and snapshots (Secrets): its owner's only.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
             .map_err(|e| SimError::io(format!("failed to create {}", dir.display()), e))?;
         let state_dir = dir
             .parent()

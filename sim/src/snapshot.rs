@@ -43,7 +43,8 @@ pub fn save(state: &ClusterState, path: &Path) -> Result<(), SimError> {
         "resourceVersion": state.store.revision(),
         "objects": objects,
     });
-    meshshift_support::files::write_atomic(path, document.to_string().as_bytes(), false)
+    // Snapshots hold every object, Secrets included: readable by their owner only.
+    meshshift_support::files::write_atomic(path, document.to_string().as_bytes(), true)
         .map_err(|e| SimError::io(format!("failed to write {}", path.display()), e))
 }
 

@@ -72,6 +72,8 @@ pub struct RunLock {
     pub holder: Holder,
     /// Wait for another run's lock instead of failing.
     pub wait: bool,
+    /// The run this one resumes: a Lease it left behind (it was killed) is taken over.
+    pub resumes: Option<String>,
     held: Mutex<Vec<Held>>,
 }
 
@@ -101,6 +103,7 @@ impl RunLock {
         RunLock {
             holder,
             wait,
+            resumes: None,
             held: Mutex::new(Vec::new()),
         }
     }
@@ -143,7 +146,12 @@ impl RunLock {
         let seconds = lease["spec"]["leaseDurationSeconds"]
             .as_i64()
             .unwrap_or(LEASE_SECONDS);
+        let left_by_resumed_run = self
+            .resumes
+            .as_ref()
+            .is_some_and(|run| identity.starts_with(&format!("run {run} by ")));
         let expired = identity.is_empty()
+            || left_by_resumed_run
             || renewed.is_none_or(|at| {
                 jiff::Timestamp::now().duration_since(at) > jiff::SignedDuration::from_secs(seconds)
             });
@@ -351,6 +359,10 @@ mod tests {
             Found::Other { identity, .. } => assert_eq!(identity, "run r2 by bo@other"),
             _ => panic!("held by another run"),
         }
+        // The run being resumed left it: taken over at once.
+        let mut resuming = RunLock::new(lock.holder.clone(), false);
+        resuming.resumes = Some("r2".into());
+        assert!(matches!(resuming.inspect(&lease), Found::Expired(v) if v == "7"));
         lease["spec"]["renewTime"] = json!("2020-01-01T00:00:00.000000Z");
         assert!(matches!(lock.inspect(&lease), Found::Expired(v) if v == "7"));
         assert_eq!(lock.holder.identity(), "run r1 by ana@box");
