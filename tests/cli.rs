@@ -187,6 +187,30 @@ fn confirm_without_terminal_refuses_and_yes_accepts() {
 }
 
 #[test]
+fn a_typed_confirmation_needs_the_name_itself_not_yes() {
+    const DELETE: &str =
+        r#"if confirm_typed("Delete prod", "prod") { info("deleted"); } else { info("kept"); }"#;
+    Test::new()
+        .runbook(DELETE)
+        .args(&["--yes"])
+        .status(1)
+        .stderr_contains(&[
+            "a typed confirmation needs a terminal or the name itself (--yes does not answer it): rerun with --set CONFIRM=prod",
+        ])
+        .run();
+    Test::new()
+        .runbook(DELETE)
+        .args(&["--yes", "--set", "CONFIRM=prod"])
+        .stdout("Delete prod: `prod` (CONFIRM)\ndeleted\n")
+        .run();
+    Test::new()
+        .runbook(DELETE)
+        .args(&["--set", "CONFIRM=staging"])
+        .stdout("Delete prod: `staging` (CONFIRM)\nkept\n")
+        .run();
+}
+
+#[test]
 fn ctrl_c_stops_a_running_script_cleanly() {
     // Both the text form and the integer form (which shadows Rhai's uninterruptible built-in).
     for wait in ["sleep(\"30s\")", "sleep(30)"] {

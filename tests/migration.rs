@@ -274,6 +274,8 @@ fn a_detached_simulator_set_up_with_kubectl_migrates_and_retires() {
             "--yes",
             "--set",
             "RETIRE_SOURCE=true",
+            "--set",
+            "CONFIRM=sim-source",
             "--allow-exec",
             "az",
             "--set",

@@ -307,7 +307,9 @@ pub mod flow_functions {
     }
 
     /// Asks the user to type `expected` (e.g. a cluster name) before something destructive.
-    /// `--yes` skips the question.
+    /// `--yes` alone does not answer it: without a terminal the name must be given as
+    /// `--set CONFIRM=<expected>`, so a run started with `--yes` cannot destroy what nobody
+    /// named.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -320,9 +322,23 @@ pub mod flow_functions {
         expected: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
         let session = Session::of(&context)?;
-        if session.settings.assume_yes {
-            session.out.info(&format!("{question}: {expected} (--yes)"));
-            return Ok(true);
+        let given = session
+            .params
+            .get("CONFIRM", Some(&Dynamic::UNIT))
+            .map_err(raise)?;
+        if !given.is_unit() {
+            let given = given.to_string();
+            session
+                .out
+                .info(&format!("{question}: `{given}` (CONFIRM)"));
+            return Ok(given == expected);
+        }
+        if session.settings.assume_yes || !session.settings.interactive {
+            return Err(raise(crate::error::Error::Other {
+                message: format!(
+                    "{question}: a typed confirmation needs a terminal or the name itself (--yes does not answer it): rerun with --set CONFIRM={expected}"
+                ),
+            }));
         }
         let answer = ask(&session, &format!("{question} (type `{expected}`): "))?;
         Ok(answer.trim() == expected)
