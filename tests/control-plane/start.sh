@@ -57,7 +57,9 @@ echo $! > "$D/control-plane.pid"
 
 start=$SECONDS
 until ready; do
-  if ! alive; then say "exited before ready; last log lines:"; tail -20 "$D/control-plane.log" >&2; exit 1; fi
+  # The process itself, not `alive`: until setsid/nohup have exec'd the binary its command
+  # line does not name it yet, and a busy machine can be that slow.
+  if ! kill -0 "$(cat "$D/control-plane.pid")" 2>/dev/null; then say "exited before ready; last log lines:"; tail -20 "$D/control-plane.log" >&2; exit 1; fi
   if (( SECONDS - start > ${K8S_START_TIMEOUT:-300} )); then
     say "not ready after ${K8S_START_TIMEOUT:-300}s; last log lines:"; tail -20 "$D/control-plane.log" >&2
     K8S_DIR="$D" K8S_PORT="$PORT" "$HERE/stop.sh" >&2 || true; exit 1
