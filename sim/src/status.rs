@@ -356,7 +356,11 @@ impl ApiError {
         status.insert("metadata".into(), json!({}));
         status.insert("status".into(), json!("Failure"));
         status.insert("message".into(), Value::String(self.message.clone()));
-        status.insert("reason".into(), Value::String(self.reason.clone()));
+        // An error that is not an API status has the unknown reason, "", which Kubernetes
+        // leaves out of the Status.
+        if !self.reason.is_empty() {
+            status.insert("reason".into(), Value::String(self.reason.clone()));
+        }
         if let Some(details) = &self.details {
             status.insert("details".into(), (**details).clone());
         }
