@@ -1,14 +1,12 @@
 //! Multi-document YAML and JSON into `serde_json::Value`, with positions in every error and
 //! duplicate keys rejected (a plain `serde_json::Value` would silently keep the last one).
 
-use std::fmt;
-
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde::de::Deserialize;
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::snippet::Location;
-use meshshift_support::yaml::charge;
+use meshshift_support::yaml::Node;
 
 /// One parsed document.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +48,7 @@ pub fn for_each_document(
         let index = offset + 1;
         // Aliases of aliases must not expand without bound (the budget covers the whole text).
         let budget = meshshift_support::yaml::Budget::start(text.len());
-        let value = StrictValue::deserialize(deserializer);
+        let value = Node::<true>::deserialize(deserializer);
         drop(budget);
         let value = value.map_err(|error| {
             let message = yaml_message(&error);
@@ -83,7 +81,7 @@ pub fn for_each_document(
 
 fn parse_json(file: &str, text: &str) -> Result<Vec<Document>, Error> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = StrictValue::deserialize(&mut deserializer)
+    let value = Node::<true>::deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
         .map_err(|error| Error::ManifestSyntax {
             file: file.to_string(),
@@ -194,129 +192,6 @@ pub fn to_yaml(value: &Value) -> String {
 /// Renders several objects as one multi-document YAML stream.
 pub fn to_yaml_stream(values: &[Value]) -> String {
     values.iter().map(to_yaml).collect::<Vec<_>>().join("---\n")
-}
-
-/// A JSON value that refuses duplicate mapping keys.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML or JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom(format!("the number `{v}` has no JSON form")))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        charge::<E>(v.len())?;
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        charge::<E>(v.len())?;
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Ok(Value::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        charge::<E>(0)?;
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        StrictValue::deserialize(deserializer).map(|v| v.0)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        charge::<A::Error>(0)?;
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element::<StrictValue>()? {
-            items.push(item.0);
-        }
-        Ok(Value::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        charge::<A::Error>(0)?;
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<StrictKey>()? {
-            if map.contains_key(&key.0) {
-                return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
-            }
-            let value = access.next_value::<StrictValue>()?;
-            map.insert(key.0, value.0);
-        }
-        Ok(Value::Object(map))
-    }
-    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
-        Err(de::Error::custom(
-            "YAML tags such as `!Thing` are not supported in manifests",
-        ))
-    }
-}
-
-/// Mapping keys: YAML allows numbers and booleans; Kubernetes objects only use strings.
-struct StrictKey(String);
-
-impl<'de> Deserialize<'de> for StrictKey {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeyVisitor).map(StrictKey)
-    }
-}
-
-struct KeyVisitor;
-
-impl Visitor<'_> for KeyVisitor {
-    type Value = String;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a mapping key (string, number or boolean)")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
-        charge::<E>(v.len())?;
-        Ok(v.to_string())
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
-        charge::<E>(v.len())?;
-        Ok(v)
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_unit<E>(self) -> Result<String, E> {
-        Ok("null".to_string())
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
 /// What a document may expand to: this many times its text, plus [`EXPANSION_FLOOR`] bytes.
@@ -63,39 +63,33 @@ pub fn charge<E: de::Error>(bytes: usize) -> Result<(), E> {
 /// Parses one YAML document into JSON, bounded.
 pub fn from_str(text: &str) -> Result<Value, serde_yaml::Error> {
     let _budget = Budget::start(text.len());
-    BoundedSeed.deserialize(serde_yaml::Deserializer::from_str(text))
+    Node::<false>::deserialize(serde_yaml::Deserializer::from_str(text)).map(|n| n.0)
 }
 
 /// [`from_str`] of bytes.
 pub fn from_slice(bytes: &[u8]) -> Result<Value, serde_yaml::Error> {
     let _budget = Budget::start(bytes.len());
-    BoundedSeed.deserialize(serde_yaml::Deserializer::from_slice(bytes))
+    Node::<false>::deserialize(serde_yaml::Deserializer::from_slice(bytes)).map(|n| n.0)
 }
 
-struct BoundedSeed;
+/// A JSON value built from YAML or JSON within the expansion budget. With
+/// `REFUSE_DUPLICATES`, a mapping with a key twice is an error (manifests); without, the last
+/// one wins (as kube-apiserver decodes request bodies when validation is not strict).
+pub struct Node<const REFUSE_DUPLICATES: bool>(pub Value);
 
-impl<'de> DeserializeSeed<'de> for BoundedSeed {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(BoundedVisitor)
-    }
-}
-
-struct Bounded(Value);
-
-impl<'de> Deserialize<'de> for Bounded {
+impl<'de, const R: bool> Deserialize<'de> for Node<R> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(BoundedVisitor).map(Bounded)
+        deserializer.deserialize_any(NodeVisitor::<R>).map(Node)
     }
 }
 
-struct BoundedVisitor;
+struct NodeVisitor<const REFUSE_DUPLICATES: bool>;
 
-impl<'de> Visitor<'de> for BoundedVisitor {
+impl<'de, const R: bool> Visitor<'de> for NodeVisitor<R> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
+        f.write_str("any YAML or JSON value")
     }
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
         charge::<E>(0)?;
@@ -111,9 +105,9 @@ impl<'de> Visitor<'de> for BoundedVisitor {
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         charge::<E>(0)?;
-        Ok(Number::from_f64(v)
+        Number::from_f64(v)
             .map(Value::Number)
-            .unwrap_or(Value::Null))
+            .ok_or_else(|| E::custom(format!("the number `{v}` has no JSON form")))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
         charge::<E>(v.len())?;
@@ -128,15 +122,16 @@ impl<'de> Visitor<'de> for BoundedVisitor {
         Ok(Value::Null)
     }
     fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        self.visit_unit()
+        charge::<E>(0)?;
+        Ok(Value::Null)
     }
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(BoundedVisitor)
+        Node::<R>::deserialize(deserializer).map(|v| v.0)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         charge::<A::Error>(0)?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Bounded>()? {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element::<Node<R>>()? {
             items.push(item.0);
         }
         Ok(Value::Array(items))
@@ -144,15 +139,61 @@ impl<'de> Visitor<'de> for BoundedVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         charge::<A::Error>(0)?;
         let mut map = Map::new();
-        while let Some(key) = access.next_key::<Bounded>()? {
-            let key = match key.0 {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            let value = access.next_value::<Bounded>()?;
-            map.insert(key, value.0);
+        while let Some(key) = access.next_key::<StrictKey>()? {
+            if R && map.contains_key(&key.0) {
+                return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
+            }
+            let value = access.next_value::<Node<R>>()?;
+            map.insert(key.0, value.0);
         }
         Ok(Value::Object(map))
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(de::Error::custom(
+            "YAML tags such as `!Thing` are not supported",
+        ))
+    }
+}
+
+/// Mapping keys: YAML allows numbers and booleans; Kubernetes objects only use strings.
+struct StrictKey(String);
+
+impl<'de> Deserialize<'de> for StrictKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeyVisitor).map(StrictKey)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping key (string, number or boolean)")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        charge::<E>(v.len())?;
+        Ok(v.to_string())
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        charge::<E>(v.len())?;
+        Ok(v)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_unit<E>(self) -> Result<String, E> {
+        Ok("null".to_string())
     }
 }
 
