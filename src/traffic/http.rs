@@ -45,13 +45,7 @@ impl AddressMap {
     /// `host:port=host2:port2,…` (the form of `MESHSHIFT_CONNECT_TO`); entries without `=`
     /// are left out.
     pub fn parse(spec: &str) -> AddressMap {
-        AddressMap(
-            spec.split(',')
-                .filter_map(|entry| entry.split_once('='))
-                .map(|(from, to)| (from.trim().to_string(), to.trim().to_string()))
-                .filter(|(from, to)| !from.is_empty() && !to.is_empty())
-                .collect(),
-        )
+        AddressMap(meshshift_support::connect_to::parse(spec))
     }
 
     /// Requests for `from` go to `to` from now on.
@@ -68,10 +62,6 @@ impl AddressMap {
     /// The entries, as `(from, to)` pairs.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(a, b)| (a.as_str(), b.as_str()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// `url` rewritten for the mapping, with the `Host` header it must keep.

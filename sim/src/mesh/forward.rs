@@ -81,15 +81,6 @@ pub struct Forwarder {
     overrides: BTreeMap<String, String>,
 }
 
-/// `host:port=host2:port2,…` as pairs (entries without `=` are left out).
-pub fn parse_connect_to(spec: &str) -> BTreeMap<String, String> {
-    spec.split(',')
-        .filter_map(|entry| entry.split_once('='))
-        .map(|(from, to)| (from.trim().to_string(), to.trim().to_string()))
-        .filter(|(from, to)| !from.is_empty() && !to.is_empty())
-        .collect()
-}
-
 impl Forwarder {
     /// A forwarder honouring `ports`, and `MESHSHIFT_CONNECT_TO` for other addresses.
     pub fn new(ports: PortMap) -> Forwarder {
@@ -101,7 +92,7 @@ impl Forwarder {
             .pool_max_idle_per_host(64)
             .build(connector);
         let overrides = std::env::var("MESHSHIFT_CONNECT_TO")
-            .map(|spec| parse_connect_to(&spec))
+            .map(|spec| meshshift_support::connect_to::parse(&spec))
             .unwrap_or_default();
         Forwarder {
             client,
