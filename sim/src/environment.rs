@@ -337,14 +337,26 @@ impl SimEnvironment {
             LoadBalancerPool::new(self.slot, number),
             cancel.clone(),
         )));
+        let live_faults = self
+            .sim
+            .as_ref()
+            .and_then(|sim| {
+                [&sim.source, &sim.target]
+                    .into_iter()
+                    .find(|h| h.name() == entry.name)
+            })
+            .map(|handle| handle.faults().live())
+            .unwrap_or_default();
         let (sender, receiver) = watch::channel(Arc::new(MeshSnapshot {
             cluster: entry.name.clone(),
+            live_faults: live_faults.clone(),
             ..MeshSnapshot::default()
         }));
         self.tasks.push(tokio::spawn(super::mesh::agent::run(
             cache,
             entry.name.clone(),
             options.propagation_delay,
+            live_faults,
             sender,
             cancel.clone(),
         )));

@@ -16,7 +16,7 @@ use super::cluster::{
     DeleteOptions, ListOptions, ListPage, Reply, Subresource, Target, WriteOptions,
 };
 use super::discovery;
-use super::fault::FaultDecision;
+use super::fault::{self, FaultDecision};
 use super::field_validation::FieldValidation;
 use super::negotiate::{Offers, Representation, negotiate};
 use super::object::push_json_string;
@@ -106,8 +106,19 @@ pub async fn handle(
     if is_api && !authorized(&shared, &request) {
         return Ok(error_response(&ApiError::unauthorized()));
     }
-    if is_api && shared.fault.is_active() {
-        let (delay, decision) = shared.fault.decide(&mut rand::rng());
+    if is_api && request.uri().path() == fault::CONTROL_PATH {
+        return Ok(match control(&shared, request).await {
+            Ok(response) => response,
+            Err(error) => error_response(&error),
+        });
+    }
+    let is_client = request.headers().get(fault::AGENT_HEADER).is_none();
+    if is_api && is_client {
+        // Requests already on an open connection during an outage go unanswered.
+        if shared.fault.unreachable_remaining().is_some() {
+            return Err(std::io::Error::other("request dropped: the server is unreachable"));
+        }
+        let (delay, decision) = shared.fault.decide();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -118,19 +129,64 @@ pub async fn handle(
             }
             FaultDecision::Fail(429) => return Ok(error_response(&ApiError::too_many_requests(1))),
             FaultDecision::Fail(503) => {
-                return Ok(error_response(&ApiError::service_unavailable(
+                // kube-apiserver answers 503 with Retry-After when it cannot serve for now.
+                let mut error = ApiError::service_unavailable(
                     "the server is currently unable to handle the request (injected fault)",
-                )));
+                );
+                error.retry_after_seconds = Some(1);
+                return Ok(error_response(&error));
             }
             FaultDecision::Fail(_) => {
                 return Ok(error_response(&ApiError::internal("injected fault")));
             }
         }
     }
-    match dispatch(shared, route, request).await {
+    match dispatch(shared, route, request, is_client).await {
         Ok(response) => Ok(response),
         Err(error) => Ok(error_response(&error)),
     }
+}
+
+/// The fault control endpoint ([`fault::CONTROL_PATH`]).
+async fn control(shared: &Shared, request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let method = request.method().clone();
+    if method == Method::PUT {
+        let body = read_body(request).await?;
+        let change: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("fault change is not JSON: {e}")))?;
+        let service = match change["service"].as_str() {
+            Some(text) => Some(
+                text.split_once('/')
+                    .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                    .map(|(ns, name)| (ns.to_string(), name.to_string()))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "service must be namespace/name, got {text:?}"
+                        ))
+                    })?,
+            ),
+            None => None,
+        };
+        let settings: Vec<String> = change["settings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        shared
+            .fault
+            .update(
+                change["clear"].as_bool().unwrap_or(false),
+                service.as_ref(),
+                &settings,
+            )
+            .map_err(ApiError::bad_request)?;
+    } else if method != Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    let mut answer = shared.fault.config().to_json();
+    answer["injected"] = shared.fault.injected();
+    Ok(json_response(200, &answer))
 }
 
 fn header_str(request: &Request<Incoming>, name: header::HeaderName) -> Option<&str> {
@@ -141,9 +197,10 @@ async fn dispatch(
     shared: Arc<Shared>,
     route: Route,
     request: Request<Incoming>,
+    is_client: bool,
 ) -> Result<Response<Body>, ApiError> {
     if let Route::Resource(path) = route {
-        return resource(shared, path, request).await;
+        return resource(shared, path, request, is_client).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(ApiError::method_not_allowed());
@@ -546,6 +603,7 @@ async fn resource(
     shared: Arc<Shared>,
     path: ResourcePath,
     request: Request<Incoming>,
+    is_client: bool,
 ) -> Result<Response<Body>, ApiError> {
     let query = query_map(&request);
     let method = request.method().clone();
@@ -589,7 +647,8 @@ async fn resource(
                 return Err(ApiError::method_not_allowed());
             }
             let representation = negotiate(accept.as_deref(), offers)?;
-            watch_response(shared, target, &query, representation)
+            let cut = is_client.then(|| shared.fault.watch_cut()).flatten();
+            watch_response(shared, target, &query, representation, cut)
         }
         Method::GET => {
             let representation = negotiate(accept.as_deref(), offers)?;
@@ -633,6 +692,14 @@ async fn resource(
                 target.rt.kind.as_str()
             };
             let object = parse_object(&body, content_type.as_deref(), kind)?;
+            // As if another writer had changed the object since the client read it.
+            let has_version = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if is_client && has_version && shared.fault.conflict() {
+                return Err(ApiError::stale_resource_version(&target.rt, &target.name));
+            }
             let reply = shared.lock().update(&target, object, &options)?;
             Ok(reply_response(reply, pretty))
         }
@@ -674,6 +741,7 @@ fn watch_response(
     target: Target,
     query: &HashMap<String, String>,
     representation: Representation,
+    cut: Option<Duration>,
 ) -> Result<Response<Body>, ApiError> {
     let list = list_options(query, &target)?;
     let start = match query.get("resourceVersion").map(String::as_str) {
@@ -690,6 +758,8 @@ fn watch_response(
         ),
         None => DEFAULT_WATCH_TIMEOUT,
     };
+    // A cut ends the stream as the server's own watch timeout does.
+    let timeout = cut.map_or(timeout, |cut| timeout.min(cut));
     let params = WatchParams {
         target,
         labels: list.labels,

@@ -15,10 +15,30 @@ use super::server::Shared;
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, shared: Arc<Shared>) {
     let acceptor = TlsAcceptor::from(tls);
     let mut connections = tokio::task::JoinSet::new();
+    let mut listener = Some(listener);
     loop {
+        // An unreachable server closes its socket: connections are refused, as when
+        // kube-apiserver is down, and served again on the same address afterwards.
+        if let Some(outage) = shared.fault.unreachable_remaining() {
+            listener = None;
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(outage) => {}
+                _ = shared.fault.changed() => {}
+            }
+            continue;
+        }
+        let Some(open) = listener.as_ref() else {
+            match TcpListener::bind(shared.address).await {
+                Ok(bound) => listener = Some(bound),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+            continue;
+        };
         let accepted = tokio::select! {
             _ = shared.shutdown.cancelled() => break,
-            accepted = listener.accept() => accepted,
+            _ = shared.fault.changed() => continue,
+            accepted = open.accept() => accepted,
         };
         let Ok((stream, _peer)) = accepted else {
             // Out of file descriptors or similar: back off briefly instead of spinning.

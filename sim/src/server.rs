@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::admission::AdmissionHook;
 use super::cluster::{Bootstrap, ClusterState};
-use super::fault::FaultConfig;
+use super::fault::{FaultConfig, FaultControl};
 use super::kubeconfig::{self, KubeconfigEntry};
 use super::tls::ServerIdentity;
 
@@ -107,8 +107,8 @@ pub struct Shared {
     pub state: Mutex<ClusterState>,
     /// The bearer token.
     pub token: String,
-    /// Injected faults.
-    pub fault: FaultConfig,
+    /// Injected faults, changeable while serving.
+    pub fault: Arc<FaultControl>,
     /// Cancelled on shutdown: ends watches and connections.
     pub shutdown: CancellationToken,
     /// Where the server listens.
@@ -180,7 +180,7 @@ impl ApiServer {
             name: config.name.clone(),
             state: Mutex::new(state),
             token: config.token.clone().unwrap_or_else(random_token),
-            fault: config.fault.clone(),
+            fault: FaultControl::new(&config.name, config.fault.clone()),
             shutdown: CancellationToken::new(),
             address,
             bookmark_interval: config.bookmark_interval,
@@ -214,6 +214,11 @@ impl ApiServerHandle {
     /// The CA certificate (PEM) that signed the serving certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// The faults of this server, changeable while it serves.
+    pub fn faults(&self) -> Arc<FaultControl> {
+        self.shared.fault.clone()
     }
 
     /// The bearer token clients must send.

@@ -32,9 +32,14 @@ pub async fn client(entry: &KubeconfigEntry) -> Result<kube::Client, SimError> {
         context: Some(entry.name.clone()),
         ..Default::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(parsed, &options)
+    let mut config = kube::Config::from_custom_kubeconfig(parsed, &options)
         .await
         .map_err(|e| SimError::Config(format!("kubeconfig of {}: {e}", entry.name)))?;
+    // The simulator's own requests are exempt from injected faults.
+    config.headers.push((
+        http::HeaderName::from_static(crate::fault::AGENT_HEADER),
+        http::HeaderValue::from_static("1"),
+    ));
     kube::Client::try_from(config)
         .map_err(|e| SimError::Config(format!("client for {}: {e}", entry.name)))
 }

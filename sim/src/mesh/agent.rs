@@ -57,6 +57,7 @@ pub async fn run(
     cache: Arc<Cache>,
     cluster: String,
     delay: Duration,
+    live_faults: super::faults::LiveFaults,
     sender: watch::Sender<Arc<MeshSnapshot>>,
     cancel: CancellationToken,
 ) {
@@ -76,7 +77,9 @@ pub async fn run(
                 if !cache.is_synced() {
                     continue;
                 }
-                let snapshot = Arc::new(build(&cache, &cluster));
+                let mut snapshot = build(&cache, &cluster);
+                snapshot.live_faults = live_faults.clone();
+                let snapshot = Arc::new(snapshot);
                 if published_once {
                     pending.push_back((Instant::now() + delay, snapshot));
                 } else {

@@ -152,18 +152,20 @@ pub fn serve_service_pod(
     let Some(pod) = snapshot.pods.get(pod) else {
         return Reply::no_healthy_upstream();
     };
-    let faults = snapshot
+    let annotated = snapshot
         .services
         .get(service)
         .map(|s| s.faults.clone())
         .unwrap_or_default();
-    let delay = faults.latency(rng.random());
-    if faults.drop_ratio > 0.0 && rng.random::<f64>() < faults.drop_ratio {
+    let live = &snapshot.live_faults;
+    let faults = live.effective(service, &annotated, false);
+    let delay = faults.latency(live.draw());
+    if faults.drop_ratio > 0.0 && live.draw() < faults.drop_ratio {
         let mut reply = Reply::upstream_reset();
         reply.delay = delay;
         return reply;
     }
-    if faults.error_ratio > 0.0 && rng.random::<f64>() < faults.error_ratio {
+    if faults.error_ratio > 0.0 && live.draw() < faults.error_ratio {
         let mut reply = Reply::new(
             503,
             "text/plain",

@@ -121,17 +121,19 @@ impl Listener {
             .iter()
             .any(|i| snapshot.pods.get(*i).is_some_and(|p| p.gateway_proxy));
         // A plain load balancer's faults are its Service's, applied once by `serve_service`.
-        let no_faults = Faults::default();
         let faults = if is_gateway {
-            &service.faults
+            snapshot
+                .live_faults
+                .effective(&self.service, &service.faults, true)
         } else {
-            &no_faults
+            Faults::default()
         };
-        let gateway_delay = faults.latency(rng.random());
-        if faults.drop_ratio > 0.0 && rng.random::<f64>() < faults.drop_ratio {
+        let live = &snapshot.live_faults;
+        let gateway_delay = faults.latency(live.draw());
+        if faults.drop_ratio > 0.0 && live.draw() < faults.drop_ratio {
             return Plan::Drop;
         }
-        if faults.error_ratio > 0.0 && rng.random::<f64>() < faults.error_ratio {
+        if faults.error_ratio > 0.0 && live.draw() < faults.error_ratio {
             let mut reply = Reply::new(
                 503,
                 "text/plain",

@@ -493,6 +493,8 @@ pub struct MeshSnapshot {
     pub destination_rules: Vec<DestinationRuleInfo>,
     /// ServiceEntries.
     pub service_entries: Vec<ServiceEntryInfo>,
+    /// Faults set on the running simulator (shared with its fault control).
+    pub live_faults: super::faults::LiveFaults,
 }
 
 /// The raw objects a snapshot is built from.
@@ -938,6 +940,7 @@ impl MeshSnapshot {
                 .map(destination_rule)
                 .collect(),
             service_entries: objects.service_entries.iter().map(service_entry).collect(),
+            live_faults: Default::default(),
         }
     }
 
