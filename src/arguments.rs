@@ -155,6 +155,22 @@ pub enum SimCommand {
     Down,
     /// Show what runs where.
     Status,
+    /// Show or change the injected faults of a running simulator (`sim fault --cluster
+    /// sim-target http-503-ratio=0.2`; settings are listed in the README's Faults section).
+    Fault {
+        /// Only this cluster (repeatable; default: all).
+        #[arg(long = "cluster", value_name = "NAME")]
+        clusters: Vec<String>,
+        /// The settings are the data-plane faults of this Service (`namespace/name`).
+        #[arg(long, value_name = "NS/NAME")]
+        service: Option<String>,
+        /// Remove all faults first.
+        #[arg(long)]
+        clear: bool,
+        /// `name=value` settings; none shows the faults in force.
+        #[arg(value_name = "SETTING")]
+        settings: Vec<String>,
+    },
     /// Answer Azure CLI commands for the simulated clusters (`sim az aks show -g rg -n sim-target`).
     Az {
         /// The `az` arguments.

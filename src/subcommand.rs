@@ -76,6 +76,18 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
         }),
         SimCommand::Down => command::down(&DownOptions { state_dir }),
         SimCommand::Status => command::status(&StatusOptions { state_dir }),
+        SimCommand::Fault {
+            clusters,
+            service,
+            clear,
+            settings,
+        } => command::fault(&command::FaultOptions {
+            state_dir,
+            clusters,
+            service,
+            clear,
+            settings,
+        }),
         SimCommand::Az { args } => {
             use std::io::Write;
             let outcome = crate::sim::az::run(&args, state_dir.as_deref());

@@ -15,6 +15,7 @@ mod cluster_transport;
 mod control_plane;
 mod doc;
 mod examples;
+mod fault_matrix;
 mod fixtures_istio;
 mod layers;
 mod manifest;

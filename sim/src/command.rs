@@ -1,4 +1,5 @@
-//! `meshshift sim up | down | status`: the simulated clusters as a command-line service.
+//! `meshshift sim up | down | status | fault`: the simulated clusters as a command-line
+//! service.
 //!
 //! `up` runs a complete [`Environment`] (`sim-source` and `sim-target` with their agents,
 //! admission and gateways; options: Istio version, the source's MeshConfig, native sidecars,
@@ -105,6 +106,21 @@ pub struct DownOptions {
 pub struct StatusOptions {
     /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`).
     pub state_dir: Option<PathBuf>,
+}
+
+/// Options of `sim fault`.
+#[derive(Clone, Debug, Default)]
+pub struct FaultOptions {
+    /// State directory (default: `MESHSHIFT_STATE_DIR`, else `.meshshift`).
+    pub state_dir: Option<PathBuf>,
+    /// The clusters to change (default: all).
+    pub clusters: Vec<String>,
+    /// A Service (`namespace/name`) whose data-plane faults the settings are.
+    pub service: Option<String>,
+    /// Remove all faults before applying the settings.
+    pub clear: bool,
+    /// `name=value` settings (see [`crate::fault::SETTINGS`]); none shows the faults.
+    pub settings: Vec<String>,
 }
 
 /// Environment variable set in the detached child.
@@ -473,6 +489,121 @@ pub fn down(options: &DownOptions) -> Result<(), SimError> {
     let _ = std::fs::remove_file(dir.join("state.json"));
     println!("stopped the simulator (pid {pid})");
     Ok(())
+}
+
+/// `sim fault`: shows or changes the faults of a running simulator (detached, or the one a
+/// `run --sim` started), through each cluster's control endpoint
+/// ([`crate::fault::CONTROL_PATH`]). Returns once every cluster applied the change.
+pub fn fault(options: &FaultOptions) -> Result<(), SimError> {
+    let dir = sim_dir(options.state_dir.as_deref())?;
+    let state = match RunState::read(&dir) {
+        Some(state) if state.is_alive() => state,
+        _ => {
+            return Err(SimError::Daemon(format!(
+                "no simulator is running for {}; start one with `meshshift sim up --detach`",
+                dir.display()
+            )));
+        }
+    };
+    for name in &options.clusters {
+        if !state.clusters.iter().any(|(n, _, _)| n == name) {
+            let known: Vec<&str> = state.clusters.iter().map(|(n, _, _)| n.as_str()).collect();
+            return Err(SimError::Daemon(format!(
+                "no cluster {name:?} in this simulator (it has {})",
+                known.join(", ")
+            )));
+        }
+    }
+    let kubeconfig = std::fs::read_to_string(&state.kubeconfig)
+        .map_err(|e| SimError::io(format!("failed to read {}", state.kubeconfig), e))?;
+    let change = (options.clear || !options.settings.is_empty()).then(|| {
+        serde_json::json!({"clear": options.clear, "service": options.service,
+                           "settings": options.settings})
+    });
+    let runtime = runtime()?;
+    for (name, server, ca) in &state.clusters {
+        if !options.clusters.is_empty() && !options.clusters.contains(name) {
+            continue;
+        }
+        let token = kubeconfig_token(&kubeconfig, name).ok_or_else(|| {
+            SimError::Daemon(format!("the kubeconfig has no token for {name}"))
+        })?;
+        let (code, body) =
+            runtime.block_on(control_request(server, ca, &token, change.as_ref()))?;
+        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        if code != 200 {
+            let message = answer["message"].as_str().unwrap_or("no message");
+            return Err(SimError::Daemon(format!("{name}: {message}")));
+        }
+        println!("{name:<11} {answer}");
+    }
+    Ok(())
+}
+
+/// The bearer token of context `name` in a kubeconfig the simulator wrote.
+fn kubeconfig_token(kubeconfig: &str, name: &str) -> Option<String> {
+    let document: Value = serde_yaml::from_str(kubeconfig).ok()?;
+    let find = |list: &str, name: &Value| {
+        document[list]
+            .as_array()?
+            .iter()
+            .find(|entry| entry["name"] == *name)
+            .cloned()
+    };
+    let context = find("contexts", &Value::from(name))?;
+    find("users", &context["context"]["user"])?["user"]["token"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// One request to the fault control endpoint: `GET`, or `PUT` with `change`.
+async fn control_request(
+    server: &str,
+    ca_pem: &str,
+    token: &str,
+    change: Option<&Value>,
+) -> Result<(u16, String), SimError> {
+    let failed = |e: &dyn std::fmt::Display| SimError::Daemon(format!("{server}: {e}"));
+    let address = server
+        .strip_prefix("https://")
+        .ok_or_else(|| failed(&"not an https address"))?;
+    let config = super::tls::client_config(ca_pem).map_err(|e| failed(&e))?;
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| failed(&e))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").map_err(|e| failed(&e))?;
+        let mut tls = connector
+            .connect(name, stream)
+            .await
+            .map_err(|e| failed(&e))?;
+        let body = change.map(Value::to_string).unwrap_or_default();
+        let method = if change.is_some() { "PUT" } else { "GET" };
+        let request = format!(
+            "{method} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            super::fault::CONTROL_PATH,
+            body.len()
+        );
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| failed(&e))?;
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let code = text
+            .get(9..12)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| failed(&"no HTTP answer"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Ok((code, body))
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| failed(&"no answer within 10 s"))?
 }
 
 /// `sim status`: what runs where, including gateway addresses and port mappings (as curl

@@ -44,6 +44,8 @@ pub struct ApiStatus {
     pub message: String,
     /// `field: message` for each cause (422 Invalid, 409 conflicts).
     pub causes: Vec<String>,
+    /// The server's `Retry-After` (429, 503).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiStatus {
@@ -73,6 +75,7 @@ impl ApiStatus {
             reason: text(&body["reason"]),
             message,
             causes,
+            retry_after: None,
         }
     }
 }
@@ -86,6 +89,24 @@ impl RestError {
             RestError::Status(status) => status.code == 429,
             RestError::Transport(message) => message.starts_with("connection refused"),
             RestError::NoAnswer(_) => false,
+        }
+    }
+
+    /// Failures that say the server is unavailable for now (overloaded, starting, or not
+    /// reachable) rather than broken: these are retried for up to [`RetryPolicy::budget`].
+    fn is_unavailable(&self) -> bool {
+        match self {
+            RestError::Status(status) => matches!(status.code, 429 | 503),
+            RestError::Transport(message) => self.is_transient() && !message.is_empty(),
+            RestError::NoAnswer(_) => false,
+        }
+    }
+
+    /// The delay the server asked for.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RestError::Status(status) => status.retry_after,
+            _ => None,
         }
     }
 
@@ -139,6 +160,9 @@ pub struct RetryPolicy {
     pub attempts: u32,
     pub first_delay: Duration,
     pub max_delay: Duration,
+    /// How long a server that says it is unavailable (429, 503, refused or broken
+    /// connections) is retried beyond `attempts`: an API server restart takes seconds.
+    pub budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -147,6 +171,7 @@ impl Default for RetryPolicy {
             attempts: 5,
             first_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
+            budget: Duration::from_secs(30),
         }
     }
 }
@@ -197,6 +222,7 @@ impl Rest {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response, RestError> {
         let idempotent = is_idempotent(&method, body.as_ref().map(|(t, _)| *t));
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -206,10 +232,16 @@ impl Rest {
                         error.is_transient()
                     } else {
                         error.is_unprocessed()
-                    }) && attempt < self.retry.attempts =>
+                    }) && (attempt < self.retry.attempts
+                        || (error.is_unavailable() && started.elapsed() < self.retry.budget)) =>
                 {
                     tracing::debug!(%path, attempt, error = %error.message(), "retrying");
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
+                    // Retry-After is honoured up to the longest delay of the policy.
+                    let delay = error
+                        .retry_after()
+                        .map(|asked| asked.min(self.retry.max_delay))
+                        .unwrap_or_else(|| self.retry.delay(attempt));
+                    tokio::time::sleep(delay).await;
                 }
                 other => return other,
             }
@@ -253,6 +285,12 @@ impl Rest {
             .await
             .map_err(|e| RestError::Transport(transport_message(&e)))?;
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let collected: Bytes = response
             .into_body()
             .collect()
@@ -270,7 +308,9 @@ impl Rest {
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&collected).into_owned()))
         };
         if status >= 400 {
-            return Err(RestError::Status(ApiStatus::from_body(status, &body)));
+            let mut api_status = ApiStatus::from_body(status, &body);
+            api_status.retry_after = retry_after;
+            return Err(RestError::Status(api_status));
         }
         Ok(Response { status, body })
     }
@@ -344,6 +384,7 @@ mod tests {
                 reason: String::new(),
                 message: String::new(),
                 causes: vec![],
+                retry_after: None,
             })
         };
         for code in [429, 500, 502, 503, 504] {
@@ -379,6 +420,7 @@ mod tests {
                 reason: String::new(),
                 message: String::new(),
                 causes: vec![],
+                retry_after: None,
             })
         };
         assert!(status(429).is_unprocessed());
