@@ -7,6 +7,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+/// What library log lines reach stderr: `RUST_LOG` when set, else warnings, without
+/// kube's per-request failure lines ("failed with status 503"): meshshift retries those
+/// requests and reports a failure itself, once, after its retries.
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off"))
+}
+
 /// ANSI styling that turns itself off in plain mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {

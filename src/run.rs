@@ -35,11 +35,10 @@ where
 
 /// `RUST_LOG=meshshift=debug` shows what the host does; quiet by default.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(crate::output::log_filter())
         .with_writer(std::io::stderr)
+        .with_ansi(Style::stderr().is_colour())
         .without_time()
         .try_init();
 }

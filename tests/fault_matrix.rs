@@ -170,14 +170,25 @@ fn run(seed: u64, faults: &[Fault]) -> Outcome {
     let seconds = started.elapsed().as_secs_f64();
     output.push_str(&errors.join().unwrap_or_default());
     assert!(pending.is_empty(), "faults never set: the run printed:\n{output}");
-    // The state is read without faults.
-    let clear = Command::new(meshshift_binary())
-        .arg("--state-dir")
-        .arg(env.dir.path())
-        .args(["sim", "fault", "--clear"])
-        .output()
-        .expect("meshshift runs");
-    assert!(clear.status.success());
+    // The state is read without faults (once an outage still under way has ended).
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let clear = Command::new(meshshift_binary())
+            .arg("--state-dir")
+            .arg(env.dir.path())
+            .args(["sim", "fault", "--clear"])
+            .output()
+            .expect("meshshift runs");
+        if clear.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sim fault --clear failed: {}\nthe run printed:\n{output}",
+            String::from_utf8_lossy(&clear.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     Outcome {
         code: status.code(),
         state: serde_json::json!({

@@ -19,6 +19,7 @@ mod fault_matrix;
 mod fixtures_istio;
 mod layers;
 mod manifest;
+mod output_hygiene;
 mod migration;
 mod plan;
 mod repl;

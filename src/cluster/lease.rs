@@ -172,6 +172,9 @@ impl RunLock {
     pub async fn acquire(&self, cluster: &Cluster) -> Result<()> {
         let path = format!("{LEASES}/{LEASE_NAME}");
         let mut said_waiting = false;
+        // Writes of the Lease whose outcome is unknown (a 5xx or a broken connection).
+        const MAX_UNSURE: u32 = 5;
+        let mut unsure = 0;
         loop {
             let found = match cluster.rest().get(&path).await {
                 Ok(response) => self.inspect(&response.body),
@@ -195,6 +198,13 @@ impl RunLock {
                         Ok(_) => true,
                         // Another run created it first: look again.
                         Err(e) if e.status_code() == Some(409) => false,
+                        // The create may or may not have happened: the next look tells
+                        // (a Lease of ours is taken, one of another run waited for).
+                        Err(e) if e.is_transient() && unsure < MAX_UNSURE => {
+                            unsure += 1;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            false
+                        }
                         Err(e) => return Err(cluster.request_error("cannot take the run lock", &e)),
                     }
                 }
@@ -209,6 +219,11 @@ impl RunLock {
                     {
                         Ok(_) => true,
                         Err(e) if e.status_code() == Some(409) => false,
+                        Err(e) if e.is_transient() && unsure < MAX_UNSURE => {
+                            unsure += 1;
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            false
+                        }
                         Err(e) => return Err(cluster.request_error("cannot take the run lock", &e)),
                     }
                 }

@@ -93,11 +93,17 @@ impl RestError {
     }
 
     /// Failures that say the server is unavailable for now (overloaded, starting, or not
-    /// reachable) rather than broken: these are retried for up to [`RetryPolicy::budget`].
+    /// reachable) rather than broken: these are retried for up to [`RetryPolicy::budget`]
+    /// once the server was reached.
     fn is_unavailable(&self) -> bool {
         match self {
             RestError::Status(status) => matches!(status.code, 429 | 503),
-            RestError::Transport(message) => self.is_transient() && !message.is_empty(),
+            RestError::Transport(message) => {
+                let message = message.to_lowercase();
+                ["refused", "closed", "reset", "broke", "incomplete", "eof"]
+                    .iter()
+                    .any(|sign| message.contains(sign))
+            }
             RestError::NoAnswer(_) => false,
         }
     }
@@ -197,6 +203,9 @@ pub struct Rest {
     /// The longest one request may take, answer included. kube's own client bounded reads at
     /// 295 s; meshshift's requests are all short (waits poll), so a stuck one fails sooner.
     timeout: Duration,
+    /// Set once the server answered anything: only a server that was reached is waited for
+    /// when it becomes unavailable (one never reached is more likely misconfigured).
+    reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The request timeout unless `MESHSHIFT_REQUEST_TIMEOUT` says otherwise.
@@ -208,6 +217,7 @@ impl Rest {
             client,
             timeout,
             retry: RetryPolicy::default(),
+            reached: Default::default(),
         }
     }
 
@@ -233,7 +243,9 @@ impl Rest {
                     } else {
                         error.is_unprocessed()
                     }) && (attempt < self.retry.attempts
-                        || (error.is_unavailable() && started.elapsed() < self.retry.budget)) =>
+                        || (error.is_unavailable()
+                            && self.reached.load(std::sync::atomic::Ordering::Relaxed)
+                            && started.elapsed() < self.retry.budget)) =>
                 {
                     tracing::debug!(%path, attempt, error = %error.message(), "retrying");
                     // Retry-After is honoured up to the longest delay of the policy.
@@ -285,6 +297,8 @@ impl Rest {
             .await
             .map_err(|e| RestError::Transport(transport_message(&e)))?;
         let status = response.status().as_u16();
+        self.reached
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
