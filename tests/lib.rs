@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod cluster_identity;
 mod cluster_transport;
+mod corpus;
 mod control_plane;
 mod doc;
 mod examples;

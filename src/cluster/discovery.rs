@@ -113,6 +113,14 @@ impl Discovery {
     pub async fn fetch(rest: &Rest) -> Result<Discovery, RestError> {
         let mut versions: Vec<(String, String, bool)> = Vec::new();
         let core = rest.get("/api").await?;
+        // A proxy's login page or a redirect is not an API server: say so rather than
+        // report every kind missing.
+        if core.body["kind"] != "APIVersions" {
+            return Err(RestError::Transport(format!(
+                "GET /api answered {} without the API's version list: is this a Kubernetes API server (not a proxy, login page or redirect)?",
+                core.status
+            )));
+        }
         for version in core.body["versions"]
             .as_array()
             .into_iter()
