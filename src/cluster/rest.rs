@@ -100,7 +100,16 @@ impl RestError {
             RestError::Status(status) => matches!(status.code, 429 | 503),
             RestError::Transport(message) => {
                 let message = message.to_lowercase();
-                ["refused", "closed", "reset", "broke", "incomplete", "eof"]
+                [
+                    "refused",
+                    "closed",
+                    "reset",
+                    "broke",
+                    "incomplete",
+                    "eof",
+                    "stream error",
+                    "connection error",
+                ]
                     .iter()
                     .any(|sign| message.contains(sign))
             }
@@ -408,6 +417,16 @@ mod tests {
             assert!(!status(code).is_transient(), "{code}");
         }
         assert!(RestError::Transport("connection reset".into()).is_transient());
+        // Waited for (up to the budget) once the server was reached: it is restarting.
+        for message in [
+            "connection refused: is the API server running and the address right?",
+            "stream error received: unexpected internal error encountered",
+            "connection closed before message completed",
+        ] {
+            assert!(RestError::Transport(message.into()).is_unavailable(), "{message}");
+        }
+        assert!(!RestError::Transport("invalid HTTP version parsed".into()).is_unavailable());
+        assert!(!status(500).is_unavailable() && status(503).is_unavailable());
         assert!(!RestError::Transport("TLS failed: certificate".into()).is_transient());
         assert!(!RestError::NoAnswer(Duration::from_secs(1)).is_transient());
     }
