@@ -36,6 +36,8 @@ enum Expected {
 }
 
 struct Outcome {
+    /// The injected-fault counts of both clusters.
+    injected: String,
     code: Option<i32>,
     output: String,
     state: Value,
@@ -170,9 +172,32 @@ fn run(seed: u64, faults: &[Fault]) -> Outcome {
     let seconds = started.elapsed().as_secs_f64();
     output.push_str(&errors.join().unwrap_or_default());
     assert!(pending.is_empty(), "faults never set: the run printed:\n{output}");
-    // The state is read without faults (once an outage still under way has ended).
+    // What was injected, per cluster (the control endpoint counts it).
+    let mut injected = String::new();
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
     loop {
+        let shown = Command::new(meshshift_binary())
+            .arg("--state-dir")
+            .arg(env.dir.path())
+            .args(["sim", "fault"])
+            .output()
+            .expect("meshshift runs");
+        if !shown.status.success() {
+            assert!(
+                Instant::now() < deadline,
+                "sim fault failed: {}\nthe run printed:\n{output}",
+                String::from_utf8_lossy(&shown.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
+        for line in String::from_utf8_lossy(&shown.stdout).lines() {
+            if let Some((cluster, json)) = line.split_once(' ') {
+                let answer: Value = serde_json::from_str(json.trim()).unwrap_or_default();
+                injected.push_str(&format!("{cluster} {} ", answer["injected"]));
+            }
+        }
+        // The state is read without faults (once an outage still under way has ended).
         let clear = Command::new(meshshift_binary())
             .arg("--state-dir")
             .arg(env.dir.path())
@@ -190,6 +215,7 @@ fn run(seed: u64, faults: &[Fault]) -> Outcome {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     Outcome {
+        injected,
         code: status.code(),
         state: serde_json::json!({
             "source": normalised_export(&env, "sim-source"),
@@ -237,8 +263,10 @@ fn row(name: &str, faults: &[Fault], expected: Expected) {
         };
         assert_eq!(without_vs(&outcome.state), without_vs(&free.state), "{context}");
         println!(
-            "fault matrix: {name} seed {seed}: exit {:?} in {:.1} s",
-            outcome.code, outcome.seconds
+            "fault matrix: {name} seed {seed}: exit {:?} in {:.1} s; injected: {}",
+            outcome.code,
+            outcome.seconds,
+            outcome.injected.trim()
         );
     }
 }

@@ -23,6 +23,7 @@ mod manifest;
 mod output_hygiene;
 mod migration;
 mod plan;
+mod proptest_parsers;
 mod repl;
 mod run_journal;
 mod runbooks;
