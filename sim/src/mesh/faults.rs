@@ -155,8 +155,10 @@ impl LiveFaults {
     ) -> Faults {
         let set = self.set.read().unwrap_or_else(|e| e.into_inner());
         let own = set.services.get(service).unwrap_or(annotated);
-        if is_gateway && set.gateways.is_active() {
+        if is_gateway && set.gateways.is_active() && own.is_active() {
             set.gateways.then(own)
+        } else if is_gateway && set.gateways.is_active() {
+            set.gateways.clone()
         } else {
             own.clone()
         }
