@@ -179,7 +179,9 @@ fn run(case: &Case) -> Result<(), String> {
         problems.push(format!("exit {code}, expected {expected_code}"));
     }
     if first != expected_first {
-        problems.push(format!("first line\n  got      {first:?}\n  expected {expected_first:?}"));
+        problems.push(format!(
+            "first line\n  got      {first:?}\n  expected {expected_first:?}"
+        ));
     }
     if snapshot(dir.path()) != before {
         problems.push("the case's files changed".into());
@@ -214,10 +216,7 @@ fn cases() -> Vec<Case> {
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).expect("readable case");
-            parse(
-                &path.file_stem().expect("name").to_string_lossy(),
-                &text,
-            )
+            parse(&path.file_stem().expect("name").to_string_lossy(), &text)
         })
         .collect()
 }

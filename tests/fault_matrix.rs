@@ -133,7 +133,12 @@ fn run(seed: u64, faults: &[Fault]) -> Outcome {
         .arg(env.kubeconfig())
         .args(["run", runbook.as_str(), "--yes"])
         .args(["--set", "SOURCE_CLUSTER=sim-source"])
-        .args(["--set", "TARGET_CLUSTER=sim-target", "--set", "SIMULATED=true"])
+        .args([
+            "--set",
+            "TARGET_CLUSTER=sim-target",
+            "--set",
+            "SIMULATED=true",
+        ])
         .args(["--set", "STEPS=25,50,100", "--set", "SAMPLE=400"])
         .args(["--set", "PROPAGATION=1s"])
         .env("NO_COLOR", "1")
@@ -171,7 +176,10 @@ fn run(seed: u64, faults: &[Fault]) -> Outcome {
     let status = child.wait().expect("meshshift ends");
     let seconds = started.elapsed().as_secs_f64();
     output.push_str(&errors.join().unwrap_or_default());
-    assert!(pending.is_empty(), "faults never set: the run printed:\n{output}");
+    assert!(
+        pending.is_empty(),
+        "faults never set: the run printed:\n{output}"
+    );
     // What was injected, per cluster (the control endpoint counts it).
     let mut injected = String::new();
     let deadline = Instant::now() + std::time::Duration::from_secs(20);
@@ -250,7 +258,10 @@ fn row(name: &str, faults: &[Fault], expected: Expected) {
             Expected::RolledBack(weights, reason) => {
                 assert_ne!(outcome.code, Some(0), "{context}");
                 assert_eq!(outcome.weights, weights, "{context}");
-                assert!(outcome.output.contains(reason), "{reason:?} missing: {context}");
+                assert!(
+                    outcome.output.contains(reason),
+                    "{reason:?} missing: {context}"
+                );
             }
         }
         // The source keeps its objects but the VirtualService, whose weights are checked
@@ -261,7 +272,11 @@ fn row(name: &str, faults: &[Fault], expected: Expected) {
             items.retain(|i| i["kind"] != "VirtualService" && i["kind"] != "ServiceEntry");
             items
         };
-        assert_eq!(without_vs(&outcome.state), without_vs(&free.state), "{context}");
+        assert_eq!(
+            without_vs(&outcome.state),
+            without_vs(&free.state),
+            "{context}"
+        );
         println!(
             "fault matrix: {name} seed {seed}: exit {:?} in {:.1} s; injected: {}",
             outcome.code,

@@ -39,7 +39,10 @@ fn a_failing_cluster_is_reported_once_without_colour_codes() {
     let test = test_dir();
     let (code, stdout, stderr) = failing_run(&test, &[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'),
+        "{stdout}{stderr}"
+    );
     // kube's own per-request lines ("failed with status 503") stay out: meshshift retried
     // those requests and says what failed once.
     assert!(!stderr.contains("failed with status"), "{stderr}");
@@ -52,7 +55,11 @@ fn a_failing_cluster_is_reported_once_without_colour_codes() {
         "{stderr}"
     );
     let cause = first.rsplit(": ").next().unwrap_or_default();
-    assert_eq!(stderr.matches(cause).count(), 1, "{cause:?} repeated in:\n{stderr}");
+    assert_eq!(
+        stderr.matches(cause).count(),
+        1,
+        "{cause:?} repeated in:\n{stderr}"
+    );
 }
 
 #[test]

@@ -525,9 +525,8 @@ pub fn fault(options: &FaultOptions) -> Result<(), SimError> {
         if !options.clusters.is_empty() && !options.clusters.contains(name) {
             continue;
         }
-        let token = kubeconfig_token(&kubeconfig, name).ok_or_else(|| {
-            SimError::Daemon(format!("the kubeconfig has no token for {name}"))
-        })?;
+        let token = kubeconfig_token(&kubeconfig, name)
+            .ok_or_else(|| SimError::Daemon(format!("the kubeconfig has no token for {name}")))?;
         let (code, body) =
             runtime.block_on(control_request(server, ca, &token, change.as_ref()))?;
         let answer: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));

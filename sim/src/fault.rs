@@ -56,12 +56,18 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "unreachable-s",
         "the API server refuses connections for this many seconds from now",
     ),
-    ("http-503-ratio", "data plane: share of requests answered 503"),
+    (
+        "http-503-ratio",
+        "data plane: share of requests answered 503",
+    ),
     (
         "reset-ratio",
         "data plane: share of connections reset without an answer",
     ),
-    ("latency-ms", "data plane: added latency: 200, or a range 100-300"),
+    (
+        "latency-ms",
+        "data plane: added latency: 200, or a range 100-300",
+    ),
     (
         "seed",
         "seed of the fault decisions (the same seed gives the same decisions)",
@@ -469,7 +475,9 @@ impl FaultControl {
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => Err(format!("must be a probability between 0 and 1, got {text:?}")),
+        _ => Err(format!(
+            "must be a probability between 0 and 1, got {text:?}"
+        )),
     }
 }
 
@@ -478,9 +486,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         Ok(seconds) if seconds.is_finite() && (0.0..=86_400.0).contains(&seconds) => {
             Ok(Duration::from_secs_f64(seconds))
         }
-        _ => Err(format!(
-            "must be seconds between 0 and 86400, got {text:?}"
-        )),
+        _ => Err(format!("must be seconds between 0 and 86400, got {text:?}")),
     }
 }
 

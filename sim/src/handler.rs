@@ -116,7 +116,9 @@ pub async fn handle(
     if is_api && is_client {
         // Requests already on an open connection during an outage go unanswered.
         if shared.fault.unreachable_remaining().is_some() {
-            return Err(std::io::Error::other("request dropped: the server is unreachable"));
+            return Err(std::io::Error::other(
+                "request dropped: the server is unreachable",
+            ));
         }
         let (delay, decision) = shared.fault.decide();
         if !delay.is_zero() {

@@ -110,8 +110,8 @@ impl RestError {
                     "stream error",
                     "connection error",
                 ]
-                    .iter()
-                    .any(|sign| message.contains(sign))
+                .iter()
+                .any(|sign| message.contains(sign))
             }
             RestError::NoAnswer(_) => false,
         }
@@ -423,7 +423,10 @@ mod tests {
             "stream error received: unexpected internal error encountered",
             "connection closed before message completed",
         ] {
-            assert!(RestError::Transport(message.into()).is_unavailable(), "{message}");
+            assert!(
+                RestError::Transport(message.into()).is_unavailable(),
+                "{message}"
+            );
         }
         assert!(!RestError::Transport("invalid HTTP version parsed".into()).is_unavailable());
         assert!(!status(500).is_unavailable() && status(503).is_unavailable());

@@ -205,9 +205,16 @@ mod tests {
         };
         live.replace(gateway.clone(), BTreeMap::new(), Some(1));
         assert_eq!(live.effective(&key, &Faults::default(), true), gateway);
-        assert_eq!(live.effective(&key, &Faults::default(), false), Faults::default());
+        assert_eq!(
+            live.effective(&key, &Faults::default(), false),
+            Faults::default()
+        );
         assert!((live.effective(&key, &annotated, true).error_ratio - 0.6).abs() < 1e-9);
-        live.replace(Faults::default(), BTreeMap::from([(key.clone(), Faults::default())]), None);
+        live.replace(
+            Faults::default(),
+            BTreeMap::from([(key.clone(), Faults::default())]),
+            None,
+        );
         assert_eq!(live.effective(&key, &annotated, false), Faults::default());
     }
 }
