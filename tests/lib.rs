@@ -31,6 +31,7 @@ mod safety;
 mod scenario_shop;
 mod sim_api;
 mod sim_differential;
+mod sim_faults;
 mod sim_guide;
 mod sim_injection;
 mod sim_kube_rs;
