@@ -150,6 +150,9 @@ pub enum SimCommand {
         /// Serve load balancer ports on free high ports and publish the mapping, even as root.
         #[arg(long)]
         map_ports: bool,
+        /// Start N numbered pairs (contexts sim-source-1, sim-target-1, …), at most 127.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=127))]
+        pairs: Option<u8>,
     },
     /// Stop simulated clusters started with `--detach`.
     Down,

@@ -65,6 +65,7 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
             mesh_config,
             native_sidecars,
             map_ports,
+            pairs,
         } => command::up(&UpOptions {
             detach,
             state_dir,
@@ -73,6 +74,7 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
             mesh_config,
             native_sidecars,
             map_ports,
+            pairs,
         }),
         SimCommand::Down => command::down(&DownOptions { state_dir }),
         SimCommand::Status => command::status(&StatusOptions { state_dir }),
