@@ -16,6 +16,7 @@ mod control_plane;
 mod doc;
 mod examples;
 mod fixtures_istio;
+mod fleet;
 mod layers;
 mod manifest;
 mod migration;

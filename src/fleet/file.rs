@@ -14,8 +14,10 @@ use crate::snippet::Location;
 
 /// A fleet file is small: a thousand pairs fit in well under this.
 pub const MAX_FLEET_BYTES: u64 = 1 << 20;
-/// A ConfigMap holds at most 1 MiB (etcd's object limit); the runbook travels in one.
+/// A ConfigMap holds at most 1 MiB (etcd's object limit); the runbooks travel in one.
 pub const MAX_RUNBOOK_BYTES: u64 = 900 * 1024;
+/// How deep below the runbook's directory files are taken.
+const MAX_DEPTH: usize = 4;
 
 /// A fleet, validated: every name is a usable Kubernetes name, every pair is in a wave that
 /// exists, every wave has pairs.
@@ -27,8 +29,11 @@ pub struct Fleet {
     pub namespace: String,
     /// The container image holding meshshift.
     pub image: String,
-    /// The runbook's file name (its key in the ConfigMap) and text.
-    pub runbook: (String, String),
+    /// The runbook, as a path relative to its directory.
+    pub runbook: String,
+    /// The files of the runbook's directory (the runbook, the files it imports or loads), as
+    /// (relative path, text): they travel in one ConfigMap.
+    pub files: Vec<(String, String)>,
     /// Waves in the order they run.
     pub waves: Vec<Wave>,
 }
@@ -171,15 +176,73 @@ pub fn load(path: &Path) -> Result<Fleet> {
     let display = crate::files::display_path(path);
     let text = read_bounded(path, MAX_FLEET_BYTES)?;
     let parsed = parse_text(&display, &text)?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let runbook_path = base.join(&parsed.runbook);
-    let runbook_text = read_bounded(&runbook_path, MAX_RUNBOOK_BYTES)?;
-    let runbook_name = parsed
+    let runbook_path = parent(path).join(&parsed.runbook);
+    read_bounded(&runbook_path, MAX_RUNBOOK_BYTES)?;
+    let runbook_dir = parent(&runbook_path);
+    let runbook = parsed
         .runbook
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    validate(&display, parsed, (runbook_name, runbook_text))
+    let mut files = Vec::new();
+    let mut total = 0;
+    collect_files(&runbook_dir, "", 0, &mut files, &mut total)?;
+    validate(&display, parsed, runbook, files)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The text files below `dir` (hidden ones left out), at most [`MAX_RUNBOOK_BYTES`] in all.
+fn collect_files(
+    dir: &Path,
+    prefix: &str,
+    depth: usize,
+    files: &mut Vec<(String, String)>,
+    total: &mut u64,
+) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::ReadFile {
+            path: crate::files::display_path(dir),
+            reason: e.to_string(),
+        })?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let relative = format!("{prefix}{name}");
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() && depth < MAX_DEPTH {
+            collect_files(&entry.path(), &format!("{relative}/"), depth + 1, files, total)?;
+        } else if kind.is_file() {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            *total += size;
+            if *total > MAX_RUNBOOK_BYTES {
+                return Err(Error::FileTooLarge {
+                    path: format!("{} (the runbook's directory, in one ConfigMap)", crate::files::display_path(dir)),
+                    size: *total,
+                    limit: MAX_RUNBOOK_BYTES,
+                });
+            }
+            let text = read_bounded(&entry.path(), MAX_RUNBOOK_BYTES)?;
+            files.push((relative, text));
+        }
+    }
+    Ok(())
+}
+
+/// The ConfigMap key of a file of the runbook's directory: `/` becomes `__`.
+pub fn file_key(path: &str) -> String {
+    path.replace('/', "__")
 }
 
 fn read_bounded(path: &Path, limit: u64) -> Result<String> {
@@ -238,7 +301,12 @@ fn parse_text(file: &str, text: &str) -> Result<FleetText> {
 }
 
 /// Every check that needs the whole file: names, references between pairs and waves.
-fn validate(file: &str, text: FleetText, runbook: (String, String)) -> Result<Fleet> {
+fn validate(
+    file: &str,
+    text: FleetText,
+    runbook: String,
+    files: Vec<(String, String)>,
+) -> Result<Fleet> {
     let fail = |message: String| Error::Fleet {
         file: file.to_string(),
         message,
@@ -256,11 +324,14 @@ fn validate(file: &str, text: FleetText, runbook: (String, String)) -> Result<Fl
             text.image
         )));
     }
-    if !config_map_key(&runbook.0) {
-        return Err(fail(format!(
-            "runbook `{}`: its file name must be a ConfigMap key ([-._a-zA-Z0-9]+)",
-            text.runbook.display()
-        )));
+    for (path, _) in &files {
+        let key = file_key(path);
+        if !config_map_key(&key) || key == super::render::PLAN_KEY {
+            return Err(fail(format!(
+                "runbook directory: the file `{path}` cannot travel in a ConfigMap (names are letters, digits, `-`, `_`, `.`; `{}` is taken)",
+                super::render::PLAN_KEY
+            )));
+        }
     }
     let common = parameters(&text.parameters, "parameters").map_err(fail)?;
     if text.waves.is_empty() {
@@ -349,6 +420,7 @@ fn validate(file: &str, text: FleetText, runbook: (String, String)) -> Result<Fl
         namespace,
         image: text.image,
         runbook,
+        files,
         waves,
     })
 }
@@ -449,7 +521,8 @@ pairs:
         validate(
             "fleet.yaml",
             parsed,
-            ("migrate.rhai".into(), "//! x".into()),
+            "migrate.rhai".into(),
+            vec![("migrate.rhai".into(), "//! x".into())],
         )
     }
 

@@ -113,11 +113,7 @@ pub fn prepare(options: &PodOptions) -> Result<PreparedRun> {
     let pair_name = pair["name"].as_str().unwrap_or_default().to_string();
     let fleet = plan["fleet"].as_str().unwrap_or_default().to_string();
     let namespace = plan["namespace"].as_str().unwrap_or_default().to_string();
-    let runbook = options
-        .plan
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(plan["runbook"].as_str().unwrap_or_default());
+    let runbook = super::file::parent(&options.plan).join(plan["runbook"].as_str().unwrap_or_default());
     let runbook = std::path::absolute(&runbook).unwrap_or(runbook);
     let set = pair["parameters"]
         .as_object()
@@ -201,10 +197,11 @@ impl PreparedRun {
             if sender.send(Mirror::Flush(ack)).is_ok() {
                 let _ = done.recv_timeout(Duration::from_secs(30));
             }
+            // The hook holds the other sender: the thread ends once both are gone.
+            crate::journal::observe_saves(None);
             drop(sender);
             let _ = thread.join();
         }
-        crate::journal::observe_saves(None);
         state.renewer.abort();
         let _ = &state.api;
         let released = state.runtime.block_on(release_lease(

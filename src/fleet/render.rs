@@ -108,7 +108,7 @@ fn role(fleet: &Fleet) -> Value {
             {"apiGroups": [""], "resources": ["configmaps"],
              "verbs": ["get", "list", "watch", "create", "update", "patch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-             "verbs": ["get", "create", "update"]},
+             "verbs": ["get", "create", "update", "patch", "delete"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]},
         ],
     })
@@ -119,7 +119,7 @@ pub fn plan(fleet: &Fleet) -> Value {
     json!({
         "fleet": fleet.name,
         "namespace": fleet.namespace,
-        "runbook": fleet.runbook.0,
+        "runbook": fleet.runbook,
         "waves": fleet.waves.iter().map(|w| json!({
             "name": w.name,
             "pairs": w.pairs.iter().map(|p| json!({
@@ -131,11 +131,27 @@ pub fn plan(fleet: &Fleet) -> Value {
 
 fn config_map(fleet: &Fleet) -> Value {
     let plan = serde_json::to_string_pretty(&plan(fleet)).unwrap_or_default();
+    let mut data = serde_json::Map::new();
+    for (path, text) in &fleet.files {
+        data.insert(super::file::file_key(path), json!(text));
+    }
+    data.insert(PLAN_KEY.into(), json!(plan));
     json!({
         "apiVersion": "v1", "kind": "ConfigMap",
         "metadata": metadata(fleet, &runbooks_config_map(fleet)),
-        "data": {fleet.runbook.0.clone(): fleet.runbook.1, PLAN_KEY: plan},
+        "data": data,
     })
+}
+
+/// The ConfigMap's keys back at their paths (`demo__setup.rhai` at `demo/setup.rhai`).
+fn config_map_items(fleet: &Fleet) -> Vec<Value> {
+    let mut items: Vec<Value> = fleet
+        .files
+        .iter()
+        .map(|(path, _)| json!({"key": super::file::file_key(path), "path": path}))
+        .collect();
+    items.push(json!({"key": PLAN_KEY, "path": PLAN_KEY}));
+    items
 }
 
 fn pause_text(pause: &Pause) -> String {
@@ -189,7 +205,8 @@ fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
                 "restartPolicy": "Never",
                 "containers": [container],
                 "volumes": [
-                    {"name": "fleet", "configMap": {"name": runbooks_config_map(fleet)}},
+                    {"name": "fleet", "configMap": {"name": runbooks_config_map(fleet),
+                                                    "items": config_map_items(fleet)}},
                     {"name": "kubeconfigs", "projected": {"defaultMode": 0o400, "sources": sources}},
                     {"name": "state", "emptyDir": {}},
                 ],
@@ -230,7 +247,8 @@ mod tests {
             name: "shop".into(),
             namespace: "fleet".into(),
             image: "img".into(),
-            runbook: ("m.rhai".into(), "//! m".into()),
+            runbook: "m.rhai".into(),
+            files: vec![("m.rhai".into(), "//! m".into()), ("demo/a.yaml".into(), "a: 1".into())],
             waves: vec![Wave {
                 name: "w".into(),
                 concurrency: 2,
@@ -267,6 +285,9 @@ mod tests {
         let sources = &job["spec"]["template"]["spec"]["volumes"][1]["projected"]["sources"];
         assert_eq!(sources[2]["secret"]["name"], "b-s");
         assert_eq!(sources[2]["secret"]["items"][0]["path"], "1/source");
+        let items = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
+        assert_eq!(items[1], json!({"key": "demo__a.yaml", "path": "demo/a.yaml"}));
+        assert_eq!(objects[4]["data"]["demo__a.yaml"], "a: 1");
     }
 
     #[test]
