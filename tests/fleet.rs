@@ -46,7 +46,11 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> Output {
 
 fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
     let output = kubectl(kubeconfig, args);
-    assert!(output.status.success(), "kubectl {args:?}:\n{}", text(&output));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}:\n{}",
+        text(&output)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -57,7 +61,14 @@ impl Simulator {
     fn up(dir: &Path, pairs: u8) -> Simulator {
         succeed(meshshift(
             dir,
-            &["sim", "up", "--detach", "--fresh", "--pairs", &pairs.to_string()],
+            &[
+                "sim",
+                "up",
+                "--detach",
+                "--fresh",
+                "--pairs",
+                &pairs.to_string(),
+            ],
         ));
         Simulator(dir.to_path_buf())
     }
@@ -94,11 +105,25 @@ fn sim_up_with_pairs_starts_numbered_pairs_and_keeps_the_old_names_without() {
     // Each pair is a source with open-source Istio and a target with the add-on.
     kubectl_ok(
         &sim.kubeconfig(),
-        &["--context", "sim-source-3", "get", "deployment", "-n", "istio-system", "istiod"],
+        &[
+            "--context",
+            "sim-source-3",
+            "get",
+            "deployment",
+            "-n",
+            "istio-system",
+            "istiod",
+        ],
     );
     kubectl_ok(
         &sim.kubeconfig(),
-        &["--context", "sim-target-2", "get", "namespace", "aks-istio-system"],
+        &[
+            "--context",
+            "sim-target-2",
+            "get",
+            "namespace",
+            "aks-istio-system",
+        ],
     );
     // Load balancers of different clusters never share an address.
     let addresses: Vec<String> = ["sim-source-1", "sim-source-2", "sim-source-3"]
@@ -106,16 +131,29 @@ fn sim_up_with_pairs_starts_numbered_pairs_and_keeps_the_old_names_without() {
         .map(|context| {
             kubectl_ok(
                 &sim.kubeconfig(),
-                &["--context", context, "get", "service", "-A", "-o",
-                  "jsonpath={.items[*].status.loadBalancer.ingress[*].ip}"],
+                &[
+                    "--context",
+                    context,
+                    "get",
+                    "service",
+                    "-A",
+                    "-o",
+                    "jsonpath={.items[*].status.loadBalancer.ingress[*].ip}",
+                ],
             )
         })
         .collect();
-    assert!(addresses.iter().all(|a| !a.trim().is_empty()), "{addresses:?}");
+    assert!(
+        addresses.iter().all(|a| !a.trim().is_empty()),
+        "{addresses:?}"
+    );
     assert_ne!(addresses[0], addresses[1]);
     drop(sim);
     let single = Simulator::up(dir.path(), 1);
-    let contexts = kubectl_ok(&single.kubeconfig(), &["config", "get-contexts", "-o", "name"]);
+    let contexts = kubectl_ok(
+        &single.kubeconfig(),
+        &["config", "get-contexts", "-o", "name"],
+    );
     assert_eq!(contexts.lines().count(), 2, "{contexts}");
     drop(single);
     Test::new()
@@ -140,14 +178,22 @@ pairs:
 
 #[test]
 fn a_fleet_file_with_an_unknown_field_fails_naming_its_position() {
-    let runbook = std::fs::read_to_string(repository_root().join("runbooks/migrate-oss-istio-to-aks.rhai"))
-        .expect("runbook");
+    let runbook =
+        std::fs::read_to_string(repository_root().join("runbooks/migrate-oss-istio-to-aks.rhai"))
+            .expect("runbook");
     Test::new()
         .write("migrate.rhai", &runbook)
-        .write("fleet.yaml", FLEET.replace("pause: approval}", "pause: approval, parallelism: 2}"))
+        .write(
+            "fleet.yaml",
+            FLEET.replace("pause: approval}", "pause: approval, parallelism: 2}"),
+        )
         .args(&["fleet", "render", "fleet.yaml"])
         .status(1)
-        .stderr_contains(&["invalid fleet `fleet.yaml`", "unknown field `parallelism`", "fleet.yaml:6:"])
+        .stderr_contains(&[
+            "invalid fleet `fleet.yaml`",
+            "unknown field `parallelism`",
+            "fleet.yaml:6:",
+        ])
         .stdout("")
         .run();
     Test::new()
@@ -162,7 +208,13 @@ fn a_fleet_file_with_an_unknown_field_fails_naming_its_position() {
     Test::new()
         .write("migrate.rhai", &runbook)
         .write("fleet.yaml", FLEET)
-        .args(&["fleet", "render", "fleet.yaml", "--kubernetes-version", "1.20"])
+        .args(&[
+            "fleet",
+            "render",
+            "fleet.yaml",
+            "--kubernetes-version",
+            "1.20",
+        ])
         .status(1)
         .stderr_contains(&["1.20 has no Indexed Jobs"])
         .stdout("")
@@ -188,17 +240,37 @@ fn fleet_dir(fleet: &str) -> tempfile::TempDir {
         runbooks.join("migrate.rhai"),
     )
     .expect("runbook");
-    for file in ["setup.rhai", "bookinfo.yaml", "bookinfo-gateway.yaml", "destination-rule-all.yaml"] {
-        std::fs::copy(repository_root().join("runbooks/demo").join(file), runbooks.join("demo").join(file))
-            .expect("demo file");
+    for file in [
+        "setup.rhai",
+        "bookinfo.yaml",
+        "bookinfo-gateway.yaml",
+        "destination-rule-all.yaml",
+    ] {
+        std::fs::copy(
+            repository_root().join("runbooks/demo").join(file),
+            runbooks.join("demo").join(file),
+        )
+        .expect("demo file");
     }
-    std::fs::write(dir.path().join("fleet.yaml"), fleet.replace("runbook: migrate.rhai", "runbook: runbooks/migrate.rhai"))
-        .expect("fleet file");
+    std::fs::write(
+        dir.path().join("fleet.yaml"),
+        fleet.replace("runbook: migrate.rhai", "runbook: runbooks/migrate.rhai"),
+    )
+    .expect("fleet file");
     dir
 }
 
 fn delete_namespace(kubeconfig: &Path, namespace: &str) {
-    let _ = kubectl(kubeconfig, &["delete", "namespace", namespace, "--ignore-not-found", "--wait=false"]);
+    let _ = kubectl(
+        kubeconfig,
+        &[
+            "delete",
+            "namespace",
+            namespace,
+            "--ignore-not-found",
+            "--wait=false",
+        ],
+    );
 }
 
 #[test]
@@ -208,7 +280,10 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     let kubeconfig = management_kubeconfig();
     // A namespace of its own per run: without a kubelet, deleted namespaces may linger.
     let namespace = format!("meshshift-render-{}", std::process::id());
-    let fleet = FLEET.replace("name: shop", &format!("name: render\nnamespace: {namespace}"));
+    let fleet = FLEET.replace(
+        "name: shop",
+        &format!("name: render\nnamespace: {namespace}"),
+    );
     let dir = fleet_dir(&fleet);
     let rendered = succeed(meshshift(dir.path(), &["fleet", "render", "fleet.yaml"]));
     std::fs::write(dir.path().join("objects.yaml"), &rendered).expect("write");
@@ -217,7 +292,12 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     let objects = dir.path().join("objects.yaml");
     let dry = kubectl_ok(
         &kubeconfig,
-        &["apply", "--dry-run=server", "-f", &objects.to_string_lossy()],
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            &objects.to_string_lossy(),
+        ],
     );
     for object in [
         "serviceaccount/render-runner",
@@ -227,24 +307,53 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
         "job.batch/render-canary",
         "job.batch/render-rest",
     ] {
-        assert!(dry.contains(&format!("{object} created (server dry run)")), "{dry}");
+        assert!(
+            dry.contains(&format!("{object} created (server dry run)")),
+            "{dry}"
+        );
     }
     // The real apply, through `fleet apply`: the first wave's Job; the second waits for it.
     let applied = succeed(meshshift(
         dir.path(),
-        &["--kubeconfig", &kubeconfig.to_string_lossy(), "fleet", "apply", "fleet.yaml"],
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "apply",
+            "fleet.yaml",
+        ],
     ));
     assert!(applied.contains("Kubernetes 1.37"), "{applied}");
-    assert!(applied.contains("wave `canary`: created Job render-canary"), "{applied}");
-    assert!(applied.contains("wave `rest` waits for wave `canary`"), "{applied}");
-    let job = kubectl_ok(&kubeconfig, &["-n", &namespace, "get", "job", "render-canary", "-o", "json"]);
+    assert!(
+        applied.contains("wave `canary`: created Job render-canary"),
+        "{applied}"
+    );
+    assert!(
+        applied.contains("wave `rest` waits for wave `canary`"),
+        "{applied}"
+    );
+    let job = kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            &namespace,
+            "get",
+            "job",
+            "render-canary",
+            "-o",
+            "json",
+        ],
+    );
     let job: Value = serde_json::from_str(&job).expect("json");
     assert_eq!(job["spec"]["completionMode"], "Indexed");
     assert_eq!(job["spec"]["backoffLimitPerIndex"], 2);
     // The controller-manager creates the indexed pod; without a kubelet it stays Pending.
     let deadline = Instant::now() + Duration::from_secs(60);
     let pods = loop {
-        let pods = kubectl_ok(&kubeconfig, &["-n", &namespace, "get", "pods", "-o", "json"]);
+        let pods = kubectl_ok(
+            &kubeconfig,
+            &["-n", &namespace, "get", "pods", "-o", "json"],
+        );
         let pods: Value = serde_json::from_str(&pods).expect("json");
         if pods["items"].as_array().is_some_and(|i| !i.is_empty()) {
             break pods;
@@ -254,14 +363,41 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     };
     let pod = &pods["items"][0];
     assert_eq!(pod["status"]["phase"], "Pending");
-    assert_eq!(pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"], "0");
+    assert_eq!(
+        pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"],
+        "0"
+    );
     let env = pod["spec"]["containers"][0]["env"].to_string();
     assert!(env.contains("JOB_COMPLETION_INDEX"), "{env}");
-    assert!(kubectl_ok(&kubeconfig, &["-n", &namespace, "get", "job", "render-rest", "--ignore-not-found"]).is_empty());
+    assert!(
+        kubectl_ok(
+            &kubeconfig,
+            &[
+                "-n",
+                &namespace,
+                "get",
+                "job",
+                "render-rest",
+                "--ignore-not-found"
+            ]
+        )
+        .is_empty()
+    );
     // The Role gives the runner ConfigMaps and Leases in its namespace, and no Secrets.
     let can = |verb: &str, resource: &str| {
-        let out = kubectl(&kubeconfig, &["auth", "can-i", verb, resource, "-n", &namespace,
-            "--as", &format!("system:serviceaccount:{namespace}:render-runner")]);
+        let out = kubectl(
+            &kubeconfig,
+            &[
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                &namespace,
+                "--as",
+                &format!("system:serviceaccount:{namespace}:render-runner"),
+            ],
+        );
         String::from_utf8_lossy(&out.stdout).trim() == "yes"
     };
     assert!(can("update", "configmaps") && can("create", "leases.coordination.k8s.io"));
@@ -269,11 +405,31 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     // Approving the wave is recorded on its Job.
     succeed(meshshift(
         dir.path(),
-        &["--kubeconfig", &kubeconfig.to_string_lossy(), "fleet", "approve", "fleet.yaml", "canary"],
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "approve",
+            "fleet.yaml",
+            "canary",
+        ],
     ));
-    let annotations = kubectl_ok(&kubeconfig, &["-n", &namespace, "get", "job", "render-canary",
-        "-o", "jsonpath={.metadata.annotations}"]);
-    assert!(annotations.contains("meshshift.io/approved"), "{annotations}");
+    let annotations = kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            &namespace,
+            "get",
+            "job",
+            "render-canary",
+            "-o",
+            "jsonpath={.metadata.annotations}",
+        ],
+    );
+    assert!(
+        annotations.contains("meshshift.io/approved"),
+        "{annotations}"
+    );
     delete_namespace(&kubeconfig, &namespace);
 }
 
@@ -285,20 +441,55 @@ struct InCluster {
 }
 
 fn in_cluster(kubeconfig: &Path, namespace: &str, account: &str, root: &Path) -> InCluster {
-    let token = kubectl_ok(kubeconfig, &["-n", namespace, "create", "token", account, "--duration", "2h"]);
-    let ca = kubectl_ok(kubeconfig, &["config", "view", "--raw", "--minify", "-o",
-        "jsonpath={.clusters[0].cluster.certificate-authority-data}"]);
-    let server = kubectl_ok(kubeconfig, &["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let token = kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "create",
+            "token",
+            account,
+            "--duration",
+            "2h",
+        ],
+    );
+    let ca = kubectl_ok(
+        kubeconfig,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+    );
+    let server = kubectl_ok(
+        kubeconfig,
+        &[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
+    );
     let dir = root.join("serviceaccount");
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("token"), token.trim()).expect("token");
     use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.decode(ca.trim()).expect("base64 CA");
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca.trim())
+        .expect("base64 CA");
     std::fs::write(dir.join("ca.crt"), ca).expect("ca");
     std::fs::write(dir.join("namespace"), namespace).expect("namespace");
     let address = server.trim().trim_start_matches("https://");
     let (host, port) = address.rsplit_once(':').expect("host:port");
-    InCluster { dir, host: host.into(), port: port.into() }
+    InCluster {
+        dir,
+        host: host.into(),
+        port: port.into(),
+    }
 }
 
 /// A copy of what the pod of `wave` sees in its working directory: the ConfigMap's files under
@@ -309,7 +500,9 @@ fn pod_working_dir(root: &Path, job: &Value, config_map: &Value, sim_kubeconfig:
     let volumes = &job["spec"]["template"]["spec"]["volumes"];
     for item in volumes[0]["configMap"]["items"].as_array().expect("items") {
         let key = item["key"].as_str().expect("key");
-        let file = work.join("fleet").join(item["path"].as_str().expect("path"));
+        let file = work
+            .join("fleet")
+            .join(item["path"].as_str().expect("path"));
         std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
         std::fs::write(file, config_map["data"][key].as_str().expect("text")).expect("write");
     }
@@ -364,7 +557,10 @@ fn start_pod(job: &Value, work: &Path, access: &InCluster, index: usize, state: 
 }
 
 fn run_journal(kubeconfig: &Path, namespace: &str, name: &str) -> Option<Value> {
-    let out = kubectl(kubeconfig, &["-n", namespace, "get", "configmap", name, "-o", "json"]);
+    let out = kubectl(
+        kubeconfig,
+        &["-n", namespace, "get", "configmap", name, "-o", "json"],
+    );
     let config_map: Value = serde_json::from_slice(&out.stdout).ok()?;
     serde_json::from_str(config_map["data"]["journal.json"].as_str()?).ok()
 }
@@ -377,7 +573,11 @@ fn fleet_of(pairs: usize, concurrency: usize) -> String {
     );
     for k in 1..=pairs {
         // Pair 2 soaks longer, so that it can be stopped half-way through its shift.
-        let extra = if k == 2 { ", parameters: {SOAK_SECONDS: 4}" } else { "" };
+        let extra = if k == 2 {
+            ", parameters: {SOAK_SECONDS: 4}"
+        } else {
+            ""
+        };
         text.push_str(&format!(
             "  - {{name: p{k:02}, wave: all, source: {{secret: pair-{k}, key: kubeconfig, context: sim-source-{k}}}, \
              target: {{secret: pair-{k}, key: kubeconfig, context: sim-target-{k}}}{extra}}}\n"
@@ -404,21 +604,49 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     // Each target's external ingress gateway is enabled beforehand, as an operator does with
     // `az aks mesh enable-ingress-gateway` (the pods are given no `az`).
     for k in 1..=20 {
-        succeed(meshshift(dir.path(), &["sim", "az", "aks", "mesh", "enable-ingress-gateway",
-            "--resource-group", "rg", "--name", &format!("sim-target-{k}"), "--ingress-gateway-type", "external"]));
+        succeed(meshshift(
+            dir.path(),
+            &[
+                "sim",
+                "az",
+                "aks",
+                "mesh",
+                "enable-ingress-gateway",
+                "--resource-group",
+                "rg",
+                "--name",
+                &format!("sim-target-{k}"),
+                "--ingress-gateway-type",
+                "external",
+            ],
+        ));
     }
     let applied = succeed(meshshift(
         dir.path(),
-        &["--kubeconfig", &kubeconfig.to_string_lossy(), "fleet", "apply", "fleet.yaml"],
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "apply",
+            "fleet.yaml",
+        ],
     ));
     assert!(applied.contains("created Job rehearsal-all"), "{applied}");
     let get = |kind: &str, name: &str| -> Value {
-        serde_json::from_str(&kubectl_ok(&kubeconfig, &["-n", namespace, "get", kind, name, "-o", "json"]))
-            .expect("json")
+        serde_json::from_str(&kubectl_ok(
+            &kubeconfig,
+            &["-n", namespace, "get", kind, name, "-o", "json"],
+        ))
+        .expect("json")
     };
     let job = get("job", "rehearsal-all");
     assert_eq!(job["spec"]["parallelism"], concurrency);
-    let work = pod_working_dir(dir.path(), &job, &get("configmap", "rehearsal-runbooks"), &sim.kubeconfig());
+    let work = pod_working_dir(
+        dir.path(),
+        &job,
+        &get("configmap", "rehearsal-runbooks"),
+        &sim.kubeconfig(),
+    );
     let access = in_cluster(&kubeconfig, namespace, "rehearsal-runner", dir.path());
     let state = |name: &str| dir.path().join("states").join(name);
     std::fs::create_dir_all(dir.path().join("states")).expect("dir");
@@ -427,7 +655,13 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     // Two processes for index 0: the second waits for the first's Lease, naming its holder.
     let first = start_pod(&job, &work, &access, 0, &state("0-first"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !kubectl(&kubeconfig, &["-n", namespace, "get", "lease", "rehearsal-p01"]).status.success() {
+    while !kubectl(
+        &kubeconfig,
+        &["-n", namespace, "get", "lease", "rehearsal-p01"],
+    )
+    .status
+    .success()
+    {
         assert!(Instant::now() < deadline, "no Lease taken");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -439,15 +673,24 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         let journal = run_journal(&kubeconfig, namespace, "rehearsal-p02-run");
-        let steps = journal.as_ref().and_then(|j| j["steps"].as_array().map(Vec::len)).unwrap_or(0);
+        let steps = journal
+            .as_ref()
+            .and_then(|j| j["steps"].as_array().map(Vec::len))
+            .unwrap_or(0);
         // Step 9 is the target test: the shift is the step after it.
         if steps >= 9 {
             std::thread::sleep(Duration::from_secs(3));
             break;
         }
-        assert!(Instant::now() < deadline, "pair p02 did not reach its shift");
-        assert!(interrupted.0.try_wait().expect("wait").is_none(), "p02 ended early: {}",
-            std::fs::read_to_string(state("1-first").with_extension("log")).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "pair p02 did not reach its shift"
+        );
+        assert!(
+            interrupted.0.try_wait().expect("wait").is_none(),
+            "p02 ended early: {}",
+            std::fs::read_to_string(state("1-first").with_extension("log")).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     interrupted.0.kill().expect("kill");
@@ -462,7 +705,10 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     let mut failures = Vec::new();
     while !running.is_empty() || next < 20 {
         while next < 20 && running.len() < concurrency + 2 {
-            running.push((next, start_pod(&job, &work, &access, next, &state(&next.to_string()))));
+            running.push((
+                next,
+                start_pod(&job, &work, &access, next, &state(&next.to_string())),
+            ));
             next += 1;
         }
         running.retain_mut(|(index, pod)| match pod.0.try_wait().expect("wait") {
@@ -474,48 +720,112 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
             }
             None => true,
         });
-        assert!(started.elapsed() < Duration::from_secs(1200), "the fleet took over 20 minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(1200),
+            "the fleet took over 20 minutes"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let wall = started.elapsed();
-    let log = |name: &str| std::fs::read_to_string(state(name).with_extension("log")).unwrap_or_default();
-    assert!(failures.is_empty(), "indexes {failures:?} failed:\n{}", failures.iter().map(|i| log(&i.to_string())).collect::<Vec<_>>().join("\n----\n"));
-    println!("fleet of 20 pairs at concurrency {concurrency}: {:.1} s", wall.as_secs_f64());
+    let log =
+        |name: &str| std::fs::read_to_string(state(name).with_extension("log")).unwrap_or_default();
+    assert!(
+        failures.is_empty(),
+        "indexes {failures:?} failed:\n{}",
+        failures
+            .iter()
+            .map(|i| log(&i.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    );
+    println!(
+        "fleet of 20 pairs at concurrency {concurrency}: {:.1} s",
+        wall.as_secs_f64()
+    );
 
     // One of the two index-0 processes waited for the other, saying for whom.
     let (a, b) = (log("0-first"), log("0-second"));
-    assert!(b.contains("pair Lease rehearsal-p01 is held by") && b.contains("waiting"), "{b}");
+    assert!(
+        b.contains("pair Lease rehearsal-p01 is held by") && b.contains("waiting"),
+        "{b}"
+    );
     assert!(a.contains("holding Lease rehearsal-p01"), "{a}");
     assert!(b.contains("already succeeded; nothing to do"), "{b}");
     // The restarted index 1 resumed the killed run from the management cluster.
     let again = log("1-again");
-    assert!(again.contains("pair `p02`: resuming run") && again.contains("(running)"), "{again}");
+    assert!(
+        again.contains("pair `p02`: resuming run") && again.contains("(running)"),
+        "{again}"
+    );
     let resumed = run_journal(&kubeconfig, namespace, "rehearsal-p02-run").expect("journal");
     assert_eq!(resumed["resumed_from"], killed_at["run_id"], "{resumed}");
     assert_eq!(resumed["outcome"], "succeeded");
 
     // Every pair's journal is a ConfigMap on the real server, and `fleet status` shows them.
-    let listed = kubectl_ok(&kubeconfig, &["-n", namespace, "get", "configmaps", "-l", "meshshift.io/pair", "-o", "name"]);
+    let listed = kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "configmaps",
+            "-l",
+            "meshshift.io/pair",
+            "-o",
+            "name",
+        ],
+    );
     assert_eq!(listed.lines().count(), 20, "{listed}");
     let status = succeed(meshshift(
         dir.path(),
-        &["--kubeconfig", &kubeconfig.to_string_lossy(), "fleet", "status", "fleet.yaml", "-o", "json"],
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "status",
+            "fleet.yaml",
+            "-o",
+            "json",
+        ],
     ));
     let rows: Vec<Value> = serde_json::from_str(&status).expect("json rows");
     assert_eq!(rows.len(), 20);
     let outcomes: BTreeMap<String, String> = rows
         .iter()
-        .map(|r| (r["pair"].as_str().unwrap().to_string(), r["outcome"].as_str().unwrap().to_string()))
+        .map(|r| {
+            (
+                r["pair"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     assert!(outcomes.values().all(|o| o == "succeeded"), "{outcomes:?}");
-    assert!(rows.iter().all(|r| r["weight"] == 100 && r["verdict"] == "pass"), "{status}");
+    assert!(
+        rows.iter()
+            .all(|r| r["weight"] == 100 && r["verdict"] == "pass"),
+        "{status}"
+    );
     let table = succeed(meshshift(
         dir.path(),
-        &["--kubeconfig", &kubeconfig.to_string_lossy(), "fleet", "status", "fleet.yaml"],
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "status",
+            "fleet.yaml",
+        ],
     ));
-    assert!(table.lines().any(|l| l.starts_with("p20 ") && l.contains("100%") && l.contains("succeeded")), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("p20 ") && l.contains("100%") && l.contains("succeeded")),
+        "{table}"
+    );
     // No Lease is left behind.
-    let leases = kubectl_ok(&kubeconfig, &["-n", namespace, "get", "leases", "-o", "name"]);
+    let leases = kubectl_ok(
+        &kubeconfig,
+        &["-n", namespace, "get", "leases", "-o", "name"],
+    );
     assert!(leases.trim().is_empty(), "{leases}");
     drop(sim);
     delete_namespace(&kubeconfig, namespace);

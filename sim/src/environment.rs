@@ -486,10 +486,9 @@ pub fn remove_snapshots(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(SOURCE_NAME) || name.starts_with(TARGET_NAME) {
-            if name.ends_with(".json") {
-                let _ = std::fs::remove_file(entry.path());
-            }
+        let cluster = name.starts_with(SOURCE_NAME) || name.starts_with(TARGET_NAME);
+        if cluster && name.ends_with(".json") {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

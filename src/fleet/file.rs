@@ -220,15 +220,26 @@ fn collect_files(
             continue;
         }
         let relative = format!("{prefix}{name}");
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() && depth < MAX_DEPTH {
-            collect_files(&entry.path(), &format!("{relative}/"), depth + 1, files, total)?;
+            collect_files(
+                &entry.path(),
+                &format!("{relative}/"),
+                depth + 1,
+                files,
+                total,
+            )?;
         } else if kind.is_file() {
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             *total += size;
             if *total > MAX_RUNBOOK_BYTES {
                 return Err(Error::FileTooLarge {
-                    path: format!("{} (the runbook's directory, in one ConfigMap)", crate::files::display_path(dir)),
+                    path: format!(
+                        "{} (the runbook's directory, in one ConfigMap)",
+                        crate::files::display_path(dir)
+                    ),
                     size: *total,
                     limit: MAX_RUNBOOK_BYTES,
                 });

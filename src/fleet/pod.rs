@@ -113,7 +113,8 @@ pub fn prepare(options: &PodOptions) -> Result<PreparedRun> {
     let pair_name = pair["name"].as_str().unwrap_or_default().to_string();
     let fleet = plan["fleet"].as_str().unwrap_or_default().to_string();
     let namespace = plan["namespace"].as_str().unwrap_or_default().to_string();
-    let runbook = super::file::parent(&options.plan).join(plan["runbook"].as_str().unwrap_or_default());
+    let runbook =
+        super::file::parent(&options.plan).join(plan["runbook"].as_str().unwrap_or_default());
     let runbook = std::path::absolute(&runbook).unwrap_or(runbook);
     let set = pair["parameters"]
         .as_object()

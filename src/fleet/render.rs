@@ -248,7 +248,10 @@ mod tests {
             namespace: "fleet".into(),
             image: "img".into(),
             runbook: "m.rhai".into(),
-            files: vec![("m.rhai".into(), "//! m".into()), ("demo/a.yaml".into(), "a: 1".into())],
+            files: vec![
+                ("m.rhai".into(), "//! m".into()),
+                ("demo/a.yaml".into(), "a: 1".into()),
+            ],
             waves: vec![Wave {
                 name: "w".into(),
                 concurrency: 2,
@@ -286,7 +289,10 @@ mod tests {
         assert_eq!(sources[2]["secret"]["name"], "b-s");
         assert_eq!(sources[2]["secret"]["items"][0]["path"], "1/source");
         let items = &job["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"];
-        assert_eq!(items[1], json!({"key": "demo__a.yaml", "path": "demo/a.yaml"}));
+        assert_eq!(
+            items[1],
+            json!({"key": "demo__a.yaml", "path": "demo/a.yaml"})
+        );
         assert_eq!(objects[4]["data"]["demo__a.yaml"], "a: 1");
     }
 

@@ -36,14 +36,14 @@ pub struct Row {
 fn last_check(value: &Value) -> Option<(u64, String)> {
     match value {
         Value::Object(fields) => {
-            let nested = fields.values().filter_map(last_check).last();
+            let nested = fields.values().filter_map(last_check).next_back();
             let own = match (fields.get("weight"), fields.get("verdict")) {
                 (Some(w), Some(v)) => Some((w.as_u64()?, v.as_str()?.to_string())),
                 _ => None,
             };
             nested.or(own)
         }
-        Value::Array(items) => items.iter().filter_map(last_check).last(),
+        Value::Array(items) => items.iter().filter_map(last_check).next_back(),
         _ => None,
     }
 }
@@ -179,4 +179,70 @@ pub fn command(path: &std::path::Path, access: &Access, json: bool, watch: bool)
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::file::{ClusterRef, Fleet, Pair, Pause, Wave};
+
+    #[test]
+    fn a_row_shows_the_last_step_and_the_last_checked_weight() {
+        let cluster = || ClusterRef {
+            secret: "s".into(),
+            key: "kubeconfig".into(),
+            context: "c".into(),
+        };
+        let pair = |name: &str| Pair {
+            name: name.into(),
+            source: cluster(),
+            target: cluster(),
+            parameters: BTreeMap::new(),
+        };
+        let fleet = Fleet {
+            name: "f".into(),
+            namespace: "n".into(),
+            image: "i".into(),
+            runbook: "r.rhai".into(),
+            files: Vec::new(),
+            waves: vec![Wave {
+                name: "w".into(),
+                concurrency: 1,
+                pause: Pause::None,
+                pairs: vec![pair("a"), pair("b")],
+            }],
+        };
+        let journal = serde_json::json!({
+            "outcome": "running", "started": "2026-01-01T00:00:00Z",
+            "steps": [
+                {"number": 9, "title": "Target test", "result": null},
+                {"number": 10, "title": "Shift", "result": {"steps": [
+                    {"weight": 10, "verdict": "pass"}, {"weight": 50, "verdict": "fail"}]}},
+            ],
+        });
+        let mut data = BTreeMap::new();
+        data.insert("journal.json".to_string(), journal.to_string());
+        data.insert("run-id".to_string(), "r1".to_string());
+        let journals = BTreeMap::from([("a".to_string(), data)]);
+        let now: jiff::Timestamp = "2026-01-01T00:01:30Z".parse().expect("time");
+        let rows = rows(&fleet, &journals, now);
+        assert_eq!(rows[0].step.as_deref(), Some("10 Shift"));
+        assert_eq!(
+            (rows[0].weight, rows[0].verdict.as_deref()),
+            (Some(50), Some("fail"))
+        );
+        assert_eq!(
+            (rows[0].outcome.as_str(), rows[0].age_seconds),
+            ("running", Some(90))
+        );
+        assert_eq!((rows[1].outcome.as_str(), rows[1].index), ("pending", 1));
+        let table = table(&rows);
+        assert!(
+            table
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("50%") && l.contains("90s")),
+            "{table}"
+        );
+    }
 }
