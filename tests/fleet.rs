@@ -830,3 +830,36 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     drop(sim);
     delete_namespace(&kubeconfig, namespace);
 }
+
+#[test]
+#[ignore = "needs a real kube-apiserver v1.20 (MESHSHIFT_V120_KUBECONFIG)"]
+fn fleet_apply_refuses_a_management_cluster_without_indexed_jobs_and_creates_nothing() {
+    let both = required_env(
+        "MESHSHIFT_V120_KUBECONFIG",
+        "`planes.sh up` or .ci/run starts a kube-apiserver v1.20",
+    );
+    let kubeconfig = PathBuf::from(both.split(':').next().expect("a path"));
+    let namespace = format!("meshshift-old-{}", std::process::id());
+    let dir =
+        fleet_dir(&FLEET.replace("name: shop", &format!("name: old\nnamespace: {namespace}")));
+    let output = meshshift(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "apply",
+            "fleet.yaml",
+        ],
+    )
+    .output()
+    .expect("runs");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("Kubernetes 1.20 has no Indexed Jobs"),
+        "{}",
+        text(&output)
+    );
+    let found = kubectl(&kubeconfig, &["get", "namespace", &namespace]);
+    assert!(!found.status.success(), "the namespace was created");
+}
