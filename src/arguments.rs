@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// Many cluster pairs in waves, run by Kubernetes Jobs in a management cluster.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Write `.d.rhai` definition files for editor completion.
     Definitions {
         /// Directory to write into.
@@ -150,6 +155,9 @@ pub enum SimCommand {
         /// Serve load balancer ports on free high ports and publish the mapping, even as root.
         #[arg(long)]
         map_ports: bool,
+        /// Start N numbered pairs (contexts sim-source-1, sim-target-1, …), at most 127.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=127))]
+        pairs: Option<u8>,
     },
     /// Stop simulated clusters started with `--detach`.
     Down,
@@ -180,5 +188,65 @@ pub enum SimCommand {
             value_name = "AZ_ARGS"
         )]
         args: Vec<String>,
+    },
+}
+
+/// `meshshift fleet ...` (docs/fleet.md).
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Print the Kubernetes objects that run the fleet (YAML).
+    Render {
+        #[arg(value_name = "FLEET.yaml")]
+        file: PathBuf,
+        /// The management cluster's version the objects are for [default: 1.37].
+        #[arg(long, value_name = "VERSION")]
+        kubernetes_version: Option<String>,
+    },
+    /// Create the fleet's objects, then each wave's Job once the previous one finished.
+    Apply {
+        #[arg(value_name = "FLEET.yaml")]
+        file: PathBuf,
+        /// The management cluster's kubeconfig context [default: the current one].
+        #[arg(long)]
+        context: Option<String>,
+        /// Stay until every wave's Job is created (waiting for waves and approvals).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Let the wave after WAVE start (for waves with `pause: approval`).
+    Approve {
+        #[arg(value_name = "FLEET.yaml")]
+        file: PathBuf,
+        wave: String,
+        #[arg(long)]
+        context: Option<String>,
+    },
+    /// One row per pair, from the journals kept in the management cluster.
+    Status {
+        #[arg(value_name = "FLEET.yaml")]
+        file: PathBuf,
+        #[arg(long)]
+        context: Option<String>,
+        /// Keep updating every two seconds.
+        #[arg(long)]
+        watch: bool,
+        /// Output format: `table` or `json`.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Run one pair as the pod of an Indexed Job does (index from JOB_COMPLETION_INDEX).
+    #[command(hide = true)]
+    Pod {
+        #[arg(long, value_name = "FILE")]
+        plan: PathBuf,
+        #[arg(long)]
+        wave: String,
+        /// Directory holding `<index>/source` and `<index>/target` kubeconfigs.
+        #[arg(long, value_name = "DIR")]
+        kubeconfigs: PathBuf,
+        /// Keep the journal and report in ConfigMaps of the management cluster (in-cluster
+        /// configuration) and resume from them.
+        #[arg(long)]
+        state_in_cluster: bool,
     },
 }

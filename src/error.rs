@@ -123,6 +123,12 @@ pub enum Error {
         at: Option<Location>,
         trace: Vec<Frame>,
     },
+    /// A fleet file parses but is not a usable fleet, or does not parse.
+    Fleet {
+        file: String,
+        message: String,
+        at: Option<Location>,
+    },
     /// Anything else, already worded for the user.
     Other { message: String },
 }
@@ -154,6 +160,7 @@ impl Error {
             Error::UnknownContext { .. } => "cluster.unknown_context",
             Error::Cluster { .. } => "cluster",
             Error::InScript { cause, .. } => cause.code(),
+            Error::Fleet { .. } => "fleet",
             Error::Other { .. } => "other",
         }
     }
@@ -255,6 +262,7 @@ impl Error {
                 context, message, ..
             } => format!("cluster `{context}`: {message}"),
             Error::InScript { cause, .. } => cause.message(),
+            Error::Fleet { file, message, .. } => format!("invalid fleet `{file}`: {message}"),
             Error::Other { message } => message.clone(),
         }
     }
@@ -269,7 +277,8 @@ impl Error {
             | Error::LimitExceeded { at, .. }
             | Error::Interrupted { at }
             | Error::ManifestSyntax { at, .. }
-            | Error::ManifestObject { at, .. } => at.as_ref(),
+            | Error::ManifestObject { at, .. }
+            | Error::Fleet { at, .. } => at.as_ref(),
             _ => None,
         }
     }

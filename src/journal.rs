@@ -139,6 +139,26 @@ pub fn redacted(journal: &Journal) -> Journal {
     shown
 }
 
+/// Told the run directory after every journal write (a fleet pod copies it to its
+/// management cluster).
+type SaveObserver = Box<dyn Fn(&Path) + Send + Sync>;
+static SAVE_OBSERVER: std::sync::Mutex<Option<SaveObserver>> = std::sync::Mutex::new(None);
+
+/// Sets (or with `None` removes) the observer of journal writes.
+pub fn observe_saves(observer: Option<SaveObserver>) {
+    *SAVE_OBSERVER.lock().unwrap_or_else(|e| e.into_inner()) = observer;
+}
+
+fn notify_saved(dir: &Path) {
+    if let Some(observer) = SAVE_OBSERVER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        observer(dir);
+    }
+}
+
 /// Writes the journal atomically (a crash mid-write must not leave half a file), redacted,
 /// readable by its owner only, in a directory only its owner can enter.
 pub fn save(dir: &Path, journal: &Journal) -> Result<()> {
@@ -151,7 +171,9 @@ pub fn save(dir: &Path, journal: &Journal) -> Result<()> {
     crate::files::write_atomic(&path, text.as_bytes(), true).map_err(|e| Error::WriteFile {
         path: path.display().to_string(),
         reason: e.to_string(),
-    })
+    })?;
+    notify_saved(dir);
+    Ok(())
 }
 
 /// Creates a run directory (and missing parents) readable by its owner only (0700).

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod doc;
 pub mod engine;
 pub mod error;
+pub mod fleet;
 pub mod host;
 pub mod journal;
 pub mod manifest;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::arguments::{Arguments, Command, RunArguments, SimCommand};
+use crate::arguments::{Arguments, Command, FleetCommand, RunArguments, SimCommand};
 use crate::bootstrap::{SessionOptions, open_session, runtime};
 use crate::cluster::lease::{Holder, RunLock};
 use crate::engine::resolver::ResolveMode;
@@ -51,6 +51,77 @@ pub fn execute(arguments: Arguments) -> Result<()> {
         ),
         Command::Repl(repl) => crate::repl::start(repl, kubeconfig, state_dir),
         Command::Sim { command } => simulator(command, arguments.state_dir.clone()),
+        Command::Fleet { command } => fleet(command, kubeconfig, state_dir),
+    }
+}
+
+/// `meshshift fleet …` (the logic is in `crate::fleet`).
+fn fleet(command: FleetCommand, kubeconfig: Option<PathBuf>, state_dir: PathBuf) -> Result<()> {
+    use crate::fleet::{self, management::Access};
+    let access = |context| Access::Kubeconfig {
+        path: kubeconfig.clone(),
+        context,
+    };
+    match command {
+        FleetCommand::Render {
+            file,
+            kubernetes_version,
+        } => fleet::render_command(&file, kubernetes_version.as_deref()),
+        FleetCommand::Apply {
+            file,
+            context,
+            wait,
+        } => fleet::apply_command(&file, &access(context), wait),
+        FleetCommand::Approve {
+            file,
+            wave,
+            context,
+        } => fleet::approve_command(&file, &wave, &access(context)),
+        FleetCommand::Status {
+            file,
+            context,
+            watch,
+            output,
+        } => fleet::status::command(&file, &access(context), output == "json", watch),
+        FleetCommand::Pod {
+            plan,
+            wave,
+            kubeconfigs,
+            state_in_cluster,
+        } => {
+            let options = fleet::pod::PodOptions {
+                plan,
+                wave,
+                kubeconfigs,
+                state_in_cluster,
+                state_dir: state_dir.clone(),
+            };
+            let prepared = fleet::pod::prepare(&options)?;
+            let flags = ResumeFlags {
+                yes: true,
+                set: prepared.set.clone(),
+                wait_lock: true,
+                allow_exec: Vec::new(),
+            };
+            let result = match (&prepared.resume, prepared.finished) {
+                (_, true) => Ok(()),
+                (Some(run_id), false) => resume(Some(run_id.clone()), flags, state_dir),
+                (None, false) => execute_run(RunRequest {
+                    file: prepared.runbook.clone(),
+                    set: prepared.set.clone(),
+                    plan: false,
+                    sim: false,
+                    assume_yes: true,
+                    allow_exec: Vec::new(),
+                    wait_lock: true,
+                    kubeconfig: Some(prepared.kubeconfig.clone()),
+                    state_dir,
+                    previous: None,
+                }),
+            };
+            prepared.finish();
+            result
+        }
     }
 }
 
@@ -65,6 +136,7 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
             mesh_config,
             native_sidecars,
             map_ports,
+            pairs,
         } => command::up(&UpOptions {
             detach,
             state_dir,
@@ -73,6 +145,7 @@ fn simulator(command: SimCommand, state_dir: Option<PathBuf>) -> Result<()> {
             mesh_config,
             native_sidecars,
             map_ports,
+            pairs,
         }),
         SimCommand::Down => command::down(&DownOptions { state_dir }),
         SimCommand::Status => command::status(&StatusOptions { state_dir }),

@@ -18,6 +18,7 @@ mod doc;
 mod examples;
 mod fault_matrix;
 mod fixtures_istio;
+mod fleet;
 mod layers;
 mod manifest;
 mod migration;

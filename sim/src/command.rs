@@ -45,6 +45,8 @@ pub struct UpOptions {
     pub native_sidecars: bool,
     /// Serve load balancer ports on free ports and publish the mapping, even as root.
     pub map_ports: bool,
+    /// Numbered pairs `sim-source-1`/`sim-target-1` … instead of `sim-source`/`sim-target`.
+    pub pairs: Option<u8>,
 }
 
 impl UpOptions {
@@ -67,6 +69,7 @@ impl UpOptions {
             address_slot: Some(0),
             map_ports: self.map_ports,
             persist: true,
+            pairs: self.pairs,
             ..EnvironmentOptions::default()
         })
     }
@@ -89,6 +92,9 @@ impl UpOptions {
         }
         if self.map_ports {
             arguments.push("--map-ports".into());
+        }
+        if let Some(pairs) = self.pairs {
+            arguments.extend(["--pairs".to_string(), pairs.to_string()]);
         }
         arguments
     }

@@ -1,6 +1,7 @@
 //! A complete simulated environment: `sim-source` and `sim-target` API servers with their
 //! admission hooks, the scenario installed, the agents and the mesh data plane, running on
-//! the caller's Tokio runtime. `meshshift sim up`, `run --sim`, `repl --sim` and tests all
+//! the caller's Tokio runtime. With [`EnvironmentOptions::pairs`] it runs N such pairs,
+//! `sim-source-1`/`sim-target-1` … `sim-source-N`/`sim-target-N`, for rehearsing a fleet. `meshshift sim up`, `run --sim`, `repl --sim` and tests all
 //! start it through [`Environment::start`].
 //!
 //! It writes `<state dir>/sim/kubeconfig` and `<state dir>/sim/state.json` (process,
@@ -24,7 +25,9 @@ use super::mesh::forward::{Forwarder, PortMap};
 use super::mesh::gateway::{self, GatewaySettings, ListenerInfo};
 use super::mesh::snapshot::MeshSnapshot;
 use super::scenario::{self, Scenario};
-use super::server::{ApiServerConfig, ApiServerHandle, SOURCE_NAME, Sim, SimError, TARGET_NAME};
+use super::server::{
+    ApiServer, ApiServerConfig, ApiServerHandle, SOURCE_NAME, SimError, TARGET_NAME,
+};
 
 /// How an environment starts.
 #[derive(Clone, Debug)]
@@ -48,6 +51,23 @@ pub struct EnvironmentOptions {
     pub persist: bool,
     /// The executable `az_command` runs (default: the current one).
     pub executable: Option<PathBuf>,
+    /// Run this many numbered pairs (`sim-source-1`, `sim-target-1`, …) instead of the one
+    /// pair `sim-source`/`sim-target`.
+    pub pairs: Option<u8>,
+}
+
+/// The most numbered pairs: each cluster's load balancers take one third octet of the slot
+/// (`127.<slot>.<2k-1>.x` for source k, `127.<slot>.<2k>.x` for target k).
+pub const MAX_PAIRS: u8 = 127;
+
+/// The (source, target) cluster names of each pair: today's single pair, or numbered ones.
+pub fn pair_names(pairs: Option<u8>) -> Vec<(String, String)> {
+    match pairs {
+        None => vec![(SOURCE_NAME.to_string(), TARGET_NAME.to_string())],
+        Some(count) => (1..=count)
+            .map(|k| (format!("{SOURCE_NAME}-{k}"), format!("{TARGET_NAME}-{k}")))
+            .collect(),
+    }
 }
 
 impl Default for EnvironmentOptions {
@@ -61,6 +81,7 @@ impl Default for EnvironmentOptions {
             map_ports: false,
             persist: false,
             executable: None,
+            pairs: None,
         }
     }
 }
@@ -70,7 +91,7 @@ pub struct Environment;
 
 /// A running environment.
 pub struct SimEnvironment {
-    /// The kubeconfig with contexts `sim-source` and `sim-target`.
+    /// The kubeconfig with contexts `sim-source` and `sim-target` (or the numbered pairs').
     pub kubeconfig: PathBuf,
     /// The state directory (pass it to `meshshift --state-dir <dir> sim az`).
     pub state_dir: PathBuf,
@@ -78,7 +99,7 @@ pub struct SimEnvironment {
     pub az_command: Vec<String>,
     /// The loopback slot of the load balancer addresses.
     pub slot: u8,
-    sim: Option<Sim>,
+    servers: Vec<ApiServerHandle>,
     cancel: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     state: Arc<StateFile>,
@@ -149,7 +170,8 @@ impl StateFile {
             .unwrap_or_else(|e| e.into_inner());
         if *written != mappings {
             let (path, entries) = &self.kubeconfig;
-            match kubeconfig::write_with_mappings(path, entries, SOURCE_NAME, &mappings) {
+            let current = entries.first().map_or(SOURCE_NAME, |e| e.name.as_str());
+            match kubeconfig::write_with_mappings(path, entries, current, &mappings) {
                 Ok(()) => *written = mappings,
                 Err(error) => tracing::warn!("cannot write {}: {error}", path.display()),
             }
@@ -185,25 +207,40 @@ impl Environment {
         if !options.persist {
             remove_snapshots(&dir);
         }
-        let native = options.scenario.native_sidecars;
-        let persist = options.persist;
-        let snapshot_dir = dir.clone();
-        let sim = Sim::start_pair(&kubeconfig, move |config: ApiServerConfig| {
-            let mut admission: Vec<Arc<dyn super::admission::AdmissionHook>> =
-                vec![Arc::new(IstioInjection {
-                    native_sidecars: native,
-                })];
-            if config.name == TARGET_NAME {
-                admission.push(Arc::new(AddonPolicy));
-            }
-            let snapshot = persist.then(|| snapshot_dir.join(format!("{}.json", config.name)));
-            ApiServerConfig {
-                admission,
-                snapshot,
-                ..config
-            }
-        })
-        .await?;
+        let pairs = options.pairs.unwrap_or(1);
+        if pairs == 0 || pairs > MAX_PAIRS {
+            return Err(SimError::Config(format!(
+                "--pairs takes 1 to {MAX_PAIRS} (each cluster's load balancers take one third octet of 127.<slot>.x.y), not {pairs}"
+            )));
+        }
+        let names = pair_names(options.pairs);
+        let configs = names
+            .iter()
+            .flat_map(|(source, target)| [(source, false), (target, true)])
+            .map(|(name, is_target)| {
+                let mut admission: Vec<Arc<dyn super::admission::AdmissionHook>> =
+                    vec![Arc::new(IstioInjection {
+                        native_sidecars: options.scenario.native_sidecars,
+                    })];
+                if is_target {
+                    admission.push(Arc::new(AddonPolicy));
+                }
+                let snapshot = options.persist.then(|| dir.join(format!("{name}.json")));
+                Ok(ApiServerConfig {
+                    admission,
+                    snapshot,
+                    ..ApiServerConfig::named(name)?
+                })
+            })
+            .collect::<Result<Vec<_>, SimError>>()?;
+        let servers =
+            futures::future::try_join_all(configs.into_iter().map(ApiServer::start)).await?;
+        let entries: Vec<KubeconfigEntry> = servers
+            .iter()
+            .map(ApiServerHandle::kubeconfig_entry)
+            .collect();
+        kubeconfig::write(&kubeconfig, &entries, &names[0].0)
+            .map_err(|e| SimError::io(format!("failed to write {}", kubeconfig.display()), e))?;
         let cancel = CancellationToken::new();
         let ports: PortMap = PortMap::default();
         let executable = match &options.executable {
@@ -218,15 +255,12 @@ impl Environment {
             "kubeconfig": kubeconfig.to_string_lossy(),
             "addressSlot": lease.slot,
             "istioVersion": options.scenario.istio_version,
-            "clusters": [entry_json(&sim.source), entry_json(&sim.target)],
+            "clusters": servers.iter().map(entry_json).collect::<Vec<_>>(),
         });
         let state = Arc::new(StateFile {
             path: dir.join("state.json"),
             base,
-            kubeconfig: (
-                kubeconfig.clone(),
-                vec![sim.source.kubeconfig_entry(), sim.target.kubeconfig_entry()],
-            ),
+            kubeconfig: (kubeconfig.clone(), entries.clone()),
             written_mappings: Mutex::default(),
             listeners: Mutex::default(),
             ports: ports.clone(),
@@ -244,48 +278,48 @@ impl Environment {
             ],
             state_dir,
             slot: lease.slot,
-            sim: None,
+            servers: Vec::new(),
             cancel,
             tasks: Vec::new(),
             state,
             ports,
             _lease: lease,
         };
-        let clusters = [
-            (
-                sim.source.kubeconfig_entry(),
-                scenario::source_objects(&options.scenario),
-                1u8,
-            ),
-            (
-                sim.target.kubeconfig_entry(),
-                scenario::target_objects(&options.scenario),
-                2u8,
-            ),
-        ];
-        environment.sim = Some(sim);
+        // Source k's load balancers take pool 2k-1, target k's pool 2k.
+        let clusters: Vec<(KubeconfigEntry, Vec<Value>, u8)> = entries
+            .iter()
+            .zip(1u8..)
+            .map(|(entry, number)| {
+                let objects = if number % 2 == 1 {
+                    scenario::source_objects(&options.scenario)
+                } else {
+                    scenario::target_objects(&options.scenario)
+                };
+                (entry.clone(), objects, number)
+            })
+            .collect();
+        environment.servers = servers;
         let forwarder = Arc::new(Forwarder::new(environment.ports.clone()));
         for (entry, objects, number) in clusters {
             let started = environment
                 .start_cluster(&entry, &objects, number, &options, forwarder.clone())
                 .await;
-            match started {
-                Ok(()) => {}
-                Err(error) => {
-                    let _ = environment.shutdown().await;
-                    return Err(error);
-                }
+            if let Err(error) = started {
+                let _ = environment.shutdown().await;
+                return Err(error);
             }
         }
-        // The source's ingress gateway is part of the scenario: wait until it serves.
-        let ready = environment
-            .wait_for_listener(SOURCE_NAME, "istio-ingressgateway", Duration::from_secs(30))
-            .await;
-        if !ready {
-            let _ = environment.shutdown().await;
-            return Err(SimError::Daemon(
-                "the source's ingress gateway did not come up within 30 s".into(),
-            ));
+        // Each source's ingress gateway is part of the scenario: wait until it serves.
+        for (source, _) in &names {
+            let ready = environment
+                .wait_for_listener(source, "istio-ingressgateway", Duration::from_secs(30))
+                .await;
+            if !ready {
+                let _ = environment.shutdown().await;
+                return Err(SimError::Daemon(format!(
+                    "the ingress gateway of {source} did not come up within 30 s"
+                )));
+            }
         }
         environment
             .state
@@ -433,10 +467,12 @@ impl SimEnvironment {
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
-        let result = match self.sim.take() {
-            Some(sim) => sim.shutdown().await,
-            None => Ok(()),
-        };
+        let stopped =
+            futures::future::join_all(self.servers.drain(..).map(ApiServerHandle::shutdown)).await;
+        let result = stopped
+            .into_iter()
+            .collect::<Result<Vec<()>, SimError>>()
+            .map(|_| ());
         let recorded = std::fs::read_to_string(&self.state.path)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
@@ -454,9 +490,17 @@ impl Drop for SimEnvironment {
     }
 }
 
-/// Removes both clusters' snapshots from `dir`, so the next start is a fresh scenario.
+/// Removes every simulated cluster's snapshot (`sim-*.json`) from `dir`, so the next start
+/// is a fresh scenario.
 pub fn remove_snapshots(dir: &Path) {
-    for name in [SOURCE_NAME, TARGET_NAME] {
-        let _ = std::fs::remove_file(dir.join(format!("{name}.json")));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let cluster = name.starts_with(SOURCE_NAME) || name.starts_with(TARGET_NAME);
+        if cluster && name.ends_with(".json") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
