@@ -120,6 +120,11 @@ impl RunContext {
         journal: crate::journal::Journal,
         previous: Option<crate::journal::Journal>,
     ) -> RunContext {
+        let mut journal = journal;
+        // What the resumed runs recorded stays known (which weights passed their check).
+        if let Some(previous) = previous.as_ref().filter(|_| journal.events.is_empty()) {
+            journal.events = previous.events.clone();
+        }
         RunContext {
             dir,
             lock: None,
@@ -181,6 +186,29 @@ impl RunContext {
         if let Err(error) = crate::journal::save(&self.dir, &journal) {
             tracing::warn!(%error, "cannot save the run journal");
         }
+    }
+
+    /// Records an event in the journal and saves it at once: a run killed right after keeps it.
+    pub fn record_event(&self, kind: &str, step: Option<usize>, data: &serde_json::Value) {
+        self.update(|journal| {
+            journal.events.push(crate::journal::JournalEvent {
+                run_id: journal.run_id.clone(),
+                kind: kind.to_string(),
+                step,
+                data: data.clone(),
+            });
+        });
+    }
+
+    /// The events of `kind` recorded by this run and the runs it resumed, oldest first.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        journal
+            .events
+            .iter()
+            .filter(|event| event.kind == kind)
+            .map(|event| event.data.clone())
+            .collect()
     }
 
     /// Updates the journal (outcome, end time) and saves it.
@@ -259,12 +287,30 @@ impl Session {
     /// Records an event for the report (and, in plan mode, the plan), in the running step.
     pub fn push_event(&self, kind: &str, data: serde_json::Value) {
         let step = self.current_step();
+        if let Some(run) = self.run() {
+            run.record_event(kind, step, &data);
+        }
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
         record.events.push(RecordedEvent {
             kind: kind.to_string(),
             step,
             data,
         });
+    }
+
+    /// The events of `kind` recorded so far: in a run, by it and the runs it resumed (from its
+    /// journal); else by this session.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        if let Some(run) = self.run() {
+            return run.events(kind);
+        }
+        let record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        record
+            .events
+            .iter()
+            .filter(|event| event.kind == kind)
+            .map(|event| event.data.clone())
+            .collect()
     }
 
     /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.
