@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_identity;
 mod cluster_transport;
 mod control_plane;
+mod crash_matrix;
 mod doc;
 mod examples;
 mod fixtures_istio;

@@ -730,3 +730,95 @@ print(c.get("Secret", "planted", "default"));
         assert_eq!(mode, expected, "{}", path.display());
     }
 }
+
+#[test]
+fn creating_a_target_that_exists_already_skips_the_create() {
+    // As after a run killed once `az aks create` succeeded: the cluster is there. The
+    // simulated `az aks create` always fails, so a second create would stop the run.
+    let runbook = crate::sim_env_support::repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
+    let outcome = crate::test::Test::new()
+        .args(&[
+            "run",
+            &runbook,
+            "--sim",
+            "--yes",
+            "--set",
+            "CREATE_TARGET=true",
+            "--set",
+            "STEPS=100",
+            "--set",
+            "PROPAGATION=1s",
+            "--set",
+            "SOAK_SECONDS=0",
+        ])
+        .run();
+    assert!(
+        outcome.stdout.contains(
+            "$ az aks show --resource-group rg-simulated --name sim-target -o json"
+        ) && outcome.stdout.contains(
+            "AKS cluster sim-target in rg-simulated exists already: not created again"
+        ),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    assert!(!outcome.stdout.contains("$ az aks create"), "{}", outcome.stdout);
+}
+
+#[test]
+fn exec_children_act_on_the_bound_context_never_the_users_current_one() {
+    let env = TestEnv::start();
+    // The user's kubeconfig points at the target; the script works on the source.
+    let text_of = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    let users: String = text_of
+        .lines()
+        .filter(|line| !line.starts_with("current-context:"))
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        + "current-context: sim-target\n";
+    let user_kubeconfig = env.dir.path().join("user-kubeconfig");
+    std::fs::write(&user_kubeconfig, users).unwrap();
+    let script = env.dir.path().join("children.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let source = cluster("sim-source");
+let uid = source.get("Namespace", "kube-system").metadata.uid;
+let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`one bound: ${if seen.stdout == uid { "the source" } else { "another cluster: " + seen.stdout + seen.stderr }}`);
+cluster("sim-target");
+let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`two bound: status ${seen.status}, ${seen.stderr.trim()}`);
+let named = exec("kubectl", ["--context", "sim-source", "get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`named: ${if named.stdout == uid { "the source" } else { "another cluster" }}`);
+"#,
+    )
+    .unwrap();
+    for explicit in [false, true] {
+        let mut command = std::process::Command::new(crate::test::meshshift_binary());
+        command
+            .arg("--state-dir")
+            .arg(env.dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", &user_kubeconfig)
+            .stdin(std::process::Stdio::null());
+        if explicit {
+            command.arg("--kubeconfig").arg(&user_kubeconfig);
+        }
+        let output = command
+            .arg("run")
+            .arg(&script)
+            .args(["--allow-exec", "kubectl"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("one bound: the source"), "{stdout}");
+        assert!(
+            stdout.contains("two bound: status 1")
+                && stdout.contains("meshshift-no-default-context"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("named: the source"), "{stdout}");
+    }
+}

@@ -62,6 +62,8 @@ pub struct Session {
     extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
     /// Called when plan mode is switched off (cluster handles forget their planned writes).
     plan_off: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    /// Contexts bound with `cluster(...)`, in order: what `exec`'s children may act on.
+    bound_contexts: Mutex<Vec<String>>,
 }
 
 /// What happened during a run, for the summary, report and journal.
@@ -250,7 +252,28 @@ impl Session {
             record: Mutex::new(RunRecord::default()),
             extensions: Mutex::new(HashMap::new()),
             plan_off: Mutex::new(Vec::new()),
+            bound_contexts: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Notes that a script bound `context` (children of `exec` get it as their context when
+    /// it is the only one).
+    pub fn note_bound_context(&self, context: &str) {
+        let mut bound = self
+            .bound_contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !bound.iter().any(|c| c == context) {
+            bound.push(context.to_string());
+        }
+    }
+
+    /// The contexts bound so far, in order.
+    pub fn bound_contexts(&self) -> Vec<String> {
+        self.bound_contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The session behind a host function call.
