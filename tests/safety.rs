@@ -788,7 +788,7 @@ let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={
 info(`one bound: ${if seen.stdout == uid { "the source" } else { "another cluster: " + seen.stdout + seen.stderr }}`);
 cluster("sim-target");
 let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
-info(`two bound: status ${seen.status}, ${seen.stderr.trim()}`);
+info(`two bound: status ${seen.status}, ${seen.stdout}${seen.stderr}`);
 let named = exec("kubectl", ["--context", "sim-source", "get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
 info(`named: ${if named.stdout == uid { "the source" } else { "another cluster" }}`);
 "#,
