@@ -65,6 +65,8 @@ pub fn start(
             simulation_dir: state_dir.join(format!("repl-sim-{}", std::process::id())),
             state_dir,
             sim: arguments.sim,
+            keep_simulation: false,
+            restore_simulation_from: None,
             // Ctrl-C returns to the prompt; pressed twice more while still stopping, it quits.
             presses_to_quit: 2,
         })?;
