@@ -53,12 +53,23 @@ struct DetachedSim {
 }
 
 impl DetachedSim {
+    /// A fresh detached simulator; one more try when the first does not start (on a loaded
+    /// machine it may miss its 60 s readiness bound).
     fn up() -> DetachedSim {
+        match DetachedSim::try_up() {
+            Ok(sim) => sim,
+            Err(first) => DetachedSim::try_up()
+                .unwrap_or_else(|second| panic!("sim up failed twice:\n{first}\n{second}")),
+        }
+    }
+
+    fn try_up() -> Result<DetachedSim, String> {
         let dir = tempfile::tempdir().unwrap();
-        let sim = DetachedSim {
-            dir,
-            binary: meshshift_binary(),
-        };
+        // The script runs the matrix on a copy of the binary, so that builds can go on.
+        let binary = std::env::var_os("MESHSHIFT_CRASH_BINARY")
+            .map(PathBuf::from)
+            .unwrap_or_else(meshshift_binary);
+        let sim = DetachedSim { dir, binary };
         // The Azure CLI as a user would have it: here the simulator's, on PATH.
         let bin = sim.dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -78,8 +89,11 @@ impl DetachedSim {
             .command(&["sim", "up", "--detach", "--fresh"])
             .output()
             .unwrap();
-        assert!(up.status.success(), "{:?}", text(&up));
-        sim
+        if !up.status.success() {
+            let log = std::fs::read_to_string(sim.state().join("sim/sim.log")).unwrap_or_default();
+            return Err(format!("{:?}\n{log}", text(&up)));
+        }
+        Ok(sim)
     }
 
     fn state(&self) -> PathBuf {
@@ -209,8 +223,10 @@ impl DetachedSim {
             .collect();
         ids.sort();
         let last = ids.last().expect("a run directory");
-        serde_json::from_str(&std::fs::read_to_string(runs.join(last).join("journal.json")).unwrap())
-            .unwrap()
+        serde_json::from_str(
+            &std::fs::read_to_string(runs.join(last).join("journal.json")).unwrap(),
+        )
+        .unwrap()
     }
 }
 
@@ -470,7 +486,10 @@ fn differences(expected: &BTreeMap<String, Value>, got: &BTreeMap<String, Value>
         .map(|key| {
             format!(
                 "{key}:\n  uninterrupted: {}\n  resumed:       {}",
-                expected.get(key).map(Value::to_string).unwrap_or("-".into()),
+                expected
+                    .get(key)
+                    .map(Value::to_string)
+                    .unwrap_or("-".into()),
                 got.get(key).map(Value::to_string).unwrap_or("-".into())
             )
         })

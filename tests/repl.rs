@@ -722,3 +722,39 @@ fn random_sessions_over_the_shipped_runbooks_never_panic() {
         started.elapsed()
     );
 }
+
+#[test]
+fn repl_results_never_show_a_planted_secret_value() {
+    use base64::Engine as _;
+    let password = "repl-planted-9f3e2a";
+    let token = "repl-token-77ab21c";
+    let outcome = Test::new()
+        .args(&["repl", "--sim", "--set", &format!("API_TOKEN={token}")])
+        .stdin(concat!(
+            "let c = cluster(\"sim-source\");\n",
+            "c.apply(#{apiVersion: \"v1\", kind: \"Secret\", metadata: #{name: \"planted\", namespace: \"default\"}, stringData: #{password: \"repl-planted-9f3e2a\"}});\n",
+            "let s = c.get(\"Secret\", \"planted\", \"default\");\n",
+            "s.data.password\n",
+            "s.data\n",
+            "#{nested: [s]}\n",
+            "`it is ${s.data.password}`\n",
+            "param(\"API_TOKEN\")\n",
+            "[param(\"API_TOKEN\"), 1]\n",
+        ))
+        .run();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+    for planted in [password, encoded.as_str(), token] {
+        assert!(
+            !outcome.stdout.contains(planted) && !outcome.stderr.contains(planted),
+            "{planted} shown:\n{}\n{}",
+            outcome.stdout,
+            outcome.stderr
+        );
+    }
+    // Each of the six results was shown, masked.
+    assert!(
+        outcome.stdout.matches("***").count() >= 6,
+        "{}",
+        outcome.stdout
+    );
+}

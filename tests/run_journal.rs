@@ -162,7 +162,9 @@ fn resume_of_a_simulated_run_continues_on_its_saved_clusters() {
     );
     assert!(resumed.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("simulated clusters sim-source and sim-target restored from the resumed run and started"),
+        stdout.contains(
+            "simulated clusters sim-source and sim-target restored from the resumed run and started"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("the same simulated clusters"), "{stdout}");
@@ -178,7 +180,12 @@ fn resume_of_a_simulated_run_without_saved_clusters_is_refused() {
         .run();
     // As when the run was killed: its clusters never saved their objects.
     let runs = first.dir.path().join(".meshshift/runs");
-    let run = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::remove_file(run.join("sim/sim-source.json")).unwrap();
     let resumed = resume_in(&first);
     let stderr = String::from_utf8_lossy(&resumed.stderr);

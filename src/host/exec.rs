@@ -109,8 +109,8 @@ pub mod exec_functions {
     /// stderr}`; a non-zero status is a value, not an error. `--allow-exec` names are resolved
     /// on `PATH` when the run starts, and only those files run (by name, or by a path to the
     /// same file). The program gets the session's kubeconfig in `KUBECONFIG`, with the current
-/// context set to the one context the script bound (none when it bound several: name it with
-/// `--context`), never the user's current context. The command line
+    /// context set to the one context the script bound (none when it bound several: name it with
+    /// `--context`), never the user's current context. The command line
     /// is printed, shell-quoted and redacted, before it runs. In plan mode only the host's
     /// read-only commands run (`az version`, `az aks show`, `az aks mesh get-revisions`, …);
     /// any other is skipped and `planned` is `true`. Options: `timeout` (default `10m`),

@@ -132,7 +132,8 @@ impl Repl {
         match outcome {
             Ok((flow, text)) => {
                 if !text.is_empty() {
-                    println!("{text}");
+                    // Results and command output leave through the redaction layer.
+                    println!("{}", crate::redact::text(&text));
                 }
                 (false, flow)
             }
