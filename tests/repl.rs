@@ -487,10 +487,11 @@ fn walks_the_migration_one_step_at_a_time() {
         "route_weights(source.get(\"VirtualService\", vs_name, app_namespace))[`${temporary_host}:80`] < 100",
         &["true"],
     );
-    // The shift continues from the weight it reached.
+    // The shift verifies the weight it reached, then continues from it.
     pty.send(":run Shift\r");
     pty.expect("] Shift traffic to the target");
-    for weight in [25, 50, 100] {
+    pty.expect("already sends 10% to the target: verifying 10% before going on");
+    for weight in [10, 25, 50, 100] {
         pty.expect(&format!("Send {weight}% of traffic to the target? [y/N]"));
         pty.send("y\r");
         pty.expect(&format!("{weight}%: "));

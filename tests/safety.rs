@@ -433,10 +433,13 @@ exec("../other/tool", []);
     );
     let lines: Vec<&str> = outcome.stdout.lines().collect();
     assert_eq!(lines[0], "$ tool 'a b' 'it'\\''s'", "{}", outcome.stdout);
-    assert_eq!(
-        lines[1],
-        format!("allowed a b it's kubeconfig={}", kubeconfig.display())
-    );
+    // The session's kubeconfig, after the run's file that pins the current context.
+    let (pin, files) = lines[1]
+        .strip_prefix("allowed a b it's kubeconfig=")
+        .and_then(|value| value.split_once(':'))
+        .unwrap_or_else(|| panic!("{}", outcome.stdout));
+    assert!(pin.ends_with("/exec-kubeconfig"), "{pin}");
+    assert_eq!(files, kubeconfig.display().to_string());
     assert!(
         lines[3].starts_with("allowed  kubeconfig="),
         "{}",
