@@ -372,20 +372,21 @@ fn ci_points() -> Vec<Point> {
 /// traffic step (after the weight is set, and after its verdict).
 fn all_points() -> Vec<Point> {
     let mut points: Vec<Point> = STEP_HEADERS.iter().map(|h| Point::at(h, 1, 0)).collect();
-    for delay in [30, 60, 100, 150, 200, 300, 450, 600] {
+    for delay in [30, 60, 100, 150, 200, 250, 300, 350, 450, 600] {
         points.push(Point::at(COPY, 1, delay));
     }
     for nth in 1..=4 {
         for delay in [0, 150, 400, 700, 900] {
             points.push(Point::at(WEIGHT_SET, nth, delay));
         }
-        for delay in [0, 20] {
-            points.push(Point::at(VERDICT, nth, delay));
+        // The run ends about 20 ms after the last verdict: later points are never reached.
+        let after_verdict: &[u64] = if nth < 4 { &[0, 20] } else { &[0] };
+        for delay in after_verdict {
+            points.push(Point::at(VERDICT, nth, *delay));
         }
     }
-    for delay in [0, 20, 60] {
-        points.push(Point::at(WEIGHT_SET, 5, delay));
-    }
+    points.push(Point::at(WEIGHT_SET, 1, 1100));
+    points.push(Point::at(WEIGHT_SET, 5, 0));
     points
 }
 
