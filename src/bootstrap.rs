@@ -32,6 +32,12 @@ pub struct SessionOptions<'a> {
     /// Start the simulated clusters, with their state in `simulation_dir`.
     pub sim: bool,
     pub simulation_dir: PathBuf,
+    /// Save the simulated clusters' objects in `simulation_dir` when they stop (a run's
+    /// clusters, so that `resume` continues on them).
+    pub keep_simulation: bool,
+    /// Start the simulated clusters from the objects a run saved in this directory (`resume`
+    /// of a `--sim` run); refused when it saved none.
+    pub restore_simulation_from: Option<PathBuf>,
     /// Ctrl-C presses, while a cancelled input is still stopping, that quit meshshift.
     pub presses_to_quit: u32,
 }
@@ -55,9 +61,12 @@ pub fn open_session(
         connect_to: std::env::var("MESHSHIFT_CONNECT_TO").unwrap_or_default(),
     };
     let simulation = Simulation::start_if(
-        options.sim,
+        options.sim.then_some(SimulationStart {
+            dir: &options.simulation_dir,
+            keep: options.keep_simulation,
+            restore_from: options.restore_simulation_from.as_deref(),
+        }),
         &runtime,
-        &options.simulation_dir,
         &mut settings,
         &mut params,
     )?;
@@ -95,22 +104,63 @@ pub fn open_session(
 /// The simulated clusters of a `--sim` session (none without `--sim`).
 pub struct Simulation(Option<crate::sim::SimEnvironment>);
 
+/// Where simulated clusters keep their state, and where they start from.
+pub struct SimulationStart<'a> {
+    pub dir: &'a Path,
+    /// Save the objects in `dir` when the clusters stop.
+    pub keep: bool,
+    /// A directory whose saved objects the clusters start from.
+    pub restore_from: Option<&'a Path>,
+}
+
+/// The files the simulated clusters save their objects in, below a run's directory.
+const SNAPSHOTS: [&str; 2] = ["sim/sim-source.json", "sim/sim-target.json"];
+
+/// Copies the objects a run's simulated clusters saved into `dir`, so that they start from
+/// them; refuses when that run saved none (it was killed, or kept no state).
+fn restore_snapshots(from: &Path, dir: &Path) -> Result<()> {
+    if let Some(missing) = SNAPSHOTS.iter().find(|file| !from.join(file).is_file()) {
+        return Err(Error::Other {
+            message: format!(
+                "cannot resume on the same simulated clusters: {} was not saved (the run was \
+                 killed before its clusters stopped, or it predates saved simulations); \
+                 start a new run with --sim",
+                crate::files::display_path(&from.join(missing))
+            ),
+        });
+    }
+    for file in SNAPSHOTS {
+        let copy = std::fs::read(from.join(file))
+            .and_then(|bytes| crate::files::write_atomic(&dir.join(file), &bytes, true));
+        copy.map_err(|e| Error::WriteFile {
+            path: dir.join(file).display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
 impl Simulation {
-    /// With `wanted`, starts `sim-source` and `sim-target` with their state in `dir`, points the
-    /// session's kubeconfig and `az` at them and sets the parameters the shipped runbooks read
-    /// (their defaults only: `--set` wins).
+    /// With `start`, starts `sim-source` and `sim-target` with their state in its `dir`
+    /// (restored from a run's saved objects when asked), points the session's kubeconfig and
+    /// `az` at them and sets the parameters the shipped runbooks read (their defaults only:
+    /// `--set` wins).
     pub fn start_if(
-        wanted: bool,
+        start: Option<SimulationStart>,
         runtime: &tokio::runtime::Runtime,
-        dir: &Path,
         settings: &mut Settings,
         params: &mut Params,
     ) -> Result<Simulation> {
-        if !wanted {
+        let Some(start) = start else {
             return Ok(Simulation(None));
+        };
+        let dir = start.dir;
+        if let Some(from) = start.restore_from {
+            restore_snapshots(from, dir)?;
         }
         let options = crate::sim::EnvironmentOptions {
             state_dir: Some(dir.to_path_buf()),
+            persist: start.keep || start.restore_from.is_some(),
             ..Default::default()
         };
         let started = std::time::Instant::now();
@@ -120,7 +170,12 @@ impl Simulation {
                 message: format!("cannot start the simulated clusters: {error}"),
             })?;
         println!(
-            "simulated clusters sim-source and sim-target started in {} (kubeconfig: {})",
+            "simulated clusters sim-source and sim-target {} in {} (kubeconfig: {})",
+            if start.restore_from.is_some() {
+                "restored from the resumed run and started"
+            } else {
+                "started"
+            },
             crate::output::format_duration(started.elapsed()),
             crate::files::display_path(&environment.kubeconfig)
         );

@@ -26,6 +26,18 @@ pub struct JournalStep {
     pub message: Option<String>,
 }
 
+/// One `record_event(kind, data)` of a run, kept so that a resumed run knows what happened
+/// before (which traffic weights passed their check) and its report can show it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JournalEvent {
+    /// The run that recorded it (a resumed run carries the events of the runs before it).
+    pub run_id: String,
+    pub kind: String,
+    /// The number of the step that was running in that run, if any.
+    pub step: Option<usize>,
+    pub data: Value,
+}
+
 /// What pins a context to one cluster (see `cluster::Identity`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterIdentity {
@@ -62,6 +74,10 @@ pub struct Journal {
     #[serde(default)]
     pub clusters: BTreeMap<String, ClusterIdentity>,
     pub steps: Vec<JournalStep>,
+    /// Events recorded by this run and the runs it resumed, oldest first, each saved as it
+    /// happens.
+    #[serde(default)]
+    pub events: Vec<JournalEvent>,
 }
 
 impl Journal {
@@ -134,6 +150,9 @@ pub fn redacted(journal: &Journal) -> Journal {
             }
         }
         step.message = step.message.as_deref().map(crate::redact::text);
+    }
+    for event in &mut shown.events {
+        crate::redact::mask_in_place(&mut event.data);
     }
     shown.error = shown.error.as_deref().map(crate::redact::text);
     shown

@@ -319,9 +319,17 @@ fn execute_run(request: RunRequest) -> Result<()> {
         state_dir: request.state_dir.clone(),
         sim: request.sim,
         simulation_dir: dir.clone(),
+        // A simulated run's clusters are saved with it; `resume` starts from them.
+        keep_simulation: true,
+        restore_simulation_from: request
+            .previous
+            .as_ref()
+            .filter(|p| p.sim)
+            .map(|p| runs.join(&p.run_id)),
         presses_to_quit: 1,
     })?;
-    // `--sim` starts new simulated clusters for every run: only real ones are pinned.
+    // A resumed `--sim` run starts from the saved objects on new servers: only real clusters
+    // are pinned.
     if let Some(previous) = request.previous.as_ref().filter(|p| !p.sim) {
         check_clusters_unchanged(&runtime, &session, previous)?;
     }

@@ -14,6 +14,7 @@ mod cluster_identity;
 mod cluster_transport;
 mod control_plane;
 mod corpus;
+mod crash_matrix;
 mod doc;
 mod examples;
 mod fault_matrix;

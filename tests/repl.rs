@@ -487,10 +487,11 @@ fn walks_the_migration_one_step_at_a_time() {
         "route_weights(source.get(\"VirtualService\", vs_name, app_namespace))[`${temporary_host}:80`] < 100",
         &["true"],
     );
-    // The shift continues from the weight it reached.
+    // The shift verifies the weight it reached, then continues from it.
     pty.send(":run Shift\r");
     pty.expect("] Shift traffic to the target");
-    for weight in [25, 50, 100] {
+    pty.expect("already sends 10% to the target: verifying 10% before going on");
+    for weight in [10, 25, 50, 100] {
         pty.expect(&format!("Send {weight}% of traffic to the target? [y/N]"));
         pty.send("y\r");
         pty.expect(&format!("{weight}%: "));
@@ -720,5 +721,41 @@ fn random_sessions_over_the_shipped_runbooks_never_panic() {
         counts.0,
         counts.1,
         started.elapsed()
+    );
+}
+
+#[test]
+fn repl_results_never_show_a_planted_secret_value() {
+    use base64::Engine as _;
+    let password = "repl-planted-9f3e2a";
+    let token = "repl-token-77ab21c";
+    let outcome = Test::new()
+        .args(&["repl", "--sim", "--set", &format!("API_TOKEN={token}")])
+        .stdin(concat!(
+            "let c = cluster(\"sim-source\");\n",
+            "c.apply(#{apiVersion: \"v1\", kind: \"Secret\", metadata: #{name: \"planted\", namespace: \"default\"}, stringData: #{password: \"repl-planted-9f3e2a\"}});\n",
+            "let s = c.get(\"Secret\", \"planted\", \"default\");\n",
+            "s.data.password\n",
+            "s.data\n",
+            "#{nested: [s]}\n",
+            "`it is ${s.data.password}`\n",
+            "param(\"API_TOKEN\")\n",
+            "[param(\"API_TOKEN\"), 1]\n",
+        ))
+        .run();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(password);
+    for planted in [password, encoded.as_str(), token] {
+        assert!(
+            !outcome.stdout.contains(planted) && !outcome.stderr.contains(planted),
+            "{planted} shown:\n{}\n{}",
+            outcome.stdout,
+            outcome.stderr
+        );
+    }
+    // Each of the six results was shown, masked.
+    assert!(
+        outcome.stdout.matches("***").count() >= 6,
+        "{}",
+        outcome.stdout
     );
 }

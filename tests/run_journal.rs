@@ -117,3 +117,83 @@ fn exec_runs_only_allowed_programs_and_not_in_plan_mode() {
         .stdout("$ false\n1\n")
         .run();
 }
+
+const SIM_RUNBOOK: &str = r#"
+//! Writes on a simulated cluster, then stops while FAIL is set.
+let c = cluster("sim-source");
+let uid = step("write", || {
+    c.apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "kept", namespace: "default"}, data: #{a: "1"}});
+    c.get("Namespace", "kube-system").metadata.uid
+});
+step("check", || {
+    if param("FAIL", false) { fail("stopped"); }
+    if c.get("ConfigMap", "kept", "default") == () { fail("the ConfigMap written before the resume is gone"); }
+    let now = c.get("Namespace", "kube-system").metadata.uid;
+    if now != uid { fail(`another cluster: kube-system ${now}, was ${uid}`); }
+    info("the same simulated clusters");
+});
+"#;
+
+/// `resume` in the directory of `first`, with FAIL no longer set.
+fn resume_in(first: &crate::test::Outcome) -> std::process::Output {
+    std::process::Command::new(crate::test::meshshift_binary())
+        .arg("resume")
+        .current_dir(first.dir.path())
+        .env("NO_COLOR", "1")
+        .env("MESHSHIFT_STATE_DIR", first.dir.path().join(".meshshift"))
+        .env_remove("FAIL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn resume_of_a_simulated_run_continues_on_its_saved_clusters() {
+    let first = Test::new()
+        .runbook(SIM_RUNBOOK)
+        .args(&["--sim", "--yes"])
+        .env("FAIL", "true")
+        .status(1)
+        .run();
+    let resumed = resume_in(&first);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&resumed.stdout),
+        String::from_utf8_lossy(&resumed.stderr),
+    );
+    assert!(resumed.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "simulated clusters sim-source and sim-target restored from the resumed run and started"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the same simulated clusters"), "{stdout}");
+}
+
+#[test]
+fn resume_of_a_simulated_run_without_saved_clusters_is_refused() {
+    let first = Test::new()
+        .runbook(SIM_RUNBOOK)
+        .args(&["--sim", "--yes"])
+        .env("FAIL", "true")
+        .status(1)
+        .run();
+    // As when the run was killed: its clusters never saved their objects.
+    let runs = first.dir.path().join(".meshshift/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(run.join("sim/sim-source.json")).unwrap();
+    let resumed = resume_in(&first);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot resume on the same simulated clusters:")
+            && stderr.contains("sim/sim-source.json was not saved")
+            && stderr.contains("start a new run with --sim"),
+        "{stderr}"
+    );
+}

@@ -433,10 +433,13 @@ exec("../other/tool", []);
     );
     let lines: Vec<&str> = outcome.stdout.lines().collect();
     assert_eq!(lines[0], "$ tool 'a b' 'it'\\''s'", "{}", outcome.stdout);
-    assert_eq!(
-        lines[1],
-        format!("allowed a b it's kubeconfig={}", kubeconfig.display())
-    );
+    // The session's kubeconfig, after the run's file that pins the current context.
+    let (pin, files) = lines[1]
+        .strip_prefix("allowed a b it's kubeconfig=")
+        .and_then(|value| value.split_once(':'))
+        .unwrap_or_else(|| panic!("{}", outcome.stdout));
+    assert!(pin.ends_with("/exec-kubeconfig"), "{pin}");
+    assert_eq!(files, kubeconfig.display().to_string());
     assert!(
         lines[3].starts_with("allowed  kubeconfig="),
         "{}",
@@ -728,5 +731,344 @@ print(c.get("Secret", "planted", "default"));
     for (path, mode) in files_below(&runs) {
         let expected = if path.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode, expected, "{}", path.display());
+    }
+}
+
+#[test]
+fn creating_a_target_that_exists_already_skips_the_create() {
+    // As after a run killed once `az aks create` succeeded: the cluster is there. The
+    // simulated `az aks create` always fails, so a second create would stop the run.
+    let runbook = crate::sim_env_support::repo_path("runbooks/migrate-oss-istio-to-aks.rhai");
+    let outcome = crate::test::Test::new()
+        .args(&[
+            "run",
+            &runbook,
+            "--sim",
+            "--yes",
+            "--set",
+            "CREATE_TARGET=true",
+            "--set",
+            "STEPS=100",
+            "--set",
+            "PROPAGATION=1s",
+            "--set",
+            "SOAK_SECONDS=0",
+        ])
+        .run();
+    assert!(
+        outcome
+            .stdout
+            .contains("$ az aks show --resource-group rg-simulated --name sim-target -o json")
+            && outcome.stdout.contains(
+                "AKS cluster sim-target in rg-simulated exists already: not created again"
+            ),
+        "{}\n{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stdout.contains("$ az aks create"),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn exec_children_act_on_the_bound_context_never_the_users_current_one() {
+    let env = TestEnv::start();
+    // The user's kubeconfig points at the target; the script works on the source.
+    let text_of = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    let users: String = text_of
+        .lines()
+        .filter(|line| !line.starts_with("current-context:"))
+        .map(|line| format!("{line}\n"))
+        .collect::<String>()
+        + "current-context: sim-target\n";
+    let user_kubeconfig = env.dir.path().join("user-kubeconfig");
+    std::fs::write(&user_kubeconfig, users).unwrap();
+    let script = env.dir.path().join("children.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let source = cluster("sim-source");
+let uid = source.get("Namespace", "kube-system").metadata.uid;
+let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`one bound: ${if seen.stdout == uid { "the source" } else { "another cluster: " + seen.stdout + seen.stderr }}`);
+cluster("sim-target");
+let seen = exec("kubectl", ["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`two bound: status ${seen.status}, ${seen.stdout}${seen.stderr}`);
+let named = exec("kubectl", ["--context", "sim-source", "get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]);
+info(`named: ${if named.stdout == uid { "the source" } else { "another cluster" }}`);
+"#,
+    )
+    .unwrap();
+    for explicit in [false, true] {
+        let mut command = std::process::Command::new(crate::test::meshshift_binary());
+        command
+            .arg("--state-dir")
+            .arg(env.dir.path().join("state"))
+            .env("NO_COLOR", "1")
+            .env("KUBECONFIG", &user_kubeconfig)
+            .stdin(std::process::Stdio::null());
+        if explicit {
+            command.arg("--kubeconfig").arg(&user_kubeconfig);
+        }
+        let output = command
+            .arg("run")
+            .arg(&script)
+            .args(["--allow-exec", "kubectl"])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&output);
+        assert!(output.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("one bound: the source"), "{stdout}");
+        assert!(
+            stdout.contains("two bound: status 1")
+                && stdout.contains("meshshift-no-default-context"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("named: the source"), "{stdout}");
+    }
+}
+
+/// What the fault proxy saw, by kind of request (dry runs are not counted).
+#[derive(Default)]
+struct Seen {
+    json_patches: std::sync::atomic::AtomicUsize,
+    applies: std::sync::atomic::AtomicUsize,
+    probe_gets: std::sync::atomic::AtomicUsize,
+}
+
+/// A plain-HTTP server in front of `context`'s API server that forwards every request, except
+/// that it answers the first GET of ConfigMap `probe` with 500 without forwarding it, forwards
+/// the first apply and then answers 500, and forwards every JSON patch and then answers 500
+/// (for `probe`) or drops the connection (for `dropped`): the server did the work, the client
+/// cannot know.
+fn start_fault_proxy(
+    kubeconfig: &Path,
+    context: &str,
+) -> (std::net::SocketAddr, std::sync::Arc<Seen>) {
+    use http_body_util::BodyExt as _;
+    use std::sync::atomic::Ordering;
+    let seen = std::sync::Arc::new(Seen::default());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig).unwrap();
+    let context = context.to_string();
+    let counts = seen.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let options = kube::config::KubeConfigOptions {
+                context: Some(context),
+                ..Default::default()
+            };
+            let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .unwrap();
+            let client = kube::Client::try_from(config).unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sender.send(listener.local_addr().unwrap()).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (client, counts) = (client.clone(), counts.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let (client, counts) = (client.clone(), counts.clone());
+                            async move {
+                                let (parts, body) = request.into_parts();
+                                let bytes = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let content_type = parts
+                                    .headers
+                                    .get("content-type")
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_string();
+                                let path = parts.uri.path().to_string();
+                                let dry_run =
+                                    parts.uri.query().is_some_and(|q| q.contains("dryRun"));
+                                let object =
+                                    path.rsplit('/').next().unwrap_or_default().to_string();
+                                // The run's own Lease is written as any run writes it.
+                                let is_patch = parts.method == hyper::Method::PATCH
+                                    && !dry_run
+                                    && !path.contains("/leases/");
+                                let json_patch = is_patch
+                                    && content_type.starts_with("application/json-patch+json");
+                                let apply =
+                                    is_patch && content_type.starts_with("application/apply-patch");
+                                if parts.method == hyper::Method::GET
+                                    && object == "probe"
+                                    && counts.probe_gets.fetch_add(1, Ordering::SeqCst) == 0
+                                {
+                                    return Ok::<_, std::io::Error>(server_error());
+                                }
+                                let first_apply =
+                                    apply && counts.applies.fetch_add(1, Ordering::SeqCst) == 0;
+                                if json_patch {
+                                    counts.json_patches.fetch_add(1, Ordering::SeqCst);
+                                }
+                                let mut forward =
+                                    http::Request::builder().method(parts.method.clone()).uri(
+                                        parts
+                                            .uri
+                                            .path_and_query()
+                                            .map(|p| p.as_str())
+                                            .unwrap_or("/"),
+                                    );
+                                for (name, value) in &parts.headers {
+                                    if name != "host" && name != "authorization" {
+                                        forward = forward.header(name, value);
+                                    }
+                                }
+                                let answer = client
+                                    .send(
+                                        forward
+                                            .body(kube::client::Body::from(bytes.to_vec()))
+                                            .unwrap(),
+                                    )
+                                    .await
+                                    .map_err(std::io::Error::other)?;
+                                if json_patch && object == "dropped" {
+                                    return Err(std::io::Error::other(
+                                        "connection dropped after the patch",
+                                    ));
+                                }
+                                if json_patch || first_apply {
+                                    return Ok(server_error());
+                                }
+                                let (mut answer_parts, answer_body) = answer.into_parts();
+                                // The body is re-framed here.
+                                answer_parts.headers.remove("transfer-encoding");
+                                answer_parts.headers.remove("content-length");
+                                let answer_bytes = answer_body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .map_err(std::io::Error::other)?;
+                                Ok(hyper::Response::from_parts(
+                                    answer_parts,
+                                    http_body_util::Full::new(answer_bytes),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+    });
+    (receiver.recv().unwrap(), seen)
+}
+
+fn server_error() -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    hyper::Response::builder()
+        .status(500)
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+            br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected after the work was done","code":500}"#,
+        )))
+        .unwrap()
+}
+
+#[test]
+fn a_patch_the_server_may_have_applied_is_never_sent_twice_while_applies_and_reads_are_retried() {
+    use std::sync::atomic::Ordering;
+    let env = TestEnv::start();
+    let (address, seen) = start_fault_proxy(&env.kubeconfig(), "sim-source");
+    let sim_kubeconfig = std::fs::read_to_string(env.kubeconfig()).unwrap();
+    let token = regex::Regex::new(r"token: (\S+)")
+        .unwrap()
+        .captures(&sim_kubeconfig)
+        .unwrap()[1]
+        .to_string();
+    let kubeconfig = env.dir.path().join("proxied-kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: proxied, cluster: {{server: 'http://{address}'}}}}]\n\
+             users: [{{name: u, user: {{token: {token}}}}}]\n\
+             contexts: [{{name: proxied, context: {{cluster: proxied, user: u, namespace: default}}}}]\n\
+             current-context: proxied\n"
+        ),
+    )
+    .unwrap();
+    let script = env.dir.path().join("retries.rhai");
+    std::fs::write(
+        &script,
+        r#"
+let c = cluster("proxied");
+c.apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "probe", namespace: "default"}, data: #{n: "0"}});
+c.apply(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "dropped", namespace: "default"}, data: #{n: "0"}});
+info(`read ${c.get("ConfigMap", "probe", "default").data.n}`);
+for name in ["probe", "dropped"] {
+    let outcome = "patched";
+    try {
+        c.patch("ConfigMap", name, "default", [#{op: "add", path: "/data/added", value: "once"}], #{type: "json"});
+    } catch (error) {
+        outcome = "failed";
+    }
+    info(`json patch of ${name}: ${outcome}`);
+}
+"#,
+    )
+    .unwrap();
+    let output = std::process::Command::new(crate::test::meshshift_binary())
+        .arg("--state-dir")
+        .arg(env.dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("run")
+        .arg(&script)
+        .arg("--yes")
+        .env("NO_COLOR", "1")
+        .env_remove("MESHSHIFT_CONNECT_TO")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // The apply that got a 500 after the server applied it was sent again, as was the read.
+    assert_eq!(seen.applies.load(Ordering::SeqCst), 3, "{stdout}");
+    assert!(seen.probe_gets.load(Ordering::SeqCst) >= 2, "{stdout}");
+    assert!(stdout.contains("read 0"), "{stdout}");
+    // Each JSON patch was sent once: the 500 and the dropped connection fail the call.
+    assert_eq!(
+        seen.json_patches.load(Ordering::SeqCst),
+        2,
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("json patch of probe: failed"), "{stdout}");
+    assert!(stdout.contains("json patch of dropped: failed"), "{stdout}");
+    // The server did apply each of them, once.
+    for name in ["probe", "dropped"] {
+        let added = env.kubectl_ok(
+            "sim-source",
+            &[
+                "get",
+                "configmap",
+                name,
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={.data.added}",
+            ],
+        );
+        assert_eq!(added, "once", "{name}");
     }
 }

@@ -112,6 +112,7 @@ fn bind(context: &NativeCallContext, name: Option<&str>) -> HostResult<Cluster> 
     // Planned writes only make sense while planning (`:plan off` in the REPL forgets them).
     let planned = handle.clone();
     session.on_plan_off(move || planned.overlay().clear());
+    session.note_bound_context(handle.context());
     if let Some(run) = session.run() {
         // A resumed run continues on the clusters it started on, or not at all.
         let identity = handle.identity();

@@ -28,13 +28,11 @@ async fn run_program(
     args: Vec<String>,
     input: Option<String>,
     timeout: Duration,
-    kubeconfig: Option<std::path::PathBuf>,
+    kubeconfig: std::ffi::OsString,
 ) -> Result<Finished, String> {
     let mut command = tokio::process::Command::new(&program);
     // The session's clusters, not whatever the user's environment points at.
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
+    command.env("KUBECONFIG", kubeconfig);
     command
         .args(&args)
         .stdin(if input.is_some() {
@@ -73,12 +71,46 @@ async fn run_program(
     })
 }
 
+/// The `KUBECONFIG` a child gets: a private file (0600, in the run's directory, else the state
+/// directory) that sets the current context to the one context the script bound (or to none),
+/// followed by the kubeconfig files the session reads. kubectl takes the current context from
+/// the first file that sets one, so the user's current context never applies by accident.
+fn child_kubeconfig(session: &Session) -> Result<std::ffi::OsString, Error> {
+    let dir = match session.run() {
+        Some(run) => run.dir.clone(),
+        None => session.settings.state_dir.join("exec"),
+    };
+    let pin = dir.join("exec-kubeconfig");
+    let written = crate::journal::create_private_dir(&dir).and_then(|()| {
+        crate::files::write_atomic(
+            &pin,
+            programs::pinned_kubeconfig(&session.bound_contexts()).as_bytes(),
+            true,
+        )
+    });
+    written.map_err(|e| Error::WriteFile {
+        path: pin.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let files = programs::kubeconfig_files(
+        session.settings.kubeconfig.as_deref(),
+        std::env::var_os("KUBECONFIG").as_deref(),
+        home.as_deref(),
+    );
+    std::env::join_paths(std::iter::once(pin).chain(files)).map_err(|e| Error::Other {
+        message: format!("cannot pass the kubeconfig to a program: {e}"),
+    })
+}
+
 #[export_module]
 pub mod exec_functions {
     /// Runs a program allowed with `--allow-exec` (e.g. `az`) and returns `#{status, stdout,
     /// stderr}`; a non-zero status is a value, not an error. `--allow-exec` names are resolved
     /// on `PATH` when the run starts, and only those files run (by name, or by a path to the
-    /// same file). The program gets the session's kubeconfig in `KUBECONFIG`. The command line
+    /// same file). The program gets the session's kubeconfig in `KUBECONFIG`, with the current
+    /// context set to the one context the script bound (none when it bound several: name it with
+    /// `--context`), never the user's current context. The command line
     /// is printed, shell-quoted and redacted, before it runs. In plan mode only the host's
     /// read-only commands run (`az version`, `az aks show`, `az aks mesh get-revisions`, …);
     /// any other is skipped and `planned` is `true`. Options: `timeout` (default `10m`),
@@ -137,7 +169,7 @@ pub mod exec_functions {
                 args,
                 input,
                 timeout,
-                session.settings.kubeconfig.clone(),
+                child_kubeconfig(&session).map_err(raise)?,
             ))
             .map_err(raise)?
             .map_err(|message| raise(Error::Other { message }))?;

@@ -397,14 +397,31 @@ pub mod flow_functions {
                 message,
             })
         })?;
-        let step = session.current_step();
-        let mut record = session.record.lock().unwrap_or_else(|e| e.into_inner());
-        record.events.push(crate::session::RecordedEvent {
-            kind: kind.to_string(),
-            step,
-            data,
-        });
+        // Into the report and, in a run, the journal at once (a resumed run reads it back).
+        session.push_event(kind, data);
         Ok(())
+    }
+
+    /// The data of every `record_event(kind, …)` so far, oldest first: in a run, those of this
+    /// run and of the runs it resumes (from the journal); in the REPL, this session's.
+    ///
+    /// # Example
+    /// ```rhai
+    /// record_event("note", #{weight: 10, passed: true});
+    /// let passed = recorded_events("note").filter(|e| e.passed);
+    /// if passed.len() != 1 || passed[0].weight != 10 { throw passed; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn recorded_events(
+        context: NativeCallContext,
+        kind: &str,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        let session = Session::of(&context)?;
+        Ok(session
+            .events(kind)
+            .into_iter()
+            .map(crate::session::convert::to_dynamic)
+            .collect())
     }
 
     /// True when mutations are dry runs (`run --plan`, or `:plan on` in the REPL).

@@ -9,9 +9,14 @@ use crate::manifest::yaml::to_yaml;
 use crate::output::format_table;
 use crate::session::convert::from_dynamic;
 
-/// The text to print for a result, or `None` for `()` (statements print nothing).
+/// The text to print for a result, or `None` for `()` (statements print nothing), through
+/// the redaction layer (Secrets by shape wherever nested, learnt secret values in any text).
 /// `to_string` renders values that are neither objects nor lists of objects.
 pub fn render(value: &Dynamic, to_string: impl Fn(&Dynamic) -> String) -> Option<String> {
+    render_unredacted(value, to_string).map(|text| crate::redact::text(&text))
+}
+
+fn render_unredacted(value: &Dynamic, to_string: impl Fn(&Dynamic) -> String) -> Option<String> {
     if value.is_unit() {
         return None;
     }
@@ -27,7 +32,11 @@ pub fn render(value: &Dynamic, to_string: impl Fn(&Dynamic) -> String) -> Option
 /// YAML for one object, a table for a non-empty list of objects, `None` otherwise.
 pub fn render_objects(json: &Value) -> Option<String> {
     match json {
-        object if is_object(object) => Some(to_yaml(&mask_secrets(object)).trim_end().to_string()),
+        object if is_object(object) => Some(
+            to_yaml(&crate::redact::value(&mask_secrets(object)))
+                .trim_end()
+                .to_string(),
+        ),
         Value::Array(items) if !items.is_empty() && items.iter().all(is_object) => {
             Some(object_table(items))
         }

@@ -65,6 +65,8 @@ pub fn start(
             simulation_dir: state_dir.join(format!("repl-sim-{}", std::process::id())),
             state_dir,
             sim: arguments.sim,
+            keep_simulation: false,
+            restore_simulation_from: None,
             // Ctrl-C returns to the prompt; pressed twice more while still stopping, it quits.
             presses_to_quit: 2,
         })?;
@@ -130,7 +132,8 @@ impl Repl {
         match outcome {
             Ok((flow, text)) => {
                 if !text.is_empty() {
-                    println!("{text}");
+                    // Results and command output leave through the redaction layer.
+                    println!("{}", crate::redact::text(&text));
                 }
                 (false, flow)
             }

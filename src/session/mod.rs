@@ -62,6 +62,8 @@ pub struct Session {
     extensions: Mutex<HashMap<&'static str, Arc<dyn std::any::Any + Send + Sync>>>,
     /// Called when plan mode is switched off (cluster handles forget their planned writes).
     plan_off: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
+    /// Contexts bound with `cluster(...)`, in order: what `exec`'s children may act on.
+    bound_contexts: Mutex<Vec<String>>,
 }
 
 /// What happened during a run, for the summary, report and journal.
@@ -120,6 +122,11 @@ impl RunContext {
         journal: crate::journal::Journal,
         previous: Option<crate::journal::Journal>,
     ) -> RunContext {
+        let mut journal = journal;
+        // What the resumed runs recorded stays known (which weights passed their check).
+        if let Some(previous) = previous.as_ref().filter(|_| journal.events.is_empty()) {
+            journal.events = previous.events.clone();
+        }
         RunContext {
             dir,
             lock: None,
@@ -183,6 +190,29 @@ impl RunContext {
         }
     }
 
+    /// Records an event in the journal and saves it at once: a run killed right after keeps it.
+    pub fn record_event(&self, kind: &str, step: Option<usize>, data: &serde_json::Value) {
+        self.update(|journal| {
+            journal.events.push(crate::journal::JournalEvent {
+                run_id: journal.run_id.clone(),
+                kind: kind.to_string(),
+                step,
+                data: data.clone(),
+            });
+        });
+    }
+
+    /// The events of `kind` recorded by this run and the runs it resumed, oldest first.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        let journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        journal
+            .events
+            .iter()
+            .filter(|event| event.kind == kind)
+            .map(|event| event.data.clone())
+            .collect()
+    }
+
     /// Updates the journal (outcome, end time) and saves it.
     pub fn update(
         &self,
@@ -222,7 +252,28 @@ impl Session {
             record: Mutex::new(RunRecord::default()),
             extensions: Mutex::new(HashMap::new()),
             plan_off: Mutex::new(Vec::new()),
+            bound_contexts: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Notes that a script bound `context` (children of `exec` get it as their context when
+    /// it is the only one).
+    pub fn note_bound_context(&self, context: &str) {
+        let mut bound = self
+            .bound_contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !bound.iter().any(|c| c == context) {
+            bound.push(context.to_string());
+        }
+    }
+
+    /// The contexts bound so far, in order.
+    pub fn bound_contexts(&self) -> Vec<String> {
+        self.bound_contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The session behind a host function call.
@@ -259,12 +310,30 @@ impl Session {
     /// Records an event for the report (and, in plan mode, the plan), in the running step.
     pub fn push_event(&self, kind: &str, data: serde_json::Value) {
         let step = self.current_step();
+        if let Some(run) = self.run() {
+            run.record_event(kind, step, &data);
+        }
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
         record.events.push(RecordedEvent {
             kind: kind.to_string(),
             step,
             data,
         });
+    }
+
+    /// The events of `kind` recorded so far: in a run, by it and the runs it resumed (from its
+    /// journal); else by this session.
+    pub fn events(&self, kind: &str) -> Vec<serde_json::Value> {
+        if let Some(run) = self.run() {
+            return run.events(kind);
+        }
+        let record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        record
+            .events
+            .iter()
+            .filter(|event| event.kind == kind)
+            .map(|event| event.data.clone())
+            .collect()
     }
 
     /// Plan mode: mutations are dry runs. The REPL switches it with `:plan on|off`.

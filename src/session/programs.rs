@@ -127,6 +127,43 @@ fn executable(file: &Path) -> Option<PathBuf> {
     (metadata.is_file() && metadata.permissions().mode() & 0o111 != 0).then_some(canonical)
 }
 
+/// The current context children of `exec` get when a script bound no context or several: it
+/// names no context, so a `kubectl` without `--context` fails instead of acting on whatever
+/// the user's kubeconfig has as its current context.
+pub const NO_DEFAULT_CONTEXT: &str = "meshshift-no-default-context";
+
+/// The kubeconfig files the session reads, in `KUBECONFIG` order: `--kubeconfig` (or the
+/// simulator's), else `$KUBECONFIG`, else `~/.kube/config`.
+pub fn kubeconfig_files(
+    explicit: Option<&Path>,
+    env: Option<&OsStr>,
+    home: Option<&Path>,
+) -> Vec<PathBuf> {
+    if let Some(path) = explicit {
+        return vec![path.to_path_buf()];
+    }
+    if let Some(env) = env.filter(|value| !value.is_empty()) {
+        return std::env::split_paths(env)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+    }
+    home.map(|home| vec![home.join(".kube").join("config")])
+        .unwrap_or_default()
+}
+
+/// The first file of a child's `KUBECONFIG`: only a current context (kubectl takes the first
+/// file's), the one context the script bound, else [`NO_DEFAULT_CONTEXT`].
+pub fn pinned_kubeconfig(bound: &[String]) -> String {
+    let context = match bound {
+        [only] => only.as_str(),
+        _ => NO_DEFAULT_CONTEXT,
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: {}\n",
+        serde_json::Value::from(context)
+    )
+}
+
 /// Whether `program args…` is on the host's read-only list (plan mode runs only those).
 pub fn is_read_only(program: &str, args: &[String]) -> bool {
     let name = Path::new(program)
@@ -230,6 +267,30 @@ mod tests {
         assert!(!is_read_only("az", &args("aks delete --name x")));
         assert!(!is_read_only("az", &args("aks")));
         assert!(!is_read_only("echo", &args("read")));
+    }
+
+    #[test]
+    fn children_read_the_sessions_kubeconfig_with_its_context_first() {
+        let home = Path::new("/home/u");
+        assert_eq!(
+            kubeconfig_files(Some(Path::new("k")), Some(OsStr::new("a:b")), Some(home)),
+            vec![PathBuf::from("k")]
+        );
+        assert_eq!(
+            kubeconfig_files(None, Some(OsStr::new("a::b")), Some(home)),
+            vec![PathBuf::from("a"), PathBuf::from("b")]
+        );
+        assert_eq!(
+            kubeconfig_files(None, Some(OsStr::new("")), Some(home)),
+            vec![PathBuf::from("/home/u/.kube/config")]
+        );
+        assert_eq!(
+            pinned_kubeconfig(&["sim-source".into()]),
+            "apiVersion: v1\nkind: Config\ncurrent-context: \"sim-source\"\n"
+        );
+        for bound in [vec![], vec!["a".to_string(), "b".to_string()]] {
+            assert!(pinned_kubeconfig(&bound).contains(NO_DEFAULT_CONTEXT));
+        }
     }
 
     #[test]
