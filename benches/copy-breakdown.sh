@@ -18,13 +18,15 @@ python3 benches/manifests.py "$WORK/bulk.yaml" 2000 "$NS"
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 for i in $(seq "$RUNS"); do
   before=$(cpu); start=$(date +%s.%N)
-  RUST_LOG=meshshift::cluster::effects=debug "$BINARY" run benches/copy-breakdown.rhai \
+  /usr/bin/time -f "%U %S" -o "$WORK/client" env RUST_LOG=meshshift::cluster::effects=debug "$BINARY" run benches/copy-breakdown.rhai \
     --set FROM=real-source --set TO=real-target --set NS="$NS" --set INTO="$NS-$i" >"$WORK/out" 2>"$WORK/err"
   end=$(date +%s.%N); after=$(cpu)
-  python3 - "$WORK/out" "$WORK/err" "$start" "$end" "$before" "$after" "$(getconf CLK_TCK)" <<'PY'
+  python3 - "$WORK/out" "$WORK/err" "$start" "$end" "$before" "$after" "$(getconf CLK_TCK)" "$WORK/client" <<'PY'
 import re, sys
-out, err = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+out = open(sys.argv[1]).read()
+err = re.sub(r"\x1b\[[0-9;]*m", "", open(sys.argv[2]).read())
 start, end, before, after, tick = map(float, sys.argv[3:8])
+client = sum(map(float, open(sys.argv[8]).read().split()[-2:]))
 parts = dict(re.findall(r"(\w+)=([0-9.]+)", out))
 marks = {}
 for line in err.splitlines():
@@ -38,6 +40,6 @@ late = marks.get("late objects validated", namespaces)
 done = marks.get("applied", late)
 print(f"process {end - start:.2f} s | bind {float(parts['bind']):.2f} s | export {float(parts['export']):.2f} s | "
       f"apply {float(parts['apply']):.2f} s: dry runs {first + late - namespaces:.2f} s, writes {namespaces - first + done - late:.2f} s | "
-      f"target control plane CPU {(after - before) / tick:.1f} s")
+      f"CPU: target control plane {(after - before) / tick:.1f} s, meshshift {client:.1f} s | load {open('/proc/loadavg').read().split()[0]}")
 PY
 done
