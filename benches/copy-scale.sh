@@ -6,7 +6,8 @@
 #   benches/copy-scale.sh                          # this tree's release build
 #   benches/copy-scale.sh TREE BINARY              # and, side by side, an earlier version: its
 #                                                  # source tree (for its runbook) and release binary
-#   NAMESPACES="6 21" benches/copy-scale.sh        # sizes (default 6 21 61 201)
+#   SIZES="6 21" benches/copy-scale.sh             # sizes (default 6 21 61 201; not NAMESPACES,
+#                                                  # which the runbook reads as its parameter)
 #
 # For each size: a detached simulator (its own process, so the peak RSS is meshshift's alone),
 # the app and its copies set up, then `run runbooks/migrate-oss-istio-to-aks.rhai --yes
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OTHER=${1:-}
 OTHER_BINARY=${2:-}
-SIZES=${NAMESPACES:-6 21 61 201}
+SIZES=${SIZES:-6 21 61 201}
 WORK=$(mktemp -d)
 export NO_COLOR=1
 cargo build --release --quiet
