@@ -415,3 +415,192 @@ fn a_misspelled_field_is_an_error_naming_it(backend: &Backend) {
         .run();
 }
 conformance!(a_misspelled_field_is_an_error_naming_it);
+
+/// Three namespaces: one whose Deployment has nothing to run, one without workloads, one whose
+/// Deployment is paused and so never rolls out.
+const ROLLOUT_NAMESPACES: &str = r#"
+fn rollout_namespaces(c, ns) {
+    let names = [ns + "-a", ns + "-b", ns + "-c"];
+    let objects = [];
+    for n in names { objects.push(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: n}}); }
+    let deployment = |namespace, name, replicas, paused| #{apiVersion: "apps/v1", kind: "Deployment",
+        metadata: #{name: name, namespace: namespace},
+        spec: #{replicas: replicas, paused: paused, selector: #{matchLabels: #{app: name}},
+                template: #{metadata: #{labels: #{app: name}}, spec: #{containers: [#{name: name, image: "nginx"}]}}}};
+    objects.push(deployment.call(names[0], "idle", 0, false));
+    objects.push(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "only-config", namespace: names[1]}});
+    objects.push(deployment.call(names[2], "held", 1, true));
+    c.apply(objects, #{quiet: true});
+    names
+}
+"#;
+
+fn rollouts_of_many_namespaces_are_waited_for_together_and_a_timeout_names_the_unready(
+    backend: &Backend,
+) {
+    let (namespace, test) = scenario(
+        backend,
+        "rollouts",
+        &format!(
+            "{ROLLOUT_NAMESPACES}\n{}",
+            r#"
+        let c = cluster(param("SOURCE"));
+        let names = rollout_namespaces(c, param("NS"));
+        print(c.wait_rollouts([names[0], names[1]], "60s"));
+        c.wait_rollouts(names, "3s");
+        "#
+        ),
+    );
+    test.status(1)
+        .stdout("1\n")
+        .stderr_contains(&[
+            "timed out after 3.00s waiting for rollouts: 2/3 namespaces rolled out, slowest: ",
+            &format!("(not rolled out: {namespace}-c)"),
+            &format!("{namespace}-c: Deployment `held`: 0 of 1 replicas updated"),
+        ])
+        .run();
+}
+conformance!(rollouts_of_many_namespaces_are_waited_for_together_and_a_timeout_names_the_unready);
+
+fn an_export_of_many_namespaces_equals_the_per_namespace_exports_in_any_page_size(
+    backend: &Backend,
+) {
+    let (_, test) = scenario(
+        backend,
+        "exports",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let names = [];
+        let objects = [];
+        for i in 0..6 {
+            let n = `${param("NS")}-${i}`;
+            names.push(n);
+            objects.push(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: n}});
+            for j in 0..4 {
+                objects.push(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: `settings-${j}`, namespace: n}, data: #{index: `${i}.${j}`}});
+            }
+            objects.push(#{apiVersion: "v1", kind: "Service", metadata: #{name: "web", namespace: n},
+                           spec: #{ports: [#{port: 80, protocol: "TCP"}], selector: #{app: "web"}}});
+        }
+        c.apply(objects, #{quiet: true});
+        let together = c.export_objects(#{namespaces: names});
+        let apart = [];
+        for n in names { apart += c.export_objects(#{namespaces: [n]}); }
+        let labels = |list| { let l = list.map(|o| `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name} ${to_json(o)}`); l.sort(); l };
+        print(together.len());
+        print(labels.call(together) == labels.call(apart));
+        let paged = c.export_objects(#{namespaces: names, page_size: 2});
+        print(to_json(paged) == to_json(together));
+        "#,
+    );
+    test.stdout("36\ntrue\ntrue\n").run();
+}
+conformance!(an_export_of_many_namespaces_equals_the_per_namespace_exports_in_any_page_size);
+
+fn a_batch_with_a_crd_its_resources_and_their_namespaces_applies_in_one_go(backend: &Backend) {
+    let (_, test) = scenario(
+        backend,
+        "crdbatch",
+        r#"
+        let c = cluster(param("SOURCE"));
+        let ns = param("NS");
+        let group = `${ns}.example.com`;
+        let crd = #{apiVersion: "apiextensions.k8s.io/v1", kind: "CustomResourceDefinition",
+            metadata: #{name: `widgets.${group}`},
+            spec: #{group: group, scope: "Namespaced",
+                    names: #{plural: "widgets", singular: "widget", kind: "Widget", listKind: "WidgetList"},
+                    versions: [#{name: "v1", served: true, storage: true,
+                                 schema: #{openAPIV3Schema: #{type: "object", properties: #{spec: #{type: "object", properties: #{size: #{type: "integer"}}}}}}}]}};
+        let batch = [];
+        for n in [ns + "-x", ns + "-y"] {
+            batch.push(#{apiVersion: `${group}/v1`, kind: "Widget", metadata: #{name: "w", namespace: n}, spec: #{size: 3}});
+            batch.push(#{apiVersion: "v1", kind: "ConfigMap", metadata: #{name: "c", namespace: n}});
+            batch.push(#{apiVersion: "v1", kind: "Namespace", metadata: #{name: n}});
+        }
+        batch.push(crd);
+        print(actions(c.apply(batch, #{quiet: true})));
+        print(c.get("Widget", "w", ns + "-y").spec.size);
+        print(actions(c.apply(batch, #{quiet: true})));
+        c.delete("CustomResourceDefinition", `widgets.${group}`, "", #{quiet: true});
+        "#,
+    );
+    test.stdout("#{\"created\": 7}\n3\n#{\"unchanged\": 7}\n")
+        .run();
+}
+conformance!(a_batch_with_a_crd_its_resources_and_their_namespaces_applies_in_one_go);
+
+/// An API server that answers the first request with 429 and `Retry-After: 2`, then as a
+/// server would; it records when each request came.
+fn overloaded_server() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>,
+) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for connection in listener.incoming() {
+            let Ok(mut stream) = connection else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let count = {
+                let mut seen = record.lock().unwrap();
+                seen.push(std::time::Instant::now());
+                seen.len()
+            };
+            let (status, extra, body) = if count == 1 {
+                (
+                    "429 Too Many Requests",
+                    "Retry-After: 2\r\n",
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"Too many requests, please try again later.","reason":"TooManyRequests","details":{"retryAfterSeconds":2},"code":429}"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    "",
+                    r#"{"kind":"Namespace","apiVersion":"v1","metadata":{"name":"kube-system","uid":"0f1e2d3c"}}"#,
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (address, seen)
+}
+
+#[test]
+fn a_429_with_retry_after_is_retried_after_the_time_the_server_asked_for() {
+    let (address, seen) = overloaded_server();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: busy\n\
+             clusters: [{{name: busy, cluster: {{server: \"http://{address}\"}}}}]\n\
+             users: [{{name: anonymous, user: {{}}}}]\n\
+             contexts: [{{name: busy, context: {{cluster: busy, user: anonymous}}}}]\n"
+        ),
+    )
+    .unwrap();
+    crate::test::Test::new()
+        .env("KUBECONFIG", &kubeconfig.to_string_lossy())
+        .runbook("let c = cluster(\"busy\");\nprint(c.identity.kube_system_uid);\n")
+        .stdout("0f1e2d3c\n")
+        .run();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one refused request, one retry");
+    let gap = seen[1] - seen[0];
+    assert!(
+        gap >= std::time::Duration::from_secs(2) && gap < std::time::Duration::from_secs(5),
+        "retried after {gap:?}, the server asked for 2 s"
+    );
+}

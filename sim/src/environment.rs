@@ -372,13 +372,9 @@ impl SimEnvironment {
             cancel.clone(),
         )));
         let live_faults = self
-            .sim
-            .as_ref()
-            .and_then(|sim| {
-                [&sim.source, &sim.target]
-                    .into_iter()
-                    .find(|h| h.name() == entry.name)
-            })
+            .servers
+            .iter()
+            .find(|handle| handle.name() == entry.name)
             .map(|handle| handle.faults().live())
             .unwrap_or_default();
         let (sender, receiver) = watch::channel(Arc::new(MeshSnapshot {

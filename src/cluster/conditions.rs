@@ -174,6 +174,23 @@ fn describe_condition(object: &Value, name: &str) -> String {
     }
 }
 
+/// What a workload's status conditions say against it: each condition that is not `True`
+/// (`Available=False (MinimumReplicasUnavailable: …)`, `Progressing=False
+/// (ProgressDeadlineExceeded: …)`, `Progressing=Unknown (DeploymentPaused: …)`), and a
+/// paused Deployment as such when the server gave no condition for it.
+pub fn rollout_conditions(workload: &Value) -> Vec<String> {
+    let mut found: Vec<String> = conditions(workload)
+        .filter(|c| c["status"] != "True")
+        .filter_map(|c| c["type"].as_str())
+        .map(|name| describe_condition(workload, name))
+        .collect();
+    let paused_said = found.iter().any(|c| c.contains("DeploymentPaused"));
+    if workload["spec"]["paused"] == true && !paused_said {
+        found.push("paused (spec.paused: true)".to_string());
+    }
+    found
+}
+
 /// `Ok` when a workload finished rolling out, else what it is waiting for (the checks of
 /// `kubectl rollout status`).
 pub fn is_rolled_out(object: &Value) -> Result<(), String> {
@@ -318,6 +335,25 @@ mod tests {
         assert_eq!(
             condition.describe(Some(&pending)),
             "{.status.loadBalancer.ingress[0].ip} is empty"
+        );
+    }
+
+    #[test]
+    fn rollout_conditions_name_what_is_not_true() {
+        let stuck = deployment(
+            "  conditions:\n  - {type: Available, status: 'False', reason: MinimumReplicasUnavailable, message: Deployment does not have minimum availability.}\n  - {type: Progressing, status: 'True', reason: ReplicaSetUpdated}\n",
+        );
+        assert_eq!(
+            rollout_conditions(&stuck),
+            vec![
+                "Available=False (MinimumReplicasUnavailable: Deployment does not have minimum availability.)"
+            ]
+        );
+        let mut paused = deployment("  observedGeneration: 2\n");
+        paused["spec"]["paused"] = serde_json::json!(true);
+        assert_eq!(
+            rollout_conditions(&paused),
+            vec!["paused (spec.paused: true)"]
         );
     }
 

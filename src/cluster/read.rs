@@ -1,9 +1,10 @@
 //! Reading clusters: objects, lists, pods, the Istio control plane, injection, load balancer
 //! addresses, and exports ready to apply elsewhere.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
 
 use super::Cluster;
@@ -20,7 +21,13 @@ pub struct ListQuery {
     pub namespace: Option<String>,
     pub labels: Option<String>,
     pub fields: Option<String>,
+    /// Objects per page (`limit`); the server's `continue` token fetches the next page.
+    pub page_size: Option<usize>,
 }
+
+/// Objects per list page unless asked otherwise: large kinds come in pages the server can
+/// serve from its watch cache without holding a whole list in memory.
+pub const DEFAULT_PAGE_SIZE: usize = 500;
 
 /// What `export` copies.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +40,8 @@ pub struct ExportFilter {
     pub exclude: Vec<String>,
     /// Include Secrets (off by default; they are masked in every printout).
     pub secrets: bool,
+    /// Objects per list page (default [`DEFAULT_PAGE_SIZE`]).
+    pub page_size: Option<usize>,
 }
 
 /// Kinds exported by default besides every namespaced Istio kind.
@@ -146,7 +155,8 @@ impl Cluster {
 
     async fn list_resource(&self, resource: &Resource, query: &ListQuery) -> Result<Vec<Value>> {
         let base = resource.collection_path(query.namespace.as_deref());
-        let mut parameters = vec!["limit=500".to_string()];
+        let limit = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE).max(1);
+        let mut parameters = vec![format!("limit={limit}")];
         if let Some(labels) = &query.labels {
             parameters.push(format!("labelSelector={}", encode(labels)));
         }
@@ -193,7 +203,7 @@ impl Cluster {
         let query = ListQuery {
             namespace: Some(namespace.to_string()),
             labels: selector.map(str::to_string),
-            fields: None,
+            ..Default::default()
         };
         self.list("Pod", &query).await
     }
@@ -454,32 +464,134 @@ impl Cluster {
                 .iter()
                 .any(|e| e.eq_ignore_ascii_case(kind) || *e == format!("{kind}/{name}"))
         };
-        let mut objects = Vec::new();
-        for namespace in &filter.namespaces {
-            let object = self
-                .get("Namespace", namespace, None)
-                .await?
-                .ok_or_else(|| {
-                    self.error(format!("namespace `{namespace}` does not exist"), vec![])
-                })?;
-            if !excluded(&object) {
-                objects.push(strip(object));
-            }
-        }
-        for resource in &resources {
-            for namespace in &filter.namespaces {
-                let query = ListQuery {
-                    namespace: Some(namespace.clone()),
-                    ..Default::default()
-                };
-                for object in self.list_resource(resource, &query).await? {
-                    if !is_system_generated(&object) && !excluded(&object) {
-                        objects.push(strip(object));
-                    }
-                }
-            }
+        let asked: BTreeSet<&str> = filter.namespaces.iter().map(String::as_str).collect();
+        let (namespace_objects, cluster_namespaces) =
+            self.namespaces_of(&filter.namespaces).await?;
+        let mut objects: Vec<Value> = namespace_objects
+            .into_iter()
+            .filter(|o| !excluded(o))
+            .map(strip)
+            .collect();
+        // One list per kind across the cluster when the namespaces asked for are most of it
+        // (the server has no "namespace in (…)" selector); else one list per kind and namespace.
+        let wide = asked.len() > 1 && asked.len() * 2 >= cluster_namespaces;
+        let order: BTreeMap<&str, usize> = filter
+            .namespaces
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let asked = &asked;
+        let resources = &resources;
+        let lists: Vec<Vec<Value>> = stream::iter(0..resources.len())
+            .map(|index| self.list_in(&resources[index], filter, asked, wide))
+            .buffered(KINDS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        for mut items in lists {
+            // Per namespace in the order asked, as the server's order within each.
+            items.sort_by_key(|o| {
+                order
+                    .get(o["metadata"]["namespace"].as_str().unwrap_or_default())
+                    .copied()
+            });
+            objects.extend(
+                items
+                    .into_iter()
+                    .filter(|o| !is_system_generated(o) && !excluded(o))
+                    .map(strip),
+            );
         }
         Ok(objects)
+    }
+}
+
+/// How many kinds an export lists at once (each list may page; requests are bounded per
+/// cluster in [`super::rest`]).
+const KINDS_IN_FLIGHT: usize = 8;
+
+impl Cluster {
+    /// The Namespace objects asked for (failing on one that does not exist) and how many
+    /// namespaces the cluster has (0 when it cannot be listed).
+    async fn namespaces_of(&self, names: &[String]) -> Result<(Vec<Value>, usize)> {
+        let all = self
+            .list("Namespace", &ListQuery::default())
+            .await
+            .ok()
+            .filter(|all| all.len() >= names.len());
+        let found: Vec<Option<Value>> = match &all {
+            Some(all) => names
+                .iter()
+                .map(|name| {
+                    all.iter()
+                        .find(|n| n["metadata"]["name"] == name.as_str())
+                        .cloned()
+                })
+                .collect(),
+            None => stream::iter(0..names.len())
+                .map(|index| self.get("Namespace", &names[index], None))
+                .buffered(KINDS_IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .collect::<Result<_>>()?,
+        };
+        let mut objects = Vec::new();
+        for (name, object) in names.iter().zip(found) {
+            objects.push(
+                object.ok_or_else(|| {
+                    self.error(format!("namespace `{name}` does not exist"), vec![])
+                })?,
+            );
+        }
+        Ok((objects, all.map(|a| a.len()).unwrap_or(0)))
+    }
+
+    /// Objects of one kind in the namespaces asked for: one list across the cluster filtered
+    /// here when `wide` (falling back to one list per namespace when the cluster-wide list is
+    /// forbidden), else one list per namespace.
+    async fn list_in(
+        &self,
+        resource: &Resource,
+        filter: &ExportFilter,
+        asked: &BTreeSet<&str>,
+        wide: bool,
+    ) -> Result<Vec<Value>> {
+        let everywhere = ListQuery {
+            page_size: filter.page_size,
+            ..Default::default()
+        };
+        if wide {
+            match self.list_resource(resource, &everywhere).await {
+                Ok(items) => {
+                    return Ok(items
+                        .into_iter()
+                        .filter(|o| {
+                            asked.contains(o["metadata"]["namespace"].as_str().unwrap_or_default())
+                        })
+                        .collect());
+                }
+                Err(crate::error::Error::Cluster { message, .. })
+                    if message.contains("forbidden") => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let per_namespace: Vec<Vec<Value>> = stream::iter(filter.namespaces.clone())
+            .map(|namespace| {
+                let query = ListQuery {
+                    namespace: Some(namespace),
+                    ..everywhere.clone()
+                };
+                async move { self.list_resource(resource, &query).await }
+            })
+            .buffered(KINDS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        Ok(per_namespace.into_iter().flatten().collect())
     }
 }
 

@@ -2,12 +2,14 @@
 //! TLS): objects stay JSON, and status codes and `Status` bodies stay visible. Transient
 //! failures are retried here, with backoff and jitter, and nowhere else.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 /// Content types of the four kinds of patch.
 pub mod content_type {
@@ -44,7 +46,8 @@ pub struct ApiStatus {
     pub message: String,
     /// `field: message` for each cause (422 Invalid, 409 conflicts).
     pub causes: Vec<String>,
-    /// The server's `Retry-After` (429, 503).
+    /// How long the server asked clients to wait (`Retry-After` of a 429 or 503: overload,
+    /// API Priority and Fairness rejecting a request).
     pub retry_after: Option<Duration>,
 }
 
@@ -117,14 +120,6 @@ impl RestError {
         }
     }
 
-    /// The delay the server asked for.
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            RestError::Status(status) => status.retry_after,
-            _ => None,
-        }
-    }
-
     /// Failures worth retrying: overload, server errors, and connections that broke.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -134,6 +129,14 @@ impl RestError {
             }
             // A server that did not answer within the timeout will not answer a retry sooner.
             RestError::NoAnswer(_) => false,
+        }
+    }
+
+    /// The wait the server asked for, if it asked.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RestError::Status(status) => status.retry_after,
+            RestError::Transport(_) | RestError::NoAnswer(_) => None,
         }
     }
 
@@ -210,12 +213,30 @@ pub struct Rest {
     client: kube::Client,
     retry: RetryPolicy,
     /// The longest one request may take, answer included. kube's own client bounded reads at
-    /// 295 s; meshshift's requests are all short (waits poll), so a stuck one fails sooner.
+    /// 295 s; meshshift's requests are all short (waits watch), so a stuck one fails sooner.
     timeout: Duration,
     /// Set once the server answered anything: only a server that was reached is waited for
     /// when it becomes unavailable (one never reached is more likely misconfigured).
     reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests in flight to this cluster, whoever sends them (exports, batches, reads): one
+    /// bound shared by all, so two concurrent batches cannot double the load on the server.
+    in_flight: Arc<Semaphore>,
+    /// No request is sent before this instant: set by a `Retry-After`, so that one overloaded
+    /// answer pauses every request, not only the one that got it.
+    not_before: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
+
+/// How many requests one handle keeps in flight to its cluster at most. kube-apiserver's API
+/// Priority and Fairness gives a client's flow a share of its seats (the default
+/// `--max-requests-inflight` is 400 for the whole server); 32 keeps a copy well inside it.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// The longest `Retry-After` honoured; a longer one fails the request with the server's answer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// How many times an overloaded answer (429) is retried: the server says when, so more patience
+/// is safe than for other failures.
+const OVERLOAD_ATTEMPTS: u32 = 10;
 
 /// The request timeout unless `MESHSHIFT_REQUEST_TIMEOUT` says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -227,7 +248,15 @@ impl Rest {
             timeout,
             retry: RetryPolicy::default(),
             reached: Default::default(),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            not_before: Arc::default(),
         }
+    }
+
+    /// The kube client underneath, for watches (long-lived streams that do not take a slot of
+    /// the in-flight bound).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
     }
 
     /// Sends a request, retrying transient failures. `body` is (content type, bytes). A
@@ -245,27 +274,59 @@ impl Rest {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.call_once(method.clone(), path, body.clone()).await {
-                Err(error)
-                    if (if idempotent {
-                        error.is_transient()
-                    } else {
-                        error.is_unprocessed()
-                    }) && (attempt < self.retry.attempts
-                        || (error.is_unavailable()
-                            && self.reached.load(std::sync::atomic::Ordering::Relaxed)
-                            && started.elapsed() < self.retry.budget)) =>
-                {
-                    tracing::debug!(%path, attempt, error = %error.message(), "retrying");
-                    // Retry-After is honoured up to the longest delay of the policy.
-                    let delay = error
-                        .retry_after()
-                        .map(|asked| asked.min(self.retry.max_delay))
-                        .unwrap_or_else(|| self.retry.delay(attempt));
-                    tokio::time::sleep(delay).await;
-                }
-                other => return other,
+            self.wait_for_turn().await;
+            let result = {
+                let _slot = self.in_flight.acquire().await;
+                self.call_once(method.clone(), path, body.clone()).await
+            };
+            let error = match result {
+                Err(error) => error,
+                ok => return ok,
+            };
+            let retryable = if idempotent {
+                error.is_transient()
+            } else {
+                error.is_unprocessed()
+            };
+            let overloaded = error.status_code() == Some(429);
+            let attempts = if overloaded {
+                OVERLOAD_ATTEMPTS
+            } else {
+                self.retry.attempts
+            };
+            // A server that answered before and is now unavailable is restarting or briefly
+            // overloaded: it is waited for up to the budget, not only the quick attempts.
+            let riding_out_outage = error.is_unavailable()
+                && self.reached.load(std::sync::atomic::Ordering::Relaxed)
+                && started.elapsed() < self.retry.budget;
+            if !retryable || (attempt >= attempts && !riding_out_outage) {
+                return Err(error);
             }
+            let delay = match error.retry_after() {
+                Some(after) if after > MAX_RETRY_AFTER => return Err(error),
+                Some(after) => {
+                    self.hold_until(tokio::time::Instant::now() + after);
+                    after
+                }
+                None => self.retry.delay(attempt),
+            };
+            tracing::debug!(%path, attempt, ?delay, error = %error.message(), "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Waits while a `Retry-After` holds every request back.
+    async fn wait_for_turn(&self) {
+        let until = *self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = until {
+            tokio::time::sleep_until(until).await;
+        }
+    }
+
+    fn hold_until(&self, until: tokio::time::Instant) {
+        let mut not_before = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
+        if not_before.is_none_or(|current| current < until) {
+            *not_before = Some(until);
         }
     }
 
@@ -312,8 +373,7 @@ impl Rest {
             .headers()
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(parse_retry_after);
         let collected: Bytes = response
             .into_body()
             .collect()
@@ -332,7 +392,13 @@ impl Rest {
         };
         if status >= 400 {
             let mut api_status = ApiStatus::from_body(status, &body);
-            api_status.retry_after = retry_after;
+            // The header, else the Status body's `details.retryAfterSeconds` (both are sent by
+            // kube-apiserver for 429s).
+            api_status.retry_after = retry_after.or_else(|| {
+                body["details"]["retryAfterSeconds"]
+                    .as_u64()
+                    .map(Duration::from_secs)
+            });
             return Err(RestError::Status(api_status));
         }
         Ok(Response { status, body })
@@ -352,6 +418,12 @@ pub fn is_idempotent(method: &Method, content_type: Option<&str>) -> bool {
         Method::PATCH => content_type != Some(content_type::JSON_PATCH),
         _ => true,
     }
+}
+
+/// `Retry-After` in seconds (what kube-apiserver sends); an HTTP date is not used by it and
+/// falls back to backoff.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// kube's transport errors are nested; find the words a user can act on.
@@ -468,6 +540,12 @@ mod tests {
             )
             .is_unprocessed()
         );
+    }
+
+    #[test]
+    fn retry_after_comes_from_the_header_or_the_status_body() {
+        assert_eq!(parse_retry_after(" 3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
     }
 
     #[test]

@@ -335,6 +335,7 @@ pub mod cluster_functions {
             namespace: text("namespace"),
             labels: text("labels"),
             fields: text("fields"),
+            ..Default::default()
         };
         let c = cluster.clone();
         let items = run(&context, async move { c.list(kind, &query).await })?;
@@ -508,7 +509,9 @@ pub mod cluster_functions {
     /// cluster (`export` itself is a Rhai keyword). Options: `namespaces` (required), `kinds` (default: workloads, Services,
     /// ConfigMaps, ServiceAccounts, RBAC, PVCs, HPAs, PDBs and every namespaced Istio kind),
     /// `exclude` (`"ConfigMap"` or `"ConfigMap/name"`), `secrets` (include Secrets; they are masked
-    /// whenever printed).
+    /// whenever printed), `page_size` (objects per list page, default 500). Each kind is listed
+    /// once across the cluster when the namespaces asked for are at least half of it, else once
+    /// per namespace; several kinds at a time.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -524,8 +527,20 @@ pub mod cluster_functions {
         check_keys(
             "export_objects",
             &filter,
-            &["namespaces", "kinds", "exclude", "secrets"],
+            &["namespaces", "kinds", "exclude", "secrets", "page_size"],
         )?;
+        let page_size = match filter.get("page_size") {
+            None => None,
+            Some(size) => match size.as_int() {
+                Ok(size) if size > 0 => Some(size as usize),
+                _ => {
+                    return Err(raise(Error::InvalidArgument {
+                        function: "export_objects".into(),
+                        message: format!("`page_size` must be a positive integer, found {size}"),
+                    }));
+                }
+            },
+        };
         let strings = |key: &str| -> Vec<String> {
             match filter.get(key) {
                 Some(v) if v.is_array() => v
@@ -541,6 +556,7 @@ pub mod cluster_functions {
             kinds: strings("kinds"),
             exclude: strings("exclude"),
             secrets: flag(&filter, "secrets"),
+            page_size,
         };
         let c = cluster.clone();
         let objects = run(&context, async move { c.export(&export_filter).await })?;
@@ -963,6 +979,105 @@ pub mod cluster_functions {
             Box::pin(async move { c.wait_rollout(namespace, timeout, &*progress).await })
         })?;
         Ok(count as i64)
+    }
+
+    /// Waits (up to 10 minutes) until every Deployment, StatefulSet and DaemonSet of all the
+    /// given namespaces has rolled out, all at once, following them with watches; returns how
+    /// many workloads there are.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// cluster("aks-target").wait_rollouts(["bookinfo", "shop", "payments"]);
+    /// ```
+    #[rhai_fn(name = "wait_rollouts", return_raw)]
+    pub fn wait_rollouts_default(
+        context: NativeCallContext,
+        cluster: &mut Cluster,
+        namespaces: Array,
+    ) -> HostResult<i64> {
+        wait_rollouts(
+            context,
+            cluster,
+            namespaces,
+            Dynamic::from("10m".to_string()),
+        )
+    }
+
+    /// Waits until the workloads of many namespaces have rolled out, up to `timeout`. The
+    /// namespaces are waited for concurrently, by one watch per workload kind, so the wait
+    /// ends when the slowest rollout does. A terminal shows a bar ("41/61 namespaces rolled
+    /// out, slowest: ns-17 (reviews-v3 1/2 ready)"). On timeout it fails naming every workload
+    /// that is not ready and why: its status, its conditions, its pods' waiting reasons. In
+    /// plan mode it does not wait: it prints what it would wait for.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let moved = ["bookinfo", "shop"];
+    /// let workloads = cluster("aks-target").wait_rollouts(moved, "10m");
+    /// print(`${workloads} workloads rolled out`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn wait_rollouts(
+        context: NativeCallContext,
+        cluster: &mut Cluster,
+        namespaces: Array,
+        timeout: Dynamic,
+    ) -> HostResult<i64> {
+        let timeout = duration_argument("wait_rollouts", &timeout)?;
+        let namespaces: Vec<String> = namespaces
+            .into_iter()
+            .map(|n| {
+                n.into_immutable_string()
+                    .map(|s| s.to_string())
+                    .map_err(|found| {
+                        raise(Error::InvalidArgument {
+                            function: "wait_rollouts".into(),
+                            message: format!("namespaces must be strings, found {found}"),
+                        })
+                    })
+            })
+            .collect::<HostResult<_>>()?;
+        let c = cluster.clone();
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            let names = namespaces.clone();
+            let pending = run(&context, async move {
+                let mut found = Vec::new();
+                for namespace in &names {
+                    let (total, pending) = c.rollout_pending(namespace).await?;
+                    found.push((total, pending.len()));
+                }
+                Ok(found)
+            })?;
+            let total: usize = pending.iter().map(|(t, _)| t).sum();
+            let waiting: usize = pending.iter().map(|(_, p)| p).sum();
+            if waiting > 0 {
+                session.out.info(&format!(
+                    "would wait for the rollout of {waiting} of {total} workloads in {} namespaces (plan: not waited for)",
+                    namespaces.len()
+                ));
+            }
+            return Ok(total as i64);
+        }
+        let bar = session
+            .out
+            .progress_bar(namespaces.len() as u64, "rollouts");
+        let shown = std::sync::atomic::AtomicUsize::new(0);
+        let progress = |now: &crate::cluster::wait::RolloutProgress| {
+            let before = shown.swap(now.done, std::sync::atomic::Ordering::Relaxed);
+            bar.inc(now.done.saturating_sub(before) as u64);
+            bar.set_message(
+                &now.slowest
+                    .as_ref()
+                    .map(|s| format!("slowest: {s}"))
+                    .unwrap_or_default(),
+            );
+        };
+        let result = run(&context, async {
+            c.wait_rollouts(&namespaces, timeout, &progress).await
+        });
+        bar.finish();
+        Ok(result? as i64)
     }
 }
 
