@@ -142,8 +142,27 @@ async fn dispatch(
     route: Route,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    if let Route::Resource(path) = route {
-        return resource(shared, path, request).await;
+    match route {
+        Route::Resource(path) => return resource(shared, path, request).await,
+        Route::PodPortForward { namespace, pod } => {
+            return super::portforward::port_forward(&shared, &namespace, &pod, request);
+        }
+        Route::PodProxy {
+            namespace,
+            pod,
+            port,
+            path,
+        } => {
+            return super::portforward::proxy(
+                &shared,
+                &namespace,
+                &pod,
+                port.as_deref(),
+                &path,
+                request.method(),
+            );
+        }
+        _ => {}
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(ApiError::method_not_allowed());
@@ -203,7 +222,10 @@ async fn dispatch(
             openapi::v3_document(&shared.lock().registry, &group, &version)
                 .ok_or_else(ApiError::unknown_resource)?
         }
-        Route::NotFound | Route::Resource(_) => return Err(ApiError::unknown_resource()),
+        Route::NotFound
+        | Route::Resource(_)
+        | Route::PodPortForward { .. }
+        | Route::PodProxy { .. } => return Err(ApiError::unknown_resource()),
     };
     Ok(json_response(200, &body))
 }
