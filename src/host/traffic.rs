@@ -17,6 +17,7 @@ use crate::manifest::strip::strip;
 use crate::session::convert::to_dynamic;
 use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
+use crate::traffic::gateway::{self, GateOptions};
 use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
 use crate::traffic::{attribution, planned, routes, split};
 
@@ -327,6 +328,153 @@ pub mod traffic_functions {
             .map_err(raise);
         bar.finish();
         Ok(script_map(result?.summary()))
+    }
+
+    /// Waits until every Ready gateway pod (`namespace`, `selector`, default
+    /// `istio=ingressgateway`) serves the VirtualService `vs` as written: its routes' weights,
+    /// read from each pod's Envoy `/config_dump` through `pods/portforward`, as `istioctl
+    /// proxy-config routes` reads them. Polls each pod every `interval` (default `"100ms"`)
+    /// until it converges, no longer than `timeout` (default `"60s"`). Returns `#{converged,
+    /// refused, waited_seconds, pods: [#{pod, converged, seen, seconds}]}`; `refused` is the
+    /// reason when the API server refuses the subresource (403, 404, no WebSocket upgrade), and
+    /// then nothing could be read: the caller falls back to a fixed wait. In plan mode nothing
+    /// is read: `#{planned: true, converged: true, …}`.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let source = cluster("aks-source");
+    /// let vs = source.get("VirtualService", "shop", "shop");
+    /// let gate = wait_propagation(source, vs, #{namespace: "istio-system", timeout: "30s"});
+    /// for p in gate.pods { info(`${p.pod}: ${p.seen}`); }
+    /// if !gate.converged { throw `not every gateway serves the new weights`; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn wait_propagation(
+        context: NativeCallContext,
+        cluster: Cluster,
+        vs: Dynamic,
+        options: Map,
+    ) -> HostResult<Map> {
+        const NAME: &str = "wait_propagation";
+        check_keys(
+            NAME,
+            &options,
+            &["namespace", "selector", "timeout", "interval"],
+        )?;
+        let vs = json_argument(NAME, &vs)?;
+        let Some(namespace) = options.get("namespace").filter(|n| !n.is_unit()) else {
+            return Err(invalid(
+                NAME,
+                "`namespace` (of the gateway pods) is required",
+            ));
+        };
+        let gate = GateOptions {
+            namespace: namespace.to_string(),
+            selector: options
+                .get("selector")
+                .filter(|s| !s.is_unit())
+                .map_or("istio=ingressgateway".to_string(), |s| s.to_string()),
+            timeout: match options.get("timeout") {
+                Some(t) => duration_argument(NAME, t)?,
+                None => std::time::Duration::from_secs(60),
+            },
+            interval: match options.get("interval") {
+                Some(t) => duration_argument(NAME, t)?,
+                None => std::time::Duration::from_millis(100),
+            },
+        };
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            return Ok(script_map(serde_json::json!({
+                "planned": true, "converged": true, "refused": null,
+                "waited_seconds": 0.0, "pods": []})));
+        }
+        let outcome = session
+            .block_on(async move { gateway::wait_propagation(&cluster, &vs, &gate).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        let pods: Vec<serde_json::Value> = outcome
+            .pods
+            .iter()
+            .map(|p| {
+                serde_json::json!({"pod": p.pod, "converged": p.converged,
+                                         "seen": p.seen, "seconds": p.seconds})
+            })
+            .collect();
+        Ok(script_map(serde_json::json!({
+            "converged": outcome.converged,
+            "refused": outcome.refused,
+            "waited_seconds": outcome.waited.as_secs_f64(),
+            "pods": pods,
+        })))
+    }
+
+    /// Envoy's upstream request counters of each Ready gateway pod (`namespace`, `selector`,
+    /// default `istio=ingressgateway`), read from `:15090/stats/prometheus` through the
+    /// `pods/proxy` subresource: `#{refused, pods: #{<pod>: #{<cluster>: #{total, xx_2, xx_5,
+    /// …}}}}`, where a cluster is Envoy's name (`outbound|80||v2.example.com`) and `refused`
+    /// the reason when the API server refuses the subresource (the pods map is then empty).
+    /// In plan mode nothing is read (`planned: true`).
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let before = gateway_counters(cluster("aks-source"), #{namespace: "istio-system"});
+    /// sleep("30s");
+    /// let after = gateway_counters(cluster("aks-source"), #{namespace: "istio-system"});
+    /// for pod in after.pods.keys() { info(`${pod}: ${after.pods[pod]}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gateway_counters(
+        context: NativeCallContext,
+        cluster: Cluster,
+        options: Map,
+    ) -> HostResult<Map> {
+        const NAME: &str = "gateway_counters";
+        check_keys(NAME, &options, &["namespace", "selector"])?;
+        let Some(namespace) = options.get("namespace").filter(|n| !n.is_unit()) else {
+            return Err(invalid(
+                NAME,
+                "`namespace` (of the gateway pods) is required",
+            ));
+        };
+        let namespace = namespace.to_string();
+        let selector = options
+            .get("selector")
+            .filter(|s| !s.is_unit())
+            .map_or("istio=ingressgateway".to_string(), |s| s.to_string());
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            return Ok(script_map(
+                serde_json::json!({"planned": true, "refused": null, "pods": {}}),
+            ));
+        }
+        let outcome = session
+            .block_on(async move { gateway::all_counters(&cluster, &namespace, &selector).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        let (refused, pods) = match outcome {
+            Ok(pods) => (None, pods),
+            Err(reason) => (Some(reason), Default::default()),
+        };
+        let pods: serde_json::Map<String, serde_json::Value> = pods
+            .into_iter()
+            .map(|(pod, clusters)| {
+                let clusters: serde_json::Map<String, serde_json::Value> = clusters
+                    .into_iter()
+                    .map(|(name, c)| {
+                        let mut entry = serde_json::json!({"total": c.total});
+                        for (i, count) in c.by_class.iter().enumerate() {
+                            entry[format!("xx_{}", i + 1)] = serde_json::json!(count);
+                        }
+                        (name, entry)
+                    })
+                    .collect();
+                (pod, serde_json::Value::Object(clusters))
+            })
+            .collect();
+        Ok(script_map(
+            serde_json::json!({"refused": refused, "pods": pods}),
+        ))
     }
 
     /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod
