@@ -200,3 +200,58 @@ fn gateway_routes_and_counters_are_read_through_the_api_server() {
     assert_eq!(ok, 50, "{stdout}");
     assert!(stdout.contains("total=50"), "{stdout}");
 }
+
+#[test]
+fn passive_evidence_reads_the_users_split_from_the_gateway_counters() {
+    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
+        propagation_delay: Duration::from_millis(200),
+        ..o
+    });
+    guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let gateway = env.service_address(SOURCE, "istio-system", "istio-ingressgateway");
+    // The users: a steady background load through the source's gateway for the whole run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let served = env.served_at(&gateway);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(mut stream) = std::net::TcpStream::connect(&served) {
+                    use std::io::{Read, Write};
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    let _ = stream.write_all(
+                        b"GET /productpage HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                    );
+                    let _ = stream.read_to_end(&mut Vec::new());
+                    sent += 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sent
+        })
+    };
+    let run = migrate(
+        &env,
+        &[
+            "--set",
+            "STEPS=50",
+            "--set",
+            "SOAK_SECONDS=0",
+            "--set",
+            "EVIDENCE=passive",
+            "--set",
+            "PASSIVE_WINDOW=30s",
+        ],
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let sent = load.join().unwrap();
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    assert!(sent > 50, "the background load ran ({sent} requests)");
+    assert!(
+        stdout.contains("evidence: passive counters pass (n="),
+        "the verdict rests on the counters:\n{stdout}"
+    );
+}

@@ -19,7 +19,7 @@ use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
 use crate::traffic::gateway::{self, GateOptions};
 use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
-use crate::traffic::{attribution, planned, routes, split};
+use crate::traffic::{attribution, planned, propagation, routes, split};
 
 /// Builds the `traffic` host module.
 pub fn module() -> Module {
@@ -475,6 +475,42 @@ pub mod traffic_functions {
         Ok(script_map(
             serde_json::json!({"refused": refused, "pods": pods}),
         ))
+    }
+
+    /// The split of the requests the gateway pods routed between two readings of
+    /// `gateway_counters` (`before`, `after`): `#{source, target, errors, total}`, where
+    /// `target` counts the clusters of `target_host` and `source` those of the
+    /// VirtualService `vs`'s other destinations (other apps' clusters are left out). Feed it to
+    /// `split_check` to test the users' own traffic against the weights.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let vs = #{metadata: #{namespace: "shop", name: "shop"}, spec: #{http: [#{route: [
+    ///     #{destination: #{host: "web"}, weight: 90}, #{destination: #{host: "v2.example.com"}, weight: 10}]}]}};
+    /// let before = #{pods: #{"gw-1": #{"outbound|80||web.shop.svc.cluster.local": #{total: 10, xx_5: 0}}}};
+    /// let after = #{pods: #{"gw-1": #{"outbound|80||web.shop.svc.cluster.local": #{total: 100, xx_5: 1},
+    ///                                  "outbound|80||v2.example.com": #{total: 10, xx_5: 0}}}};
+    /// let split = counter_split(before, after, vs, "v2.example.com");
+    /// if split.source != 90 || split.target != 10 || split.errors != 1 { throw split; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn counter_split(
+        before: Dynamic,
+        after: Dynamic,
+        vs: Dynamic,
+        target_host: &str,
+    ) -> HostResult<Map> {
+        const NAME: &str = "counter_split";
+        let before = json_argument(NAME, &before)?;
+        let after = json_argument(NAME, &after)?;
+        let vs = json_argument(NAME, &vs)?;
+        let pods = |reading: &serde_json::Value| reading.get("pods").cloned().unwrap_or_default();
+        Ok(script_map(propagation::counter_split(
+            &pods(&before),
+            &pods(&after),
+            &vs,
+            target_host,
+        )))
     }
 
     /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod

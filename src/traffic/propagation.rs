@@ -279,6 +279,87 @@ pub fn describe(served: &[ServedRoutes]) -> String {
         .join("; ")
 }
 
+/// Requests the gateway pods sent to the source's and the target's clusters between two
+/// readings of their counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CounterSplit {
+    /// To the VirtualService's other destinations.
+    pub source: u64,
+    /// To the target's host.
+    pub target: u64,
+    /// 5xx answers among them.
+    pub errors: u64,
+    /// `source + target`.
+    pub total: u64,
+}
+
+/// `(total, 5xx)` of one cluster in a reading: `#{<pod>: #{<cluster>: #{total, xx_5}}}`.
+fn reading(pods: &Value, pod: &str, cluster: &str) -> (u64, u64) {
+    let entry = pods.get(pod).and_then(|p| p.get(cluster));
+    let number = |key: &str| {
+        entry
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    (number("total"), number("xx_5"))
+}
+
+/// The split of the requests counted between `before` and `after` (each `gateway_counters`'
+/// `pods` map): clusters whose host is `target_host` count for the target, those of the
+/// VirtualService's other destinations for the source, everything else (other apps on the
+/// same gateways) is left out. A counter that went down (the pod restarted) counts from 0.
+pub fn counter_split(before: &Value, after: &Value, vs: &Value, target_host: &str) -> CounterSplit {
+    let sources: Vec<ExpectedCluster> = expected_routes(vs)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.host != target_host)
+        .collect();
+    let mut split = CounterSplit::default();
+    for (pod, clusters) in after.as_object().into_iter().flatten() {
+        for cluster in clusters
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, _)| name)
+        {
+            let Some((_, subset, host)) = parse_cluster(cluster) else {
+                continue;
+            };
+            let is_target = host == target_host;
+            let is_source = !is_target
+                && sources.iter().any(|e| {
+                    same_destination(
+                        &ExpectedCluster {
+                            weight: 0,
+                            port: None,
+                            ..e.clone()
+                        },
+                        &ServedCluster {
+                            name: format!("outbound||{}|{host}", subset.unwrap_or_default()),
+                            weight: 0,
+                        },
+                    )
+                });
+            if !is_target && !is_source {
+                continue;
+            }
+            let (total_after, errors_after) = reading(after, pod, cluster);
+            let (total_before, errors_before) = reading(before, pod, cluster);
+            let delta = |a: u64, b: u64| if a >= b { a - b } else { a };
+            let total = delta(total_after, total_before);
+            split.errors += delta(errors_after, errors_before);
+            if is_target {
+                split.target += total;
+            } else {
+                split.source += total;
+            }
+        }
+    }
+    split.total = split.source + split.target;
+    split
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +406,26 @@ mod tests {
             &expected,
             &served_routes(&dump((90, 10)), "shop", "other")
         ));
+    }
+
+    #[test]
+    fn counters_split_between_source_and_target() {
+        let before = json!({"gw-1": {"outbound|8080|v1|web.shop.svc.cluster.local": {"total": 100, "xx_5": 1},
+                                     "outbound|80||v2.example.com": {"total": 10, "xx_5": 0}}});
+        let after = json!({"gw-1": {"outbound|8080|v1|web.shop.svc.cluster.local": {"total": 190, "xx_5": 2},
+                                    "outbound|80||v2.example.com": {"total": 20, "xx_5": 0},
+                                    "outbound|80||other.example.com": {"total": 999}},
+                           "gw-2": {"outbound|80||v2.example.com": {"total": 5, "xx_5": 5}}});
+        let split = counter_split(&before, &after, &vs(10), "v2.example.com");
+        assert_eq!(
+            split,
+            CounterSplit {
+                source: 90,
+                target: 15,
+                errors: 6,
+                total: 105
+            }
+        );
     }
 
     #[test]
