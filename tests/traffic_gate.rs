@@ -255,3 +255,42 @@ fn passive_evidence_reads_the_users_split_from_the_gateway_counters() {
         "the verdict rests on the counters:\n{stdout}"
     );
 }
+
+#[test]
+fn sequential_sampling_decides_each_step_and_says_at_what_cost() {
+    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
+        propagation_delay: Duration::from_millis(100),
+        ..o
+    });
+    guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
+    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let run = migrate(
+        &env,
+        &[
+            "--set",
+            "STEPS=10,50",
+            "--set",
+            "SOAK_SECONDS=0",
+            "--set",
+            "SEQUENTIAL=true",
+        ],
+    );
+    let (stdout, stderr) = text(&run);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    // Each verdict says how many requests it took; looks are 100, 200, 400, ... requests.
+    let costs: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| {
+            let rest =
+                &l[l.find("evidence: synthetic pass (")? + "evidence: synthetic pass (".len()..];
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(costs.len(), 2, "{stdout}");
+    for n in costs {
+        assert!(
+            [100, 200, 400, 800, 1600, 3200, 4000].contains(&n),
+            "{n} is not a look of the sequential test:\n{stdout}"
+        );
+    }
+}
