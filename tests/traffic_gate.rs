@@ -183,6 +183,17 @@ fn gateway_routes_and_counters_are_read_through_the_api_server() {
         ..o
     });
     guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
+    // kubectl asks the same question the prechecks ask (a SelfSubjectAccessReview).
+    for (verb, resource) in [("create", "pods/portforward"), ("get", "pods/proxy")] {
+        assert_eq!(
+            env.kubectl_ok(
+                SOURCE,
+                &["auth", "can-i", verb, resource, "-n", "istio-system"]
+            )
+            .trim(),
+            "yes"
+        );
+    }
     let script = env.dir.path().join("read.rhai");
     std::fs::write(&script, READ).unwrap();
     let output = meshshift(&env, &["run", &script.to_string_lossy()]);
@@ -251,7 +262,7 @@ fn passive_evidence_reads_the_users_split_from_the_gateway_counters() {
     assert!(run.status.success(), "{stdout}\n{stderr}");
     assert!(sent > 50, "the background load ran ({sent} requests)");
     assert!(
-        stdout.contains("evidence: passive counters pass (n="),
+        stdout.contains("evidence: passive counters pass ("),
         "the verdict rests on the counters:\n{stdout}"
     );
 }
@@ -277,6 +288,14 @@ fn sequential_sampling_decides_each_step_and_says_at_what_cost() {
     );
     let (stdout, stderr) = text(&run);
     assert!(run.status.success(), "{stdout}\n{stderr}");
+    // The prechecks say which evidence the shift will have.
+    assert!(
+        stdout.contains("pods/portforward in istio-system")
+            && stdout
+                .contains("allowed: each step waits until every gateway pod serves its weights"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("pods/proxy in istio-system"), "{stdout}");
     // Each verdict says how many requests it took; looks are 100, 200, 400, ... requests.
     let costs: Vec<u64> = stdout
         .lines()

@@ -33,6 +33,8 @@ pub enum Route {
     },
     /// A resource collection, object or subresource.
     Resource(ResourcePath),
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (create only, nothing stored).
+    SelfSubjectAccessReview,
     /// `/api/v1/namespaces/<ns>/pods/<name>/portforward` (a WebSocket upgrade).
     PodPortForward {
         /// Namespace.
@@ -103,6 +105,12 @@ pub fn route(path: &str) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => Route::SelfSubjectAccessReview,
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", "api", version] => Route::OpenApiV3 {

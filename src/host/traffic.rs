@@ -513,6 +513,31 @@ pub mod traffic_functions {
         )))
     }
 
+    /// Whether this session may read the gateway pods in `namespace` the way the shift's
+    /// evidence needs, asked with `SelfSubjectAccessReview`s: `#{portforward, proxy, reasons}`
+    /// (`create pods/portforward` for the propagation gate, `get pods/proxy` for the passive
+    /// counters).
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let access = gateway_access(cluster("aks-source"), "istio-system");
+    /// if !access.portforward { warn("the shift will wait a fixed PROPAGATION instead"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gateway_access(
+        context: NativeCallContext,
+        cluster: Cluster,
+        namespace: &str,
+    ) -> HostResult<Map> {
+        let session = Session::of(&context)?;
+        let namespace = namespace.to_string();
+        let access = session
+            .block_on(async move { gateway::access(&cluster, &namespace).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        Ok(script_map(access))
+    }
+
     /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod
     /// list per cluster: `#{<cluster label>: count, …, unknown: count, pods: #{pod: label}}`.
     ///

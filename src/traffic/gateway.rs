@@ -242,6 +242,68 @@ async fn ready_pods(
     Ok(pods)
 }
 
+/// What the caller may do with the gateway pods, by `SelfSubjectAccessReview`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Access {
+    /// `create pods/portforward`: the propagation gate can read each pod's routes.
+    pub portforward: bool,
+    /// `get pods/proxy`: the passive check can read each pod's counters.
+    pub proxy: bool,
+    /// The server's reasons, when it gave any.
+    pub reasons: Vec<String>,
+}
+
+async fn allowed(
+    cluster: &Cluster,
+    namespace: &str,
+    verb: &str,
+    subresource: &str,
+) -> crate::error::Result<(bool, String)> {
+    let review = serde_json::json!({
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": "pods",
+                                         "subresource": subresource}},
+    });
+    let body = serde_json::to_vec(&review).unwrap_or_default();
+    let response = cluster
+        .rest()
+        .call(
+            http::Method::POST,
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            Some(("application/json", body)),
+        )
+        .await
+        .map_err(|e| cluster.request_error("SelfSubjectAccessReview", &e))?;
+    let status = response.body.get("status");
+    let allowed = status
+        .and_then(|s| s.get("allowed"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let reason = status
+        .and_then(|s| s.get("reason").or_else(|| s.get("evaluationError")))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    Ok((allowed, reason))
+}
+
+/// Whether the caller may `create pods/portforward` and `get pods/proxy` in `namespace`.
+pub async fn access(cluster: &Cluster, namespace: &str) -> crate::error::Result<Access> {
+    let (portforward, proxy) = futures::try_join!(
+        allowed(cluster, namespace, "create", "portforward"),
+        allowed(cluster, namespace, "get", "proxy")
+    )?;
+    Ok(Access {
+        portforward: portforward.0,
+        proxy: proxy.0,
+        reasons: [portforward.1, proxy.1]
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect(),
+    })
+}
+
 /// What one gateway pod served when last read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodWeights {
