@@ -7,6 +7,7 @@ mod client;
 pub mod conditions;
 pub mod discovery;
 pub mod effects;
+pub mod gateway;
 pub mod lease;
 pub mod mesh;
 pub mod names;

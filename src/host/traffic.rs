@@ -9,6 +9,7 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::cluster::Cluster;
 use crate::cluster::effects::{Mutation, WriteOptions};
+use crate::cluster::gateway::{self, GateOptions};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
@@ -17,7 +18,6 @@ use crate::manifest::strip::strip;
 use crate::session::convert::to_dynamic;
 use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
-use crate::traffic::gateway::{self, GateOptions};
 use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
 use crate::traffic::{attribution, planned, propagation, routes, split};
 

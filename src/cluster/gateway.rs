@@ -12,9 +12,9 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
-use super::propagation::{self, ExpectedCluster};
-use crate::cluster::Cluster;
-use crate::cluster::rest::RestError;
+use super::Cluster;
+use super::rest::RestError;
+use crate::traffic::propagation::{self, ExpectedCluster};
 
 /// Envoy's admin port.
 pub const ADMIN_PORT: u16 = 15000;
