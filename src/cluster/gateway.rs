@@ -433,6 +433,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_refused_subresource_is_told_from_a_failed_read() {
+        let status = |code: u16| {
+            kube::Error::Api(Box::new(
+                serde_json::from_value(serde_json::json!({
+                    "code": code, "message": "pods \"gw\" is forbidden", "reason": "Forbidden"}))
+                .unwrap(),
+            ))
+        };
+        assert!(
+            matches!(kube_error("pf", status(403)), ReadError::Refused(m) if m.contains("forbidden (403)"))
+        );
+        assert!(matches!(
+            kube_error("pf", status(404)),
+            ReadError::Refused(_)
+        ));
+        assert!(matches!(
+            kube_error("pf", status(500)),
+            ReadError::Failed(_)
+        ));
+        let upgrade = kube::Error::UpgradeConnection(
+            kube::client::UpgradeConnectionError::ProtocolSwitch(http::StatusCode::BAD_REQUEST),
+        );
+        assert!(matches!(kube_error("pf", upgrade), ReadError::Refused(_)));
+    }
+
+    #[test]
     fn counters_from_prometheus_text() {
         let text = "# TYPE envoy_cluster_upstream_rq_total counter\n\
             envoy_cluster_upstream_rq_total{cluster_name=\"outbound|80||v2.example.com\"} 12\n\
