@@ -44,4 +44,5 @@ mod sim_runbook;
 mod sim_workloads;
 mod stdlib;
 mod traffic;
+mod traffic_gate;
 mod traffic_sim;

@@ -23,6 +23,7 @@ use super::hooks::{AddonPolicy, IstioInjection};
 use super::kubeconfig::{self, KubeconfigEntry, PortMappings};
 use super::mesh::forward::{Forwarder, PortMap};
 use super::mesh::gateway::{self, GatewaySettings, ListenerInfo};
+use super::mesh::proxies::{self, PodPropagation, Proxies};
 use super::mesh::snapshot::MeshSnapshot;
 use super::scenario::{self, Scenario};
 use super::server::{
@@ -382,10 +383,31 @@ impl SimEnvironment {
             live_faults: live_faults.clone(),
             ..MeshSnapshot::default()
         }));
+        let proxies = self
+            .proxies(&entry.name)
+            .ok_or_else(|| SimError::Config(format!("no API server for cluster {}", entry.name)))?;
+        let delay = proxies::delay_from_env(&entry.name)
+            .map_err(SimError::Config)?
+            .unwrap_or(options.propagation_delay);
+        proxies.set_delay(delay);
+        // `meshshift sim fault --cluster NAME propagation-ms=N` changes it while serving.
+        if let Some(handle) = self.servers.iter().find(|h| h.name() == entry.name) {
+            let live_proxies = proxies.clone();
+            handle.faults().register(
+                "propagation-ms",
+                Arc::new(move |value: &str| {
+                    let millis: u64 = value.trim().parse().map_err(|_| {
+                        format!("propagation-ms: expected whole milliseconds, got {value:?}")
+                    })?;
+                    live_proxies.set_delay(Duration::from_millis(millis));
+                    Ok(())
+                }),
+            );
+        }
         self.tasks.push(tokio::spawn(super::mesh::agent::run(
             cache,
             entry.name.clone(),
-            options.propagation_delay,
+            proxies.clone(),
             live_faults,
             sender,
             cancel.clone(),
@@ -405,10 +427,43 @@ impl SimEnvironment {
             force_mapping: options.map_ports,
             ports: self.ports.clone(),
             observer,
+            proxies,
         };
         self.tasks.push(tokio::spawn(gateway::run(
             settings, receiver, forwarder, cancel,
         )));
+        Ok(())
+    }
+
+    /// The gateway pods' Envoys of `cluster` (`sim-source`, `sim-target`, `sim-source-1`, …).
+    pub fn proxies(&self, cluster: &str) -> Option<Arc<Proxies>> {
+        self.servers
+            .iter()
+            .find(|handle| handle.name() == cluster)
+            .map(|handle| handle.proxies())
+    }
+
+    /// Sets how long routing changes take to reach `cluster`'s gateway pods from now on
+    /// (`meshshift sim fault` and tests call it on a running simulator).
+    pub fn set_propagation_delay(&self, cluster: &str, delay: Duration) -> Result<(), SimError> {
+        self.proxies(cluster)
+            .ok_or_else(|| SimError::Config(format!("no simulated cluster named {cluster}")))?
+            .set_delay(delay);
+        Ok(())
+    }
+
+    /// Sets one gateway pod's own propagation (`Never`: it keeps what it serves now), or with
+    /// `None` makes it follow the cluster's delay again.
+    pub fn set_pod_propagation(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        propagation: Option<PodPropagation>,
+    ) -> Result<(), SimError> {
+        self.proxies(cluster)
+            .ok_or_else(|| SimError::Config(format!("no simulated cluster named {cluster}")))?
+            .set_pod_delay(namespace, pod, propagation);
         Ok(())
     }
 

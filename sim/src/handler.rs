@@ -201,8 +201,28 @@ async fn dispatch(
     request: Request<Incoming>,
     is_client: bool,
 ) -> Result<Response<Body>, ApiError> {
-    if let Route::Resource(path) = route {
-        return resource(shared, path, request, is_client).await;
+    match route {
+        Route::Resource(path) => return resource(shared, path, request, is_client).await,
+        Route::SelfSubjectAccessReview => return access_review(request).await,
+        Route::PodPortForward { namespace, pod } => {
+            return super::portforward::port_forward(&shared, &namespace, &pod, request);
+        }
+        Route::PodProxy {
+            namespace,
+            pod,
+            port,
+            path,
+        } => {
+            return super::portforward::proxy(
+                &shared,
+                &namespace,
+                &pod,
+                port.as_deref(),
+                &path,
+                request.method(),
+            );
+        }
+        _ => {}
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return Err(ApiError::method_not_allowed());
@@ -262,9 +282,57 @@ async fn dispatch(
             openapi::v3_document(&shared.lock().registry, &group, &version)
                 .ok_or_else(ApiError::unknown_resource)?
         }
-        Route::NotFound | Route::Resource(_) => return Err(ApiError::unknown_resource()),
+        Route::NotFound
+        | Route::Resource(_)
+        | Route::PodPortForward { .. }
+        | Route::SelfSubjectAccessReview
+        | Route::PodProxy { .. } => return Err(ApiError::unknown_resource()),
     };
     Ok(json_response(200, &body))
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: the review back with its
+/// status, as kube-apiserver answers (201, nothing stored). The simulator has one user, who
+/// may do everything (as `system:masters`), so every review is allowed.
+async fn access_review(request: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::POST {
+        return Err(ApiError::method_not_allowed());
+    }
+    let content_type = header_str(&request, header::CONTENT_TYPE).map(str::to_string);
+    // kubectl sends protobuf, which the simulator decodes for a few kinds only: a protobuf
+    // review is answered without reading it (every review is allowed anyway).
+    let protobuf = content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("protobuf"));
+    let body = read_body(request).await?;
+    let mut review = if protobuf {
+        json!({})
+    } else {
+        parse_object(&body, content_type.as_deref(), "SelfSubjectAccessReview")?
+    };
+    if !review.is_object() {
+        review = json!({});
+    }
+    let attributes = review
+        .pointer("/spec/resourceAttributes")
+        .or_else(|| review.pointer("/spec/nonResourceAttributes"));
+    if attributes.is_none() && !protobuf {
+        return Err(ApiError::invalid(
+            "authorization.k8s.io",
+            "SelfSubjectAccessReview",
+            "",
+            vec![Cause::new(
+                "FieldValueRequired",
+                "Required value: exactly one of nonResourceAttributes or resourceAttributes must be specified",
+                "spec.resourceAttributes",
+            )],
+        ));
+    }
+    review["apiVersion"] = json!("authorization.k8s.io/v1");
+    review["kind"] = json!("SelfSubjectAccessReview");
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = json!({"allowed": true});
+    Ok(json_response(201, &review))
 }
 
 /// `/openapi/v2`: an empty document. kubectl reads it (as protobuf) only to validate kinds

@@ -33,6 +33,26 @@ pub enum Route {
     },
     /// A resource collection, object or subresource.
     Resource(ResourcePath),
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (create only, nothing stored).
+    SelfSubjectAccessReview,
+    /// `/api/v1/namespaces/<ns>/pods/<name>/portforward` (a WebSocket upgrade).
+    PodPortForward {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+    },
+    /// `/api/v1/namespaces/<ns>/pods/<[scheme:]name[:port]>/proxy[/<path>]`.
+    PodProxy {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// The port named in the path (`None`: the pod's first port).
+        port: Option<String>,
+        /// The path on the pod, with its leading `/`.
+        path: String,
+    },
     /// Nothing is served here.
     NotFound,
 }
@@ -85,6 +105,12 @@ pub fn route(path: &str) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
+        [
+            "apis",
+            "authorization.k8s.io",
+            "v1",
+            "selfsubjectaccessreviews",
+        ] => Route::SelfSubjectAccessReview,
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", "api", version] => Route::OpenApiV3 {
@@ -95,6 +121,43 @@ pub fn route(path: &str) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
+        [
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            pod,
+            "portforward",
+        ] => Route::PodPortForward {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        },
+        [
+            "api",
+            "v1",
+            "namespaces",
+            namespace,
+            "pods",
+            target,
+            "proxy",
+            rest @ ..,
+        ] => {
+            // `name`, `name:port` or `scheme:name:port`, as kube-apiserver's proxy takes it.
+            let parts: Vec<&str> = target.split(':').collect();
+            let (pod, port) = match parts.as_slice() {
+                [name] => (*name, None),
+                [name, port] => (*name, Some(port.to_string())),
+                [_, name, port] => (*name, Some(port.to_string())),
+                _ => return Route::NotFound,
+            };
+            Route::PodProxy {
+                namespace: namespace.to_string(),
+                pod: pod.to_string(),
+                port: port.filter(|p| !p.is_empty()),
+                path: format!("/{}", rest.join("/")),
+            }
+        }
         ["api", version, rest @ ..] => resource_route("", version, rest),
         ["apis", group, version, rest @ ..] => resource_route(group, version, rest),
         _ => Route::NotFound,
@@ -214,6 +277,22 @@ mod tests {
         );
         assert_eq!(route("/readyz/ping"), Route::Health);
         assert_eq!(route("/nope"), Route::NotFound);
+        assert_eq!(
+            route("/api/v1/namespaces/istio-system/pods/gw-1:15090/proxy/stats/prometheus"),
+            Route::PodProxy {
+                namespace: "istio-system".into(),
+                pod: "gw-1".into(),
+                port: Some("15090".into()),
+                path: "/stats/prometheus".into(),
+            }
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/istio-system/pods/gw-1/portforward"),
+            Route::PodPortForward {
+                namespace: "istio-system".into(),
+                pod: "gw-1".into(),
+            }
+        );
         assert_eq!(route("/api/v2/pods"), Route::NotFound);
     }
 }

@@ -12,6 +12,7 @@ use super::admission::AdmissionHook;
 use super::cluster::{Bootstrap, ClusterState};
 use super::fault::{FaultConfig, FaultControl};
 use super::kubeconfig::{self, KubeconfigEntry};
+use super::mesh::proxies::Proxies;
 use super::tls::ServerIdentity;
 
 /// Errors starting or running a simulated cluster.
@@ -69,6 +70,8 @@ pub struct ApiServerConfig {
     /// JSON file the objects are restored from at start (if it exists) and saved to on
     /// shutdown.
     pub snapshot: Option<PathBuf>,
+    /// The gateway pods' Envoys, which the mesh data plane fills.
+    pub proxies: Arc<Proxies>,
 }
 
 impl Default for ApiServerConfig {
@@ -83,6 +86,7 @@ impl Default for ApiServerConfig {
             admission: Vec::new(),
             kube_system_uid: None,
             snapshot: None,
+            proxies: Arc::default(),
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct Shared {
     pub address: SocketAddr,
     /// Interval between watch bookmarks.
     pub bookmark_interval: Duration,
+    /// The gateway pods' Envoys (`pods/portforward`, `pods/proxy`).
+    pub proxies: Arc<Proxies>,
 }
 
 impl Shared {
@@ -184,6 +190,7 @@ impl ApiServer {
             shutdown: CancellationToken::new(),
             address,
             bookmark_interval: config.bookmark_interval,
+            proxies: config.proxies.clone(),
         });
         let task = tokio::spawn(super::http::serve(listener, tls, shared.clone()));
         Ok(ApiServerHandle {
@@ -199,6 +206,11 @@ impl ApiServerHandle {
     /// Cluster name.
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// The gateway pods' Envoys of this cluster.
+    pub fn proxies(&self) -> Arc<Proxies> {
+        self.shared.proxies.clone()
     }
 
     /// `https://127.0.0.1:<port>`.

@@ -7,6 +7,7 @@ mod client;
 pub mod conditions;
 pub mod discovery;
 pub mod effects;
+pub mod gateway;
 pub mod lease;
 pub mod mesh;
 pub mod names;
@@ -177,6 +178,8 @@ struct Inner {
     kubeconfig_cluster: String,
     namespace: String,
     rest: Rest,
+    /// The connection settings, for the HTTP/1.1 client WebSocket upgrades need.
+    config: kube::Config,
     identity: Identity,
     discovery: RwLock<Option<Arc<Discovery>>>,
     /// Resource lists of single group versions (`apps/v1`): enough to resolve manifests, and far
@@ -251,6 +254,7 @@ impl Cluster {
             _ => "none".to_string(),
         };
         let namespace = config.default_namespace.clone();
+        let upgrade_config = config.clone();
         let client = client::build(config).map_err(|e| Error::Cluster {
             context: context.clone(),
             message: format!("cannot create a client: {e}"),
@@ -275,6 +279,7 @@ impl Cluster {
                 kubeconfig_cluster,
                 namespace,
                 rest,
+                config: upgrade_config,
                 identity,
                 discovery: RwLock::new(None),
                 group_versions: RwLock::new(Default::default()),
@@ -282,6 +287,16 @@ impl Cluster {
                 overlay: overlay::Overlay::default(),
                 lock: lease::LockSlot::default(),
             }),
+        })
+    }
+
+    /// A client speaking HTTP/1.1 only, for WebSocket upgrades (`pods/portforward`), which
+    /// kube-apiserver does not offer over HTTP/2.
+    pub fn upgrade_client(&self) -> Result<kube::Client> {
+        kube::Client::try_from(self.inner.config.clone()).map_err(|e| Error::Cluster {
+            context: self.inner.context.clone(),
+            message: format!("cannot create a client: {e}"),
+            causes: vec![],
         })
     }
 

@@ -9,6 +9,7 @@ use rhai::{Array, Dynamic, Map, NativeCallContext};
 
 use crate::cluster::Cluster;
 use crate::cluster::effects::{Mutation, WriteOptions};
+use crate::cluster::gateway::{self, GateOptions};
 use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
@@ -18,7 +19,7 @@ use crate::session::convert::to_dynamic;
 use crate::session::{Session, raise};
 use crate::traffic::extract::Extractor;
 use crate::traffic::http::{self, AddressMap, Prober, RequestOptions, SampleOptions};
-use crate::traffic::{attribution, planned, routes, split};
+use crate::traffic::{attribution, planned, propagation, routes, split};
 
 /// Builds the `traffic` host module.
 pub fn module() -> Module {
@@ -327,6 +328,214 @@ pub mod traffic_functions {
             .map_err(raise);
         bar.finish();
         Ok(script_map(result?.summary()))
+    }
+
+    /// Waits until every Ready gateway pod (`namespace`, `selector`, default
+    /// `istio=ingressgateway`) serves the VirtualService `vs` as written: its routes' weights,
+    /// read from each pod's Envoy `/config_dump` through `pods/portforward`, as `istioctl
+    /// proxy-config routes` reads them. Polls each pod every `interval` (default `"100ms"`)
+    /// until it converges, no longer than `timeout` (default `"60s"`). Returns `#{converged,
+    /// refused, waited_seconds, pods: [#{pod, converged, seen, seconds}]}`; `refused` is the
+    /// reason when the API server refuses the subresource (403, 404, no WebSocket upgrade), and
+    /// then nothing could be read: the caller falls back to a fixed wait. In plan mode nothing
+    /// is read: `#{planned: true, converged: true, …}`.
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let source = cluster("aks-source");
+    /// let vs = source.get("VirtualService", "shop", "shop");
+    /// let gate = wait_propagation(source, vs, #{namespace: "istio-system", timeout: "30s"});
+    /// for p in gate.pods { info(`${p.pod}: ${p.seen}`); }
+    /// if !gate.converged { throw `not every gateway serves the new weights`; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn wait_propagation(
+        context: NativeCallContext,
+        cluster: Cluster,
+        vs: Dynamic,
+        options: Map,
+    ) -> HostResult<Map> {
+        const NAME: &str = "wait_propagation";
+        check_keys(
+            NAME,
+            &options,
+            &["namespace", "selector", "timeout", "interval"],
+        )?;
+        let vs = json_argument(NAME, &vs)?;
+        let Some(namespace) = options.get("namespace").filter(|n| !n.is_unit()) else {
+            return Err(invalid(
+                NAME,
+                "`namespace` (of the gateway pods) is required",
+            ));
+        };
+        let gate = GateOptions {
+            namespace: namespace.to_string(),
+            selector: options
+                .get("selector")
+                .filter(|s| !s.is_unit())
+                .map_or("istio=ingressgateway".to_string(), |s| s.to_string()),
+            timeout: match options.get("timeout") {
+                Some(t) => duration_argument(NAME, t)?,
+                None => std::time::Duration::from_secs(60),
+            },
+            interval: match options.get("interval") {
+                Some(t) => duration_argument(NAME, t)?,
+                None => std::time::Duration::from_millis(100),
+            },
+        };
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            return Ok(script_map(serde_json::json!({
+                "planned": true, "converged": true, "refused": null,
+                "waited_seconds": 0.0, "pods": []})));
+        }
+        let outcome = session
+            .block_on(async move { gateway::wait_propagation(&cluster, &vs, &gate).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        let pods: Vec<serde_json::Value> = outcome
+            .pods
+            .iter()
+            .map(|p| {
+                serde_json::json!({"pod": p.pod, "converged": p.converged,
+                                         "seen": p.seen, "seconds": p.seconds})
+            })
+            .collect();
+        Ok(script_map(serde_json::json!({
+            "converged": outcome.converged,
+            "refused": outcome.refused,
+            "waited_seconds": outcome.waited.as_secs_f64(),
+            "pods": pods,
+        })))
+    }
+
+    /// Envoy's upstream request counters of each Ready gateway pod (`namespace`, `selector`,
+    /// default `istio=ingressgateway`), read from `:15090/stats/prometheus` through the
+    /// `pods/proxy` subresource: `#{refused, pods: #{<pod>: #{<cluster>: #{total, xx_2, xx_5,
+    /// …}}}}`, where a cluster is Envoy's name (`outbound|80||v2.example.com`) and `refused`
+    /// the reason when the API server refuses the subresource (the pods map is then empty).
+    /// In plan mode nothing is read (`planned: true`).
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let before = gateway_counters(cluster("aks-source"), #{namespace: "istio-system"});
+    /// sleep("30s");
+    /// let after = gateway_counters(cluster("aks-source"), #{namespace: "istio-system"});
+    /// for pod in after.pods.keys() { info(`${pod}: ${after.pods[pod]}`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gateway_counters(
+        context: NativeCallContext,
+        cluster: Cluster,
+        options: Map,
+    ) -> HostResult<Map> {
+        const NAME: &str = "gateway_counters";
+        check_keys(NAME, &options, &["namespace", "selector"])?;
+        let Some(namespace) = options.get("namespace").filter(|n| !n.is_unit()) else {
+            return Err(invalid(
+                NAME,
+                "`namespace` (of the gateway pods) is required",
+            ));
+        };
+        let namespace = namespace.to_string();
+        let selector = options
+            .get("selector")
+            .filter(|s| !s.is_unit())
+            .map_or("istio=ingressgateway".to_string(), |s| s.to_string());
+        let session = Session::of(&context)?;
+        if session.is_plan() {
+            return Ok(script_map(
+                serde_json::json!({"planned": true, "refused": null, "pods": {}}),
+            ));
+        }
+        let outcome = session
+            .block_on(async move { gateway::all_counters(&cluster, &namespace, &selector).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        let (refused, pods) = match outcome {
+            Ok(pods) => (None, pods),
+            Err(reason) => (Some(reason), Default::default()),
+        };
+        let pods: serde_json::Map<String, serde_json::Value> = pods
+            .into_iter()
+            .map(|(pod, clusters)| {
+                let clusters: serde_json::Map<String, serde_json::Value> = clusters
+                    .into_iter()
+                    .map(|(name, c)| {
+                        let mut entry = serde_json::json!({"total": c.total});
+                        for (i, count) in c.by_class.iter().enumerate() {
+                            entry[format!("xx_{}", i + 1)] = serde_json::json!(count);
+                        }
+                        (name, entry)
+                    })
+                    .collect();
+                (pod, serde_json::Value::Object(clusters))
+            })
+            .collect();
+        Ok(script_map(
+            serde_json::json!({"refused": refused, "pods": pods}),
+        ))
+    }
+
+    /// The split of the requests the gateway pods routed between two readings of
+    /// `gateway_counters` (`before`, `after`): `#{source, target, errors, total}`, where
+    /// `target` counts the clusters of `target_host` and `source` those of the
+    /// VirtualService `vs`'s other destinations (other apps' clusters are left out). Feed it to
+    /// `split_check` to test the users' own traffic against the weights.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let vs = #{metadata: #{namespace: "shop", name: "shop"}, spec: #{http: [#{route: [
+    ///     #{destination: #{host: "web"}, weight: 90}, #{destination: #{host: "v2.example.com"}, weight: 10}]}]}};
+    /// let before = #{pods: #{"gw-1": #{"outbound|80||web.shop.svc.cluster.local": #{total: 10, xx_5: 0}}}};
+    /// let after = #{pods: #{"gw-1": #{"outbound|80||web.shop.svc.cluster.local": #{total: 100, xx_5: 1},
+    ///                                  "outbound|80||v2.example.com": #{total: 10, xx_5: 0}}}};
+    /// let split = counter_split(before, after, vs, "v2.example.com");
+    /// if split.source != 90 || split.target != 10 || split.errors != 1 { throw split; }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn counter_split(
+        before: Dynamic,
+        after: Dynamic,
+        vs: Dynamic,
+        target_host: &str,
+    ) -> HostResult<Map> {
+        const NAME: &str = "counter_split";
+        let before = json_argument(NAME, &before)?;
+        let after = json_argument(NAME, &after)?;
+        let vs = json_argument(NAME, &vs)?;
+        let pods = |reading: &serde_json::Value| reading.get("pods").cloned().unwrap_or_default();
+        Ok(script_map(propagation::counter_split(
+            &pods(&before),
+            &pods(&after),
+            &vs,
+            target_host,
+        )))
+    }
+
+    /// Whether this session may read the gateway pods in `namespace` the way the shift's
+    /// evidence needs, asked with `SelfSubjectAccessReview`s: `#{portforward, proxy, reasons}`
+    /// (`create pods/portforward` for the propagation gate, `get pods/proxy` for the passive
+    /// counters).
+    ///
+    /// # Example
+    /// ```rhai,no_run
+    /// let access = gateway_access(cluster("aks-source"), "istio-system");
+    /// if !access.portforward { warn("the shift will wait a fixed PROPAGATION instead"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn gateway_access(
+        context: NativeCallContext,
+        cluster: Cluster,
+        namespace: &str,
+    ) -> HostResult<Map> {
+        let session = Session::of(&context)?;
+        let namespace = namespace.to_string();
+        let access = session
+            .block_on(async move { gateway::access(&cluster, &namespace).await })
+            .and_then(|r| r)
+            .map_err(raise)?;
+        Ok(script_map(access))
     }
 
     /// Maps each value of a sample (pod names) to the cluster whose pods carry it, with one pod

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::proxies::Proxies;
 use super::snapshot::{MeshObjects, MeshSnapshot};
 use crate::agents::informer::{
     Cache, DESTINATION_RULES, GATEWAYS, Kind, NAMESPACES, PODS, SERVICE_ENTRIES, SERVICES,
@@ -51,12 +52,14 @@ pub fn build(cache: &Cache, cluster: &str) -> MeshSnapshot {
     MeshSnapshot::build(cluster, deleted, &objects)
 }
 
-/// Publishes snapshots to `sender` until `cancel`: the first at once, later ones `delay`
-/// after the change that produced them.
+/// Publishes snapshots to `sender` until `cancel`: the first at once, later ones the
+/// cluster's propagation delay (read from `proxies` at each change) after the change that
+/// produced them. Every snapshot is recorded in `proxies` when it is built, so each gateway
+/// pod can see it after its own delay.
 pub async fn run(
     cache: Arc<Cache>,
     cluster: String,
-    delay: Duration,
+    proxies: Arc<Proxies>,
     live_faults: super::faults::LiveFaults,
     sender: watch::Sender<Arc<MeshSnapshot>>,
     cancel: CancellationToken,
@@ -80,8 +83,9 @@ pub async fn run(
                 let mut snapshot = build(&cache, &cluster);
                 snapshot.live_faults = live_faults.clone();
                 let snapshot = Arc::new(snapshot);
+                proxies.record(snapshot.clone());
                 if published_once {
-                    pending.push_back((Instant::now() + delay, snapshot));
+                    pending.push_back((Instant::now() + proxies.delay(), snapshot));
                 } else {
                     published_once = true;
                     sender.send_replace(snapshot);

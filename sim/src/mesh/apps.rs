@@ -617,6 +617,7 @@ mod tests {
                 labels: Default::default(),
                 ready: true,
                 gateway_proxy: false,
+                propagation: None,
             },
             &get("/hi"),
             &mut rng,
@@ -640,6 +641,7 @@ mod tests {
                 .collect(),
             ready: true,
             gateway_proxy: false,
+            propagation: None,
         };
         let mut request = PodRequest::new("POST", "shop.example.com", "/api/cart");
         request.headers.push(("x-tag".into(), "a".into()));

@@ -20,12 +20,16 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::apps::{self, PodRequest, Reply};
+use super::envoy::cluster_name;
 use super::faults::Faults;
 use super::forward::{Forwarder, PortMap};
+use super::proxies::Proxies;
 use super::routing::{
     GatewayDecision, RequestInfo, Target, choose_weighted, gateway_route, resolve,
 };
-use super::snapshot::{HeaderOperations, Key, MeshSnapshot, RetryPolicy, RouteAction, StringMatch};
+use super::snapshot::{
+    HeaderOperations, Key, MeshSnapshot, PodInfo, RetryPolicy, RouteAction, StringMatch,
+};
 
 /// A served load balancer port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +94,7 @@ struct Listener {
     port: u16,
     snapshots: watch::Receiver<Arc<MeshSnapshot>>,
     forwarder: Arc<Forwarder>,
+    proxies: Arc<Proxies>,
 }
 
 fn rewritten_path(route: &super::snapshot::HttpRoute, path: &str, query: Option<&str>) -> String {
@@ -111,7 +116,14 @@ fn rewritten_path(route: &super::snapshot::HttpRoute, path: &str, query: Option<
 }
 
 impl Listener {
-    fn plan(&self, snapshot: &MeshSnapshot, request: &Request<Incoming>) -> Plan {
+    /// Decides what to do with `request` by the configuration `snapshot`;
+    /// `upstream_cluster` is set to the Envoy cluster it goes to, when it goes to one.
+    fn plan(
+        &self,
+        snapshot: &MeshSnapshot,
+        request: &Request<Incoming>,
+        upstream_cluster: &mut Option<String>,
+    ) -> Plan {
         let mut rng = rand::rng();
         let Some(service) = snapshot.services.get(&self.service) else {
             return Plan::Answer(Reply::no_healthy_upstream());
@@ -261,7 +273,11 @@ impl Listener {
                     .find(|(n, _)| n == "host")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                let mut reply = match resolve(snapshot, &vs.namespace, destination) {
+                let target = resolve(snapshot, &vs.namespace, destination);
+                if !matches!(target, Target::Missing(_)) {
+                    *upstream_cluster = Some(cluster_name(snapshot, &vs.namespace, destination));
+                }
+                let mut reply = match target {
                     Target::Pods { service, pods, .. } => {
                         let pod_request = PodRequest {
                             method: method.to_string(),
@@ -309,8 +325,27 @@ impl Listener {
         request: Request<Incoming>,
     ) -> Result<Response<Full<Bytes>>, std::io::Error> {
         let started = Instant::now();
-        let snapshot = self.snapshots.borrow().clone();
-        let plan = self.plan(&snapshot, &request);
+        let published = self.snapshots.borrow().clone();
+        // The load balancer picks one of the Service's Ready gateway pods, which routes by
+        // the configuration it has received so far and counts what it sends upstream.
+        let pod = published.services.get(&self.service).and_then(|service| {
+            let pods: Vec<&PodInfo> = service
+                .ready_pods
+                .iter()
+                .filter_map(|i| published.pods.get(*i))
+                .filter(|p| p.gateway_proxy)
+                .collect();
+            (!pods.is_empty()).then(|| {
+                let pod = pods[rand::rng().random_range(0..pods.len())];
+                (pod.namespace.clone(), pod.name.clone())
+            })
+        });
+        let snapshot = pod
+            .as_ref()
+            .and_then(|pod| self.proxies.view(pod))
+            .unwrap_or(published);
+        let mut upstream = None;
+        let plan = self.plan(&snapshot, &request, &mut upstream);
         let (status, content_type, headers, body, delay) = match plan {
             Plan::Drop => return Err(std::io::Error::other("connection dropped (fault injected)")),
             Plan::Answer(reply) => (
@@ -381,6 +416,9 @@ impl Listener {
         };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
+        }
+        if let (Some(pod), Some(cluster)) = (&pod, &upstream) {
+            self.proxies.count(pod, cluster, status);
         }
         let mut response = Response::builder()
             .status(status)
@@ -457,6 +495,8 @@ pub struct GatewaySettings {
     pub ports: PortMap,
     /// Told about the listeners after every change.
     pub observer: ListenerObserver,
+    /// The gateway pods' configurations and counters.
+    pub proxies: Arc<Proxies>,
 }
 
 /// Keeps one listener per load balancer port of the published snapshot, until `cancel`.
@@ -510,6 +550,7 @@ pub async fn run(
                         port,
                         snapshots: snapshots.clone(),
                         forwarder: forwarder.clone(),
+                        proxies: settings.proxies.clone(),
                     });
                     tokio::spawn(accept(listener, state, token.clone()));
                     let info = ListenerInfo {

@@ -12,13 +12,17 @@
 //! header operations), Envoy's router (route and virtual host matching, `retry_on`,
 //! back-off, per-try and route timeouts, its local replies' statuses and bodies). I/O: [`agent`]
 //! watches the cluster and publishes snapshots after the propagation delay, [`gateway`]
-//! listens and answers, [`forward`] sends ServiceEntry traffic over loopback.
+//! listens and answers, [`forward`] sends ServiceEntry traffic over loopback, [`proxies`] keeps
+//! what each gateway pod serves and counts, [`envoy`] renders it as Envoy's admin and stats
+//! endpoints do.
 
 pub mod agent;
 pub mod apps;
 pub mod bookinfo;
+pub mod envoy;
 pub mod faults;
 pub mod forward;
 pub mod gateway;
+pub mod proxies;
 pub mod routing;
 pub mod snapshot;

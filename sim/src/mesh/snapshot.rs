@@ -57,6 +57,8 @@ pub struct PodInfo {
     pub ready: bool,
     /// The pod runs an Envoy gateway (its first container is `istio-proxy`).
     pub gateway_proxy: bool,
+    /// Its own propagation delay (annotation `sim.meshshift.io/propagation-delay`), if any.
+    pub propagation: Option<super::proxies::PodPropagation>,
 }
 
 /// One server of a Gateway.
@@ -892,6 +894,11 @@ impl MeshSnapshot {
                 labels: labels(p),
                 ready: is_ready(p),
                 gateway_proxy: text(p, "/spec/containers/0/name") == "istio-proxy",
+                propagation: p
+                    .pointer("/metadata/annotations")
+                    .and_then(|a| a.get(super::proxies::PROPAGATION_DELAY))
+                    .and_then(Value::as_str)
+                    .and_then(|t| super::proxies::PodPropagation::parse(t).ok()),
             })
             .collect();
         let live: Vec<&Value> = objects
