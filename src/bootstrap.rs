@@ -209,12 +209,24 @@ impl Simulation {
 /// on); `presses_to_quit` more presses while it is still stopping exit at once.
 fn install_ctrl_c(runtime: &tokio::runtime::Runtime, session: &Arc<Session>, presses_to_quit: u32) {
     let cancel = session.cancel.clone();
+    // The handler is registered here, by a first poll, not when the task first runs: until then
+    // a Ctrl-C would still end the process (the default action), and a loaded machine can take
+    // a while to schedule the task.
+    let mut next_press = Box::pin(tokio::signal::ctrl_c());
+    let pressed_already = runtime.block_on(std::future::poll_fn(|context| {
+        std::task::Poll::Ready(std::future::Future::poll(next_press.as_mut(), context).is_ready())
+    }));
+    if pressed_already {
+        // A finished future cannot be polled again; the handler stays registered.
+        next_press = Box::pin(tokio::signal::ctrl_c());
+    }
     runtime.spawn(async move {
         let mut while_stopping = 0;
         loop {
-            if tokio::signal::ctrl_c().await.is_err() {
+            if next_press.as_mut().await.is_err() {
                 return;
             }
+            next_press = Box::pin(tokio::signal::ctrl_c());
             if !cancel.is_cancelled() {
                 while_stopping = 0;
                 if presses_to_quit == 1 {
