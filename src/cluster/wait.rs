@@ -17,6 +17,9 @@ use super::conditions::{Condition, is_rolled_out, rollout_conditions};
 use super::read::ListQuery;
 use crate::error::Result;
 
+/// How often a wait over many namespaces works out and reports its progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(200);
+
 /// The kinds a rollout wait follows.
 pub const ROLLOUT_KINDS: [&str; 3] = ["Deployment", "StatefulSet", "DaemonSet"];
 
@@ -212,7 +215,7 @@ impl RolloutBoard {
     }
 
     pub fn is_done(&self) -> bool {
-        self.complete() && self.pending().is_empty()
+        self.complete() && self.workloads.values().all(|w| is_rolled_out(w).is_ok())
     }
 
     pub fn progress(&self) -> RolloutProgress {
@@ -224,24 +227,32 @@ impl RolloutBoard {
                 slowest: None,
             };
         }
-        let pending = self.pending();
+        // One pass: per namespace its ready and wanted replicas and its first unready
+        // workload (this runs after watch events, and 200 namespaces hold thousands).
+        let mut namespaces: BTreeMap<&str, (i64, i64, Option<&Value>)> = BTreeMap::new();
+        for ((namespace, _, _), workload) in &self.workloads {
+            let entry = namespaces.entry(namespace).or_insert((0, 0, None));
+            let (ready, wanted) = readiness(workload);
+            entry.0 += ready;
+            entry.1 += wanted;
+            if entry.2.is_none() && is_rolled_out(workload).is_err() {
+                entry.2 = Some(workload);
+            }
+        }
+        let pending: Vec<(f64, &str, &Value)> = namespaces
+            .iter()
+            .filter_map(|(namespace, (ready, wanted, unready))| {
+                let share = if *wanted == 0 {
+                    0.0
+                } else {
+                    *ready as f64 / *wanted as f64
+                };
+                unready.map(|workload| (share, *namespace, workload))
+            })
+            .collect();
         // The slowest namespace has the smallest share of its wanted replicas ready.
         let slowest = pending
             .iter()
-            .map(|(namespace, unready)| {
-                let (ready, wanted) = self
-                    .workloads
-                    .iter()
-                    .filter(|(key, _)| key.0 == *namespace)
-                    .map(|(_, w)| readiness(w))
-                    .fold((0, 0), |(r, w), (r2, w2)| (r + r2, w + w2));
-                let share = if wanted == 0 {
-                    0.0
-                } else {
-                    ready as f64 / wanted as f64
-                };
-                (share, *namespace, unready[0].0)
-            })
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(b.1)))
             .map(|(_, namespace, workload)| {
                 let (ready, wanted) = readiness(workload);
@@ -424,15 +435,21 @@ impl Cluster {
         let mut events = stream::select_all(watches);
         let mut last_error: Option<String> = None;
         let mut shown = None;
+        let mut shown_at = tokio::time::Instant::now() - PROGRESS_EVERY;
         loop {
             if board.is_done() {
                 progress(&board.progress());
                 return Ok(board.workload_count());
             }
-            let now = board.progress();
-            if shown.as_ref() != Some(&now) {
-                progress(&now);
-                shown = Some(now);
+            // Watch events come in bursts (thousands while 200 namespaces roll out): progress
+            // is worked out a few times a second, not after each.
+            if shown_at.elapsed() >= PROGRESS_EVERY {
+                let now = board.progress();
+                if shown.as_ref() != Some(&now) {
+                    progress(&now);
+                    shown = Some(now);
+                }
+                shown_at = tokio::time::Instant::now();
             }
             let next = tokio::time::timeout_at(deadline, events.next()).await;
             match next {
