@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::fault_proxy::{self, Fault, FaultProxy};
 use crate::sim_env_support::TestEnv;
 use crate::test::{Test, repository_root};
 
@@ -34,19 +35,27 @@ pub struct Backend {
     pub kubeconfig: String,
     pub source: &'static str,
     pub target: &'static str,
+    /// Value for `KUBECONFIG` when kubectl checks or prepares: the servers themselves, past any
+    /// fault proxy (kubectl is the independent client, not the one under test).
+    pub kubectl_kubeconfig: String,
     /// The simulated pair, kept running while the backend lives.
     _simulator: Option<Arc<TestEnv>>,
+    /// The fault proxies in front of the servers, and the directory of their kubeconfigs.
+    proxies: Option<Arc<(Vec<FaultProxy>, tempfile::TempDir)>>,
 }
 
 impl Backend {
     /// The simulated pair.
     pub fn simulator() -> Backend {
         let env = TestEnv::start();
+        let kubeconfig = env.kubeconfig().to_string_lossy().into_owned();
         Backend {
-            kubeconfig: env.kubeconfig().to_string_lossy().into_owned(),
+            kubectl_kubeconfig: kubeconfig.clone(),
+            kubeconfig,
             source: "sim-source",
             target: "sim-target",
             _simulator: Some(Arc::new(env)),
+            proxies: None,
         }
     }
 
@@ -66,19 +75,86 @@ impl Backend {
         )
     }
 
-    fn real(variable: &str, why: &str) -> Backend {
+    /// The v1.37 planes, each behind a [`FaultProxy`] seeded from `MESHSHIFT_FAULT_SEED`
+    /// (default 1) and the scenario's name, so that each scenario meets its own faults.
+    pub fn v1_37_through_faults(scenario: &str) -> Backend {
+        let direct = Backend::v1_37();
+        let base: u64 = std::env::var("MESHSHIFT_FAULT_SEED")
+            .ok()
+            .map(|s| s.parse().expect("MESHSHIFT_FAULT_SEED is a number"))
+            .unwrap_or(1);
+        // FNV-1a: stable across builds, unlike the standard hasher.
+        let seed = scenario
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325 ^ base, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        let dir = tempfile::tempdir().unwrap();
+        let (kubeconfig, proxies) =
+            fault_proxy::proxied_kubeconfig(&direct.kubeconfig, dir.path(), seed);
         Backend {
-            kubeconfig: crate::test::required_env(variable, why),
+            kubeconfig,
+            proxies: Some(Arc::new((proxies, dir))),
+            ..direct
+        }
+    }
+
+    fn real(variable: &str, why: &str) -> Backend {
+        let kubeconfig = crate::test::required_env(variable, why);
+        Backend {
+            kubectl_kubeconfig: kubeconfig.clone(),
+            kubeconfig,
             source: "real-source",
             target: "real-target",
             _simulator: None,
+            proxies: None,
         }
+    }
+
+    /// Every request the fault proxies saw (none without them).
+    pub fn proxied_requests(&self) -> Vec<fault_proxy::Seen> {
+        self.proxies
+            .iter()
+            .flat_map(|p| p.0.iter().flat_map(|proxy| proxy.seen()))
+            .collect()
+    }
+
+    /// Through fault proxies: prints the faults injected and panics if a create or JSON patch
+    /// reached a server twice, or if no request went through the proxies.
+    pub fn assert_no_write_repeated(&self, scenario: &str) {
+        let Some(proxies) = &self.proxies else {
+            return;
+        };
+        let seen = self.proxied_requests();
+        let seeds: Vec<_> = proxies.0.iter().map(|p| p.seed).collect();
+        let counts = fault_proxy::faults(&seen);
+        let writes: Vec<_> = seen
+            .iter()
+            .filter(|r| r.fault.forwarded() && !r.is_idempotent())
+            .collect();
+        let unsure = writes.iter().filter(|r| r.fault != Fault::None).count();
+        eprintln!(
+            "through faults: {scenario}: seeds {seeds:?}, {} requests, {} creates or JSON patches reached the servers ({unsure} of them with the answer lost), faults {counts:?}",
+            seen.len(),
+            writes.len()
+        );
+        let repeated = fault_proxy::repeated_writes(&seen);
+        assert!(
+            repeated.is_empty(),
+            "writes made twice:\n{}",
+            repeated.join("\n")
+        );
+        assert!(
+            !seen.is_empty(),
+            "no request went through the proxies: they are not in the path"
+        );
     }
 }
 
-/// A conformance scenario `fn name(backend: &Backend)` as three tests: `name::on_the_simulator`,
-/// `name::on_kube_apiserver_v1_37` and `name::on_kube_apiserver_v1_20` (both ignored unless
-/// their servers are provided).
+/// A conformance scenario `fn name(backend: &Backend)` as four tests: `name::on_the_simulator`,
+/// `name::on_kube_apiserver_v1_37`, `name::on_kube_apiserver_v1_20` and
+/// `name::on_kube_apiserver_v1_37_through_faults` (the v1.37 pair behind
+/// [`crate::fault_proxy`]; the last three ignored unless their servers are provided).
 macro_rules! conformance {
     ($name:ident) => {
         mod $name {
@@ -97,6 +173,14 @@ macro_rules! conformance {
             #[ignore = "needs MESHSHIFT_V120_KUBECONFIG: two kube-apiserver v1.20 planes (.ci/run starts them)"]
             fn on_kube_apiserver_v1_20() {
                 super::$name(&crate::cluster_support::Backend::v1_20());
+            }
+
+            #[test]
+            #[ignore = "needs MESHSHIFT_REAL_KUBECONFIG: two kube-apiserver v1.37 planes (.ci/run starts them)"]
+            fn on_kube_apiserver_v1_37_through_faults() {
+                let backend = crate::cluster_support::Backend::v1_37_through_faults(stringify!($name));
+                super::$name(&backend);
+                backend.assert_no_write_repeated(stringify!($name));
             }
         }
     };
@@ -147,7 +231,15 @@ impl Backend {
     /// Runs kubectl against one of this backend's contexts.
     pub fn kubectl(&self, context: &str, args: &[&str]) -> std::process::Output {
         std::process::Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
+            // `kubectl config …` reads the kubeconfig under test; the rest talk to the servers.
+            .env(
+                "KUBECONFIG",
+                if args.first() == Some(&"config") {
+                    &self.kubeconfig
+                } else {
+                    &self.kubectl_kubeconfig
+                },
+            )
             .arg("--context")
             .arg(context)
             .args(args)

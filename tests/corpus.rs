@@ -11,6 +11,9 @@
 //! first: error: cluster `c`: ...
 //! server: 401 application/json {"kind":"Status","code":401}   (optional; {server} is its URL)
 //! stdin: text                                                   (optional; \n is a newline)
+//! silent-server: yes        (optional; {silent} is the URL of a server that never answers)
+//! misnamed-tls-server: yes  (optional; {tls_server} is a TLS server whose certificate names
+//!                           another address, {tls_ca} its CA as base64)
 //! --- runbook.rhai
 //! let c = cluster("c");
 //! ```
@@ -92,6 +95,41 @@ fn fixed_server(spec: &str) -> FixedServer {
     FixedServer { url, requests }
 }
 
+/// A server that takes connections and reads, but never answers (a traffic timeout): its URL.
+fn silent_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(50).flatten() {
+            held.push(stream);
+        }
+    });
+    url
+}
+
+/// A TLS server whose certificate (from its own CA) names `127.0.0.1` and `localhost` but is
+/// reached at `127.0.0.2`: its URL and the CA as kubeconfig `certificate-authority-data`.
+fn misnamed_tls_server() -> (String, String) {
+    use base64::Engine;
+    let identity = meshshift_sim::tls::ServerIdentity::generate("misnamed").expect("identity");
+    let config = identity.server_config().expect("server config");
+    let listener = TcpListener::bind("127.0.0.2:0").expect("bind 127.0.0.2");
+    let url = format!("https://{}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50).flatten() {
+            let Ok(connection) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let mut tls = rustls::StreamOwned::new(connection, stream);
+            // The client refuses the certificate during the handshake; nothing is answered.
+            let _ = tls.read(&mut [0u8; 1024]);
+        }
+    });
+    let ca = base64::engine::general_purpose::STANDARD.encode(identity.ca_pem);
+    (url, ca)
+}
+
 /// The text's bytes, with each `<0xff>` written as that byte (for files that are not UTF-8).
 fn with_raw_bytes(text: &str) -> Vec<u8> {
     let mut bytes = Vec::new();
@@ -129,8 +167,22 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn run(case: &Case) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let server = case.headers.get("server").map(|spec| fixed_server(spec));
+    let silent = case
+        .headers
+        .contains_key("silent-server")
+        .then(silent_server);
+    let misnamed = case
+        .headers
+        .contains_key("misnamed-tls-server")
+        .then(misnamed_tls_server);
     let substitute = |text: &str| {
-        let text = text.replace("{dir}", &dir.path().to_string_lossy());
+        let mut text = text.replace("{dir}", &dir.path().to_string_lossy());
+        if let Some(url) = &silent {
+            text = text.replace("{silent}", url);
+        }
+        if let Some((url, ca)) = &misnamed {
+            text = text.replace("{tls_server}", url).replace("{tls_ca}", ca);
+        }
         match &server {
             Some(server) => text.replace("{server}", &server.url),
             None => text,

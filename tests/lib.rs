@@ -1,6 +1,7 @@
 //! The one integration-test binary: shared helpers, then one module per feature.
 
 mod cluster_support;
+mod fault_proxy;
 mod http_server;
 mod pty;
 mod sim_env_support;

@@ -719,7 +719,10 @@ impl Cluster {
         for (index, result) in results {
             match result {
                 Ok((status, _)) => {
-                    let action = if status == 201 {
+                    // A 200 for an object the dry run found missing: an earlier attempt created
+                    // it and its answer was lost, so the retry found it there.
+                    let missing_before = validations.get(&index).is_some_and(|v| v.status == 201);
+                    let action = if status == 201 || missing_before {
                         Action::Created
                     } else {
                         Action::Configured

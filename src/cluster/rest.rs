@@ -437,6 +437,12 @@ fn transport_message(error: &kube::Error) -> String {
     let text = chain.join(": ");
     if text.contains("Connection refused") || text.contains("ConnectionRefused") {
         "connection refused: is the API server running and the address right?".into()
+    } else if text.contains("not valid for name") {
+        // Signed by the CA, but for other names: the kubeconfig's address is not one of them.
+        format!(
+            "TLS failed: the server's certificate does not name the address in the kubeconfig ({})",
+            chain.last().cloned().unwrap_or_default()
+        )
     } else if text.contains("UnknownIssuer") || text.contains("certificate") {
         format!(
             "TLS failed: the server's certificate is not signed by this context's CA ({})",
