@@ -18,6 +18,10 @@ pub struct ExpectedCluster {
     pub port: Option<u16>,
     /// Its weight (100 for a lone destination).
     pub weight: u32,
+    /// The response headers it sets or adds (`headers.response.set`/`add`), sorted: the
+    /// shift's attribution header is one, and a route serving the weights without it is not
+    /// yet the route that was written.
+    pub response_headers: Vec<(String, String)>,
 }
 
 /// One cluster a served route sends to, and its weight.
@@ -27,6 +31,45 @@ pub struct ServedCluster {
     pub name: String,
     /// Its weight (100 for a route to a single cluster).
     pub weight: u32,
+    /// The response headers Envoy adds when it picks this cluster (the `ClusterWeight`'s
+    /// `response_headers_to_add`, or the route's for a lone cluster).
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// `headers.response.set` and `.add` of a VirtualService destination, sorted.
+fn expected_response_headers(destination: &Value) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = ["set", "add"]
+        .iter()
+        .filter_map(|op| {
+            destination
+                .pointer(&format!("/headers/response/{op}"))
+                .and_then(Value::as_object)
+        })
+        .flatten()
+        .filter_map(|(key, value)| Some((key.to_ascii_lowercase(), value.as_str()?.to_string())))
+        .collect();
+    headers.sort();
+    headers
+}
+
+/// The `header.key`/`header.value` pairs of Envoy `HeaderValueOption`s, sorted.
+fn served_response_headers(options: Option<&Value>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = options
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|option| {
+            Some((
+                option
+                    .pointer("/header/key")?
+                    .as_str()?
+                    .to_ascii_lowercase(),
+                option.pointer("/header/value")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    headers.sort();
+    headers
 }
 
 /// The Envoy routes (one per `match` entry) a VirtualService's HTTP rules become, each with
@@ -77,6 +120,7 @@ pub fn expected_routes(vs: &Value) -> Vec<Vec<ExpectedCluster>> {
                         .and_then(Value::as_u64)
                         .and_then(|p| u16::try_from(p).ok()),
                     weight,
+                    response_headers: expected_response_headers(d),
                 })
             })
             .collect();
@@ -116,6 +160,7 @@ fn served_clusters(route: &Value) -> Vec<ServedCluster> {
         return vec![ServedCluster {
             name: name.to_string(),
             weight: 100,
+            response_headers: served_response_headers(route.get("response_headers_to_add")),
         }];
     }
     action
@@ -127,6 +172,7 @@ fn served_clusters(route: &Value) -> Vec<ServedCluster> {
             Some(ServedCluster {
                 name: c.get("name")?.as_str()?.to_string(),
                 weight: u32::try_from(c.get("weight").and_then(Value::as_u64).unwrap_or(0)).ok()?,
+                response_headers: served_response_headers(c.get("response_headers_to_add")),
             })
         })
         .filter(|c| c.weight > 0)
@@ -209,6 +255,12 @@ fn same_destination(expected: &ExpectedCluster, served: &ServedCluster) -> bool 
         && subset == expected.subset.as_deref()
         && expected.port.is_none_or(|p| port == Some(p))
         && expected.weight == served.weight
+        // Every header the destination adds is served (a lone cluster's route may add more,
+        // the rule's own).
+        && expected
+            .response_headers
+            .iter()
+            .all(|header| served.response_headers.contains(header))
 }
 
 /// Whether one served route sends to exactly the expected destinations with their weights.
@@ -333,11 +385,13 @@ pub fn counter_split(before: &Value, after: &Value, vs: &Value, target_host: &st
                         &ExpectedCluster {
                             weight: 0,
                             port: None,
+                            response_headers: Vec::new(),
                             ..e.clone()
                         },
                         &ServedCluster {
                             name: format!("outbound||{}|{host}", subset.unwrap_or_default()),
                             weight: 0,
+                            response_headers: Vec::new(),
                         },
                     )
                 });
@@ -409,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn weights_served_without_the_destinations_response_header_are_not_yet_live() {
+        let mut written = vs(10);
+        written["spec"]["http"][0]["route"][1]["headers"] =
+            json!({"response": {"set": {"X-Served-By": "target"}}});
+        let expected = expected_routes(&written);
+        assert_eq!(
+            expected[0][1].response_headers,
+            vec![("x-served-by".to_string(), "target".to_string())]
+        );
+        // The same weights, before the header reached the pod.
+        assert!(!converged(
+            &expected,
+            &served_routes(&dump((90, 10)), "shop", "shop")
+        ));
+        let mut with_header = dump((90, 10));
+        for route in [0, 1] {
+            with_header["configs"][0]["dynamic_route_configs"][0]["route_config"]["virtual_hosts"]
+                [0]["routes"][route]["route"]["weighted_clusters"]["clusters"][1]["response_headers_to_add"] = json!([
+                {"header": {"key": "x-served-by", "value": "target"}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]);
+        }
+        assert!(converged(
+            &expected,
+            &served_routes(&with_header, "shop", "shop")
+        ));
+    }
+
+    #[test]
     fn counters_split_between_source_and_target() {
         let before = json!({"gw-1": {"outbound|8080|v1|web.shop.svc.cluster.local": {"total": 100, "xx_5": 1},
                                      "outbound|80||v2.example.com": {"total": 10, "xx_5": 0}}});
@@ -438,7 +519,8 @@ mod tests {
             routes: vec![
                 vec![ServedCluster {
                     name: "outbound|8080|v1|web.shop.svc.cluster.local".into(),
-                    weight: 100
+                    weight: 100,
+                    response_headers: Vec::new(),
                 }];
                 2
             ]

@@ -91,22 +91,57 @@ fn route_match(m: Option<&super::snapshot::RequestMatch>) -> Value {
     Value::Object(out)
 }
 
+/// A destination's response header operations as Envoy's `HeaderValueOption`s: `set` with
+/// `OVERWRITE_IF_EXISTS_OR_ADD`, `add` with the default append action (left out, as the admin
+/// endpoint leaves proto defaults out), as istiod translates `HTTPRouteDestination.headers`.
+fn response_headers_to_add(destination: &Destination) -> Vec<Value> {
+    let response = &destination.headers.response;
+    let set = response.set.iter().map(|(key, value)| {
+        json!({"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"})
+    });
+    let add = response
+        .add
+        .iter()
+        .map(|(key, value)| json!({"header": {"key": key, "value": value}}));
+    set.chain(add).collect()
+}
+
 /// The route action: one cluster, or weighted clusters (zero weights left out, as istiod
-/// does).
-fn route_action(snapshot: &MeshSnapshot, namespace: &str, destinations: &[Destination]) -> Value {
+/// does), and the route-level response headers of a lone destination. istiod puts a lone
+/// destination's header operations on the route and each weighted cluster's on its
+/// `ClusterWeight`.
+fn route_action(
+    snapshot: &MeshSnapshot,
+    namespace: &str,
+    destinations: &[Destination],
+) -> (Value, Vec<Value>) {
     let live: Vec<&Destination> = if destinations.len() == 1 {
         destinations.iter().collect()
     } else {
         destinations.iter().filter(|d| d.weight > 0).collect()
     };
     if let [only] = live.as_slice() {
-        return json!({"cluster": cluster_name(snapshot, namespace, only)});
+        return (
+            json!({"cluster": cluster_name(snapshot, namespace, only)}),
+            response_headers_to_add(only),
+        );
     }
     let clusters: Vec<Value> = live
         .iter()
-        .map(|d| json!({"name": cluster_name(snapshot, namespace, d), "weight": d.weight}))
+        .map(|d| {
+            let mut cluster =
+                json!({"name": cluster_name(snapshot, namespace, d), "weight": d.weight});
+            let headers = response_headers_to_add(d);
+            if !headers.is_empty() {
+                cluster["response_headers_to_add"] = Value::Array(headers);
+            }
+            cluster
+        })
         .collect();
-    json!({"weighted_clusters": {"clusters": clusters}})
+    (
+        json!({"weighted_clusters": {"clusters": clusters}}),
+        Vec::new(),
+    )
 }
 
 /// The route configurations gateway pod `pod` serves, one per Gateway server port:
@@ -154,7 +189,12 @@ pub fn route_configurations(snapshot: &MeshSnapshot, pod: &PodInfo) -> Vec<Value
                     });
                     match &route.action {
                         RouteAction::Destinations(destinations) => {
-                            entry["route"] = route_action(snapshot, &vs.namespace, destinations);
+                            let (action, headers) =
+                                route_action(snapshot, &vs.namespace, destinations);
+                            entry["route"] = action;
+                            if !headers.is_empty() {
+                                entry["response_headers_to_add"] = Value::Array(headers);
+                            }
                         }
                         RouteAction::Direct { status, .. } => {
                             entry["direct_response"] = json!({"status": status});
