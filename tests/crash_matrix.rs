@@ -613,7 +613,14 @@ fn a_resumed_shift_verifies_the_weight_it_reached_first() {
 fn a_resumed_shift_whose_reached_weight_fails_rolls_back() {
     let sim = DetachedSim::up();
     killed_at_ten_percent(&sim);
-    // The target stops serving the app while the run is down.
+    // The target stops serving the app while the run is down. Its gateways take the change at
+    // once (no propagation delay), so it has reached them before the resume samples: the
+    // source's gate waits for the source's gateways only.
+    let fault = sim
+        .command(&["sim", "fault", "--cluster", "sim-target", "propagation-ms=0"])
+        .output()
+        .unwrap();
+    assert!(fault.status.success(), "{:?}", text(&fault));
     sim.kubectl(
         "sim-target",
         &[
@@ -624,6 +631,7 @@ fn a_resumed_shift_whose_reached_weight_fails_rolls_back() {
             "bookinfo",
         ],
     );
+    std::thread::sleep(Duration::from_millis(500));
     let resumed = sim.resume();
     let (stdout, stderr) = text(&resumed);
     assert_eq!(resumed.status.code(), Some(1), "{stdout}\n{stderr}");
