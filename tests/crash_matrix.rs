@@ -617,7 +617,13 @@ fn a_resumed_shift_whose_reached_weight_fails_rolls_back() {
     // once (no propagation delay), so it has reached them before the resume samples: the
     // source's gate waits for the source's gateways only.
     let fault = sim
-        .command(&["sim", "fault", "--cluster", "sim-target", "propagation-ms=0"])
+        .command(&[
+            "sim",
+            "fault",
+            "--cluster",
+            "sim-target",
+            "propagation-ms=0",
+        ])
         .output()
         .unwrap();
     assert!(fault.status.success(), "{:?}", text(&fault));

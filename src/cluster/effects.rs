@@ -966,7 +966,18 @@ impl Cluster {
                     Some((patch_type.content_type(), body)),
                 )
                 .await
-                .map_err(|e| self.request_error(&format!("failed to patch {label}"), &e))?
+                .map_err(|e| {
+                    // A JSON patch is not repeated after such a failure (applying it twice is not
+                    // applying it once), so the user must know it may be in place already.
+                    let what = if patch_type == PatchType::Json && e.may_have_taken_effect() {
+                        format!(
+                            "failed to patch {label} (the server may have applied the patch before its answer was lost: look at the object before patching again)"
+                        )
+                    } else {
+                        format!("failed to patch {label}")
+                    };
+                    self.request_error(&what, &e)
+                })?
                 .body
         };
         if options.dry_run && options.overlay {

@@ -95,6 +95,18 @@ impl RestError {
         }
     }
 
+    /// Failures after which a request may have taken effect although no success came back: a
+    /// server error, or a connection that broke once the request could have been sent.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            RestError::Status(status) => status.code >= 500 && status.code != 503,
+            RestError::Transport(message) => {
+                !message.starts_with("connection refused") && !message.contains("certificate")
+            }
+            RestError::NoAnswer(_) => true,
+        }
+    }
+
     /// Failures that say the server is unavailable for now (overloaded, starting, or not
     /// reachable) rather than broken: these are retried for up to [`RetryPolicy::budget`]
     /// once the server was reached.
@@ -540,6 +552,10 @@ mod tests {
         assert!(status(429).is_unprocessed());
         assert!(!status(500).is_unprocessed() && !status(503).is_unprocessed());
         assert!(!RestError::Transport("connection reset".into()).is_unprocessed());
+        assert!(RestError::Transport("connection reset".into()).may_have_taken_effect());
+        assert!(status(500).may_have_taken_effect());
+        assert!(!status(422).may_have_taken_effect() && !status(429).may_have_taken_effect());
+        assert!(!RestError::Transport("connection refused".into()).may_have_taken_effect());
         assert!(
             RestError::Transport(
                 "connection refused: is the API server running and the address right?".into()
