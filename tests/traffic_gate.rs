@@ -21,14 +21,21 @@ fn live_after(stdout: &str) -> Vec<f64> {
         .collect()
 }
 
-#[test]
-fn under_a_five_second_delay_no_step_samples_before_its_weights_are_live() {
+/// The guide's source (bookinfo through the source's ingress) and the target's add-on ingress
+/// gateway, on simulated clusters whose gateways take `propagation_delay` to receive changes.
+fn guide_with_target_gateway(propagation_delay: Duration) -> TestEnv {
     let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
-        propagation_delay: Duration::from_secs(5),
+        propagation_delay,
         ..o
     });
     guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
     env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    env
+}
+
+#[test]
+fn under_a_five_second_delay_no_step_samples_before_its_weights_are_live() {
+    let env = guide_with_target_gateway(Duration::from_secs(5));
     let run = migrate(
         &env,
         &[
@@ -64,12 +71,7 @@ fn under_a_five_second_delay_no_step_samples_before_its_weights_are_live() {
 
 #[test]
 fn a_gateway_pod_that_never_converges_fails_the_step_and_is_named() {
-    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
-        propagation_delay: Duration::from_millis(200),
-        ..o
-    });
-    guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
-    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let env = guide_with_target_gateway(Duration::from_millis(200));
     env.kubectl_ok(
         SOURCE,
         &[
@@ -214,12 +216,7 @@ fn gateway_routes_and_counters_are_read_through_the_api_server() {
 
 #[test]
 fn passive_evidence_reads_the_users_split_from_the_gateway_counters() {
-    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
-        propagation_delay: Duration::from_millis(200),
-        ..o
-    });
-    guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
-    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let env = guide_with_target_gateway(Duration::from_millis(200));
     let gateway = env.service_address(SOURCE, "istio-system", "istio-ingressgateway");
     // The users: a steady background load through the source's gateway for the whole run.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -269,12 +266,7 @@ fn passive_evidence_reads_the_users_split_from_the_gateway_counters() {
 
 #[test]
 fn sequential_sampling_decides_each_step_and_says_at_what_cost() {
-    let env = TestEnv::start_with(|o| meshshift::sim::EnvironmentOptions {
-        propagation_delay: Duration::from_millis(100),
-        ..o
-    });
-    guide_source_setup(&|args| env.kubectl_ok(SOURCE, args));
-    env.az("aks mesh enable-ingress-gateway -g rg -n sim-target --ingress-gateway-type external");
+    let env = guide_with_target_gateway(Duration::from_millis(100));
     let run = migrate(
         &env,
         &[
