@@ -331,7 +331,8 @@ pub mod traffic_functions {
     }
 
     /// Waits until every Ready gateway pod (`namespace`, `selector`, default
-    /// `istio=ingressgateway`) serves the VirtualService `vs` as written: its routes' weights,
+    /// `istio=ingressgateway`) serves the VirtualService `vs` as written: its routes' weights and
+    /// the response headers each destination sets or adds (the shift's attribution header),
     /// read from each pod's Envoy `/config_dump` through `pods/portforward`, as `istioctl
     /// proxy-config routes` reads them. Polls each pod every `interval` (default `"100ms"`)
     /// until it converges, no longer than `timeout` (default `"60s"`). Returns `#{converged,
