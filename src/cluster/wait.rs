@@ -28,6 +28,18 @@ fn interval(attempt: u32) -> Duration {
     Duration::from_millis((50 * u64::from(attempt + 1)).min(1000))
 }
 
+/// The merged events of the rollout watches, each with its kind and the namespace its watch
+/// covers.
+type RolloutEvents = stream::SelectAll<
+    futures::stream::BoxStream<
+        'static,
+        (
+            (&'static str, Option<String>),
+            std::result::Result<Event<DynamicObject>, watcher::Error>,
+        ),
+    >,
+>;
+
 impl Cluster {
     /// Waits until an object meets `condition`; `progress` is told what is seen along the way.
     /// Returns the object (or `None` for `deleted`).
@@ -152,8 +164,11 @@ pub struct RolloutBoard {
     namespaces: BTreeSet<String>,
     /// (namespace, kind, name) -> the workload as last seen.
     workloads: BTreeMap<(String, String, String), Value>,
-    /// Kinds whose initial list is complete: until all are, nothing counts as rolled out.
-    listed: BTreeSet<String>,
+    /// Watches whose initial list is complete, by kind and the namespace they cover (`None`:
+    /// all those waited for): until all are, nothing counts as rolled out.
+    listed: BTreeSet<(String, Option<String>)>,
+    /// Whether there is one watch per kind and namespace instead of one per kind.
+    per_namespace: bool,
 }
 
 impl RolloutBoard {
@@ -186,16 +201,44 @@ impl RolloutBoard {
 
     /// A kind's watch (re)starts its initial list: forget what it said before.
     pub fn relisting(&mut self, kind: &str) {
-        self.listed.remove(kind);
-        self.workloads.retain(|key, _| key.1 != kind);
+        self.relisting_in(kind, None);
+    }
+
+    /// The watch of `kind` over `namespace` (`None`: all of them) (re)starts its initial list.
+    pub fn relisting_in(&mut self, kind: &str, namespace: Option<&str>) {
+        self.listed
+            .remove(&(kind.to_string(), namespace.map(str::to_string)));
+        self.workloads
+            .retain(|key, _| key.1 != kind || namespace.is_some_and(|ns| key.0 != ns));
     }
 
     pub fn listed(&mut self, kind: &str) {
-        self.listed.insert(kind.to_string());
+        self.listed_in(kind, None);
+    }
+
+    pub fn listed_in(&mut self, kind: &str, namespace: Option<&str>) {
+        self.listed
+            .insert((kind.to_string(), namespace.map(str::to_string)));
+    }
+
+    /// From now on each kind is watched in each namespace on its own (the user may not list
+    /// across the cluster): what the cluster-wide watches said is dropped.
+    pub fn watch_each_namespace(&mut self) {
+        self.per_namespace = true;
+        self.listed.clear();
+        self.workloads.clear();
     }
 
     fn complete(&self) -> bool {
-        ROLLOUT_KINDS.iter().all(|k| self.listed.contains(*k))
+        ROLLOUT_KINDS.iter().all(|kind| {
+            if self.per_namespace {
+                self.namespaces
+                    .iter()
+                    .all(|ns| self.listed.contains(&(kind.to_string(), Some(ns.clone()))))
+            } else {
+                self.listed.contains(&(kind.to_string(), None))
+            }
+        })
     }
 
     /// How many workloads the namespaces hold.
@@ -395,23 +438,14 @@ pub fn explain_unready(namespace: &str, workload: &Value, why: &str, pods: &[Val
 }
 
 impl Cluster {
-    /// Waits until every Deployment, StatefulSet and DaemonSet of all `namespaces` has rolled
-    /// out, following them with one watch per kind (across the cluster when there are several
-    /// namespaces, filtered here), so the wait costs the same for 1 namespace or 200 and ends
-    /// when the slowest rollout does. `progress` hears where it stands after every change. On
-    /// timeout the error names every unready workload with why (its status, its conditions,
-    /// its pods' waiting reasons). Returns how many workloads there are.
-    pub async fn wait_rollouts(
+    /// The rollout watches: per kind across the cluster (`across_cluster`), else per kind and
+    /// namespace (one namespace alone is always watched in it). Each event carries its kind
+    /// and the namespace its watch covers (`None`: the cluster or the only namespace).
+    async fn rollout_watches(
         &self,
         namespaces: &[String],
-        timeout: Duration,
-        progress: &(dyn Fn(&RolloutProgress) + Send + Sync),
-    ) -> Result<usize> {
-        for namespace in namespaces {
-            super::names::check_namespace(namespace).map_err(|m| self.error(m, vec![]))?;
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut board = RolloutBoard::new(namespaces);
+        across_cluster: bool,
+    ) -> Result<RolloutEvents> {
         let client = self.rest().client();
         let mut watches = Vec::new();
         for kind in ROLLOUT_KINDS {
@@ -423,16 +457,53 @@ impl Cluster {
                 kind: resource.kind.clone(),
                 plural: resource.plural.clone(),
             };
-            let api: Api<DynamicObject> = match namespaces {
-                [only] => Api::namespaced_with(client.clone(), only, &api_resource),
-                _ => Api::all_with(client.clone(), &api_resource),
+            let scopes: Vec<(Api<DynamicObject>, Option<String>)> = match namespaces {
+                [only] => vec![(
+                    Api::namespaced_with(client.clone(), only, &api_resource),
+                    None,
+                )],
+                _ if across_cluster => vec![(Api::all_with(client.clone(), &api_resource), None)],
+                _ => namespaces
+                    .iter()
+                    .map(|ns| {
+                        (
+                            Api::namespaced_with(client.clone(), ns, &api_resource),
+                            Some(ns.clone()),
+                        )
+                    })
+                    .collect(),
             };
-            let events = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
-                .map(move |event| (kind, event));
-            watches.push(events.boxed());
+            for (api, scope) in scopes {
+                let events = watcher::watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .map(move |event| ((kind, scope.clone()), event));
+                watches.push(events.boxed());
+            }
         }
-        let mut events = stream::select_all(watches);
+        Ok(stream::select_all(watches))
+    }
+
+    /// Waits until every Deployment, StatefulSet and DaemonSet of all `namespaces` has rolled
+    /// out, following them with one watch per kind (across the cluster when there are several
+    /// namespaces, filtered here), so the wait costs the same for 1 namespace or 200 and ends
+    /// when the slowest rollout does. `progress` hears where it stands after every change. On
+    /// timeout the error names every unready workload with why (its status, its conditions,
+    /// its pods' waiting reasons). A user not allowed to watch across the cluster (403) is
+    /// followed with one watch per kind and namespace instead. Returns how many workloads there
+    /// are.
+    pub async fn wait_rollouts(
+        &self,
+        namespaces: &[String],
+        timeout: Duration,
+        progress: &(dyn Fn(&RolloutProgress) + Send + Sync),
+    ) -> Result<usize> {
+        for namespace in namespaces {
+            super::names::check_namespace(namespace).map_err(|m| self.error(m, vec![]))?;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut board = RolloutBoard::new(namespaces);
+        let mut across_cluster = namespaces.len() > 1;
+        let mut events = self.rollout_watches(namespaces, across_cluster).await?;
         let mut last_error: Option<String> = None;
         let mut shown = None;
         let mut shown_at = tokio::time::Instant::now() - PROGRESS_EVERY;
@@ -453,22 +524,31 @@ impl Cluster {
             }
             let next = tokio::time::timeout_at(deadline, events.next()).await;
             match next {
-                Ok(Some((kind, Ok(event)))) => match event {
-                    Event::Init => board.relisting(kind),
+                Ok(Some(((kind, scope), Ok(event)))) => match event {
+                    Event::Init => board.relisting_in(kind, scope.as_deref()),
                     Event::InitApply(object) | Event::Apply(object) => {
                         board.seen(kind, serde_json::to_value(object).unwrap_or_default())
                     }
                     Event::Delete(object) => {
                         board.deleted(kind, &serde_json::to_value(object).unwrap_or_default())
                     }
-                    Event::InitDone => board.listed(kind),
+                    Event::InitDone => board.listed_in(kind, scope.as_deref()),
                 },
-                Ok(Some((kind, Err(error)))) => {
-                    // Without permission to list or watch, waiting longer cannot help.
+                Ok(Some(((kind, _), Err(error)))) => {
                     if let watcher::Error::InitialListFailed(kube::Error::Api(status))
                     | watcher::Error::WatchStartFailed(kube::Error::Api(status)) = &error
                         && matches!(status.code, 401 | 403)
                     {
+                        // Users are often allowed to read only their own namespaces (a
+                        // RoleBinding in each): watch each namespace on its own instead.
+                        if across_cluster && status.code == 403 {
+                            tracing::debug!(kind, "no cluster-wide watch; one per namespace");
+                            across_cluster = false;
+                            board.watch_each_namespace();
+                            events = self.rollout_watches(namespaces, false).await?;
+                            continue;
+                        }
+                        // Without permission to list or watch, waiting longer cannot help.
                         return Err(self.error(
                             format!(
                                 "cannot watch {kind}s for the rollout wait: {}",
@@ -557,6 +637,27 @@ mod tests {
                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}},
                "status": {"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2,
                           "availableReplicas": available}})
+    }
+
+    #[test]
+    fn watched_per_namespace_nothing_counts_until_every_namespace_is_listed() {
+        let namespaces = vec!["ns-1".to_string(), "ns-2".to_string()];
+        let mut board = RolloutBoard::new(&namespaces);
+        board.watch_each_namespace();
+        board.seen("Deployment", deployment("ns-1", "ratings-v1", 2));
+        for kind in ROLLOUT_KINDS {
+            board.listed_in(kind, Some("ns-1"));
+        }
+        assert!(!board.is_done(), "ns-2 not listed yet");
+        for kind in ROLLOUT_KINDS {
+            board.listed_in(kind, Some("ns-2"));
+        }
+        assert!(board.is_done());
+        // One namespace's watch relists: only its workloads are forgotten.
+        board.seen("Deployment", deployment("ns-2", "reviews-v3", 1));
+        board.relisting_in("Deployment", Some("ns-1"));
+        assert!(!board.is_done());
+        assert_eq!(board.workload_count(), 1);
     }
 
     #[test]
