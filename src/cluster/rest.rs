@@ -281,7 +281,7 @@ impl Rest {
         path: &str,
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Response, RestError> {
-        let idempotent = is_idempotent(&method, body.as_ref().map(|(t, _)| *t));
+        let idempotent = is_idempotent(&method, path, body.as_ref().map(|(t, _)| *t));
         let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
@@ -423,13 +423,29 @@ impl Rest {
 
 /// Whether sending a request twice has the effect of sending it once: reads, deletes, puts,
 /// server-side apply and merge patches are; creates and JSON patches (`add` to a list, `test`
-/// then `replace`) are not.
-pub fn is_idempotent(method: &Method, content_type: Option<&str>) -> bool {
+/// then `replace`) are not, except the creates of the authorization and authentication
+/// reviews (`SelfSubjectAccessReview`, `TokenReview`, …), which the API server answers without
+/// storing anything.
+pub fn is_idempotent(method: &Method, path: &str, content_type: Option<&str>) -> bool {
     match *method {
-        Method::POST => false,
+        Method::POST => is_review(path),
         Method::PATCH => content_type != Some(content_type::JSON_PATCH),
         _ => true,
     }
+}
+
+/// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` and the like: review kinds are
+/// create-only and never persisted (Kubernetes API reference, "Authorization Resources" and
+/// "Authentication Resources").
+fn is_review(path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    [
+        "/apis/authorization.k8s.io/",
+        "/apis/authentication.k8s.io/",
+    ]
+    .iter()
+    .any(|group| path.starts_with(group))
+        && path.ends_with("reviews")
 }
 
 /// `Retry-After` in seconds (what kube-apiserver sends); an HTTP date is not used by it and
@@ -526,20 +542,39 @@ mod tests {
 
     #[test]
     fn creates_and_json_patches_are_retried_only_when_nothing_happened() {
-        assert!(is_idempotent(&Method::GET, None));
+        let pods = "/api/v1/namespaces/a/pods";
+        assert!(is_idempotent(&Method::GET, pods, None));
         assert!(is_idempotent(
             &Method::PATCH,
+            pods,
             Some(content_type::APPLY_PATCH)
         ));
         assert!(is_idempotent(
             &Method::PATCH,
+            pods,
             Some(content_type::MERGE_PATCH)
         ));
         assert!(!is_idempotent(
             &Method::PATCH,
+            pods,
             Some(content_type::JSON_PATCH)
         ));
-        assert!(!is_idempotent(&Method::POST, Some(content_type::JSON)));
+        assert!(!is_idempotent(
+            &Method::POST,
+            pods,
+            Some(content_type::JSON)
+        ));
+        // Reviews are answered, not stored: asking again is asking once.
+        assert!(is_idempotent(
+            &Method::POST,
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+            Some(content_type::JSON)
+        ));
+        assert!(!is_idempotent(
+            &Method::POST,
+            "/apis/example.com/v1/namespaces/a/reviews",
+            Some(content_type::JSON)
+        ));
         let status = |code| {
             RestError::Status(ApiStatus {
                 code,
