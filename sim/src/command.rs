@@ -502,9 +502,18 @@ pub fn down(options: &DownOptions) -> Result<(), SimError> {
 /// ([`crate::fault::CONTROL_PATH`]). Returns once every cluster applied the change.
 pub fn fault(options: &FaultOptions) -> Result<(), SimError> {
     let dir = sim_dir(options.state_dir.as_deref())?;
-    let state = match RunState::read(&dir) {
-        Some(state) if state.is_alive() => state,
-        _ => {
+    // Looked at a few times over a second: a busy simulator may be between writes of its
+    // state when a test or a script asks, and giving up at once would skip the fault.
+    let running = || RunState::read(&dir).filter(RunState::is_alive);
+    let found = (0..20).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        running()
+    });
+    let state = match found {
+        Some(state) => state,
+        None => {
             return Err(SimError::Daemon(format!(
                 "no simulator is running for {}; start one with `meshshift sim up --detach`",
                 dir.display()
@@ -615,9 +624,18 @@ async fn control_request(
 /// `--connect-to` arguments; meshshift reads them from the kubeconfig).
 pub fn status(options: &StatusOptions) -> Result<(), SimError> {
     let dir = sim_dir(options.state_dir.as_deref())?;
-    let state = match RunState::read(&dir) {
-        Some(state) if state.is_alive() => state,
-        _ => {
+    // Looked at a few times over a second: a busy simulator may be between writes of its
+    // state when a test or a script asks, and giving up at once would skip the fault.
+    let running = || RunState::read(&dir).filter(RunState::is_alive);
+    let found = (0..20).find_map(|attempt| {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        running()
+    });
+    let state = match found {
+        Some(state) => state,
+        None => {
             println!("not running (state directory {})", dir.display());
             return Ok(());
         }
