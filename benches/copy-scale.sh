@@ -23,7 +23,8 @@ export NO_COLOR=1
 cargo build --release --quiet
 trap 'rm -rf "$WORK"' EXIT
 
-# measure LABEL TREE BINARY N: prints "objects copy_s whole_s peak_mib".
+# measure LABEL TREE BINARY N: prints "objects copy_s whole_s peak_mib copying_s rollouts_s"
+# (the last two from the step's "objects copied in" line; "-" for a runbook without it).
 measure() {
   local label=$1 tree=$2 binary=$3 n=$4
   export MESHSHIFT_STATE_DIR="$WORK/$label-$n"
@@ -50,18 +51,22 @@ for line in out:
         inside = "Copy workloads" in line
     elif inside and (m := re.search(r"done in (?:(\d+)m)?([0-9.]+)s", line)):
         copy = int(m.group(1) or 0) * 60 + float(m.group(2)); inside = False
+copying = rollouts = "-"
+for line in out:
+    if m := re.search(r"objects copied in ([0-9.]+) s .*rolled out ([0-9.]+) s later", line):
+        copying, rollouts = m.group(1), m.group(2)
 whole, peak_kb = open(sys.argv[2]).read().split()
-print(objects, copy, whole, int(peak_kb) // 1024)
+print(objects, copy, whole, int(peak_kb) // 1024, copying, rollouts)
 PY
 }
 
-echo "| namespaces | objects | copy step | objects/s | whole run (STEPS=100) | peak RSS |$( [ -n "$OTHER" ] && echo " before: copy step | before: whole run | before: peak RSS | copy step, before/after |")"
-echo "| --- | --- | --- | --- | --- | --- |$( [ -n "$OTHER" ] && echo " --- | --- | --- | --- |")"
+echo "| namespaces | objects | copy step | of it, copying | objects/s copied | of it, rollouts | whole run (STEPS=100) | peak RSS |$( [ -n "$OTHER" ] && echo " before: copy step | before: whole run | before: peak RSS | copy step, before/after |")"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |$( [ -n "$OTHER" ] && echo " --- | --- | --- | --- |")"
 for n in $SIZES; do
-  read -r objects copy whole peak < <(measure after "$ROOT" "$ROOT/target/release/meshshift" "$n")
-  row="| $n | $objects | ${copy} s | $(python3 -c "print(round($objects / $copy))") | ${whole} s | ${peak} MiB |"
+  read -r objects copy whole peak copying rollouts < <(measure after "$ROOT" "$ROOT/target/release/meshshift" "$n")
+  row="| $n | $objects | ${copy} s | ${copying} s | $(python3 -c "print(round($objects / $copying))") | ${rollouts} s | ${whole} s | ${peak} MiB |"
   if [ -n "$OTHER" ]; then
-    read -r _ bcopy bwhole bpeak < <(measure before "$OTHER" "$OTHER_BINARY" "$n")
+    read -r _ bcopy bwhole bpeak _ _ < <(measure before "$OTHER" "$OTHER_BINARY" "$n")
     row="$row ${bcopy} s | ${bwhole} s | ${bpeak} MiB | $(python3 -c "print(f'{$bcopy / $copy:.1f}x')") |"
   fi
   echo "$row"
