@@ -201,6 +201,9 @@ pub enum FleetCommand {
         /// The management cluster's version the objects are for [default: 1.37].
         #[arg(long, value_name = "VERSION")]
         kubernetes_version: Option<String>,
+        /// `jobs` (one Indexed Job per wave) or `argo-workflow` (one Argo Workflow).
+        #[arg(long, default_value = "jobs", value_parser = ["jobs", "argo-workflow"])]
+        format: String,
     },
     /// Create the fleet's objects, then each wave's Job once the previous one finished.
     Apply {

@@ -8,6 +8,7 @@
 //!
 //! The commands here (`fleet render | apply | approve | status | pod`) are the I/O around them.
 
+pub mod argo;
 pub mod file;
 pub mod management;
 pub mod pod;
@@ -53,9 +54,22 @@ pub fn to_yaml(objects: &[Value]) -> String {
         .join("---\n")
 }
 
+/// What `fleet render` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One Indexed Job per wave, created by `fleet apply` and the conductor.
+    Jobs,
+    /// One Argo Workflow running the waves.
+    ArgoWorkflow,
+}
+
 /// `fleet render`: prints the objects for a server of `version` (default the newest).
-pub fn render_command(path: &Path, version: Option<&str>) -> Result<()> {
+pub fn render_command(path: &Path, version: Option<&str>, format: Format) -> Result<()> {
     let fleet = file::load(path)?;
+    if format == Format::ArgoWorkflow {
+        print!("{}", to_yaml(&argo::objects(&fleet)));
+        return Ok(());
+    }
     let version = match version {
         Some(text) => ServerVersion::parse(text).ok_or_else(|| {
             other(format!(

@@ -70,12 +70,22 @@ pub fn objects(fleet: &Fleet, version: ServerVersion) -> Result<Vec<Value>, Stri
             version.major, version.minor
         ));
     }
-    let mut objects = vec![
+    let mut objects = runner_objects(fleet, role(fleet));
+    for wave in &fleet.waves {
+        objects.push(job(fleet, wave, version));
+    }
+    Ok(objects)
+}
+
+/// The Namespace, the pods' ServiceAccount with `role` bound to it, and the runbooks'
+/// ConfigMap: what every format renders before the objects that run the waves.
+pub(crate) fn runner_objects(fleet: &Fleet, role: Value) -> Vec<Value> {
+    vec![
         json!({"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": fleet.namespace, "labels": labels(fleet)}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount",
                "metadata": metadata(fleet, &service_account(fleet))}),
-        role(fleet),
+        role,
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                "metadata": metadata(fleet, &service_account(fleet)),
                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
@@ -83,24 +93,20 @@ pub fn objects(fleet: &Fleet, version: ServerVersion) -> Result<Vec<Value>, Stri
                "subjects": [{"kind": "ServiceAccount", "name": service_account(fleet),
                              "namespace": fleet.namespace}]}),
         config_map(fleet),
-    ];
-    for wave in &fleet.waves {
-        objects.push(job(fleet, wave, version));
-    }
-    Ok(objects)
+    ]
 }
 
-fn labels(fleet: &Fleet) -> Value {
+pub(crate) fn labels(fleet: &Fleet) -> Value {
     json!({"app.kubernetes.io/name": "meshshift", FLEET_LABEL: fleet.name})
 }
 
-fn metadata(fleet: &Fleet, name: &str) -> Value {
+pub(crate) fn metadata(fleet: &Fleet, name: &str) -> Value {
     json!({"name": name, "namespace": fleet.namespace, "labels": labels(fleet)})
 }
 
 /// Only what a pod does in the management cluster: its journal and report ConfigMaps, the
 /// Lease that keeps two pods off one pair, and reading its Job.
-fn role(fleet: &Fleet) -> Value {
+pub(crate) fn role(fleet: &Fleet) -> Value {
     json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": metadata(fleet, &service_account(fleet)),
@@ -154,7 +160,7 @@ fn config_map_items(fleet: &Fleet) -> Vec<Value> {
     items
 }
 
-fn pause_text(pause: &Pause) -> String {
+pub(crate) fn pause_text(pause: &Pause) -> String {
     match pause {
         Pause::None => "none".into(),
         Pause::Approval => "approval".into(),
@@ -162,9 +168,9 @@ fn pause_text(pause: &Pause) -> String {
     }
 }
 
-fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
-    let mut wave_labels = labels(fleet);
-    wave_labels[WAVE_LABEL] = json!(wave.name);
+/// The pod of a wave's pair: its container (running `fleet pod` for the index it is given)
+/// and volumes. The Job and the Argo Workflow run the same pod.
+pub(crate) fn pair_pod(fleet: &Fleet, wave: &Wave) -> (Value, Vec<Value>) {
     // Pair i's kubeconfigs at kubeconfigs/<i>/source and /target: the pod of index i reads
     // only its own, though the volume holds the wave's (a pod template is shared by indexes).
     let sources: Vec<Value> = wave
@@ -190,10 +196,26 @@ fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
             {"name": "kubeconfigs", "mountPath": format!("{WORKING_DIR}/kubeconfigs"), "readOnly": true},
             {"name": "state", "mountPath": "/var/lib/meshshift"},
         ],
-        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
-                            "runAsNonRoot": true, "runAsUser": 65532,
-                            "capabilities": {"drop": ["ALL"]}},
+        "securityContext": security_context(),
     });
+    let volumes = vec![
+        json!({"name": "fleet", "configMap": {"name": runbooks_config_map(fleet),
+                                              "items": config_map_items(fleet)}}),
+        json!({"name": "kubeconfigs", "projected": {"defaultMode": 0o400, "sources": sources}}),
+        json!({"name": "state", "emptyDir": {}}),
+    ];
+    (container, volumes)
+}
+
+fn security_context() -> Value {
+    json!({"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+           "runAsNonRoot": true, "runAsUser": 65532, "capabilities": {"drop": ["ALL"]}})
+}
+
+fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
+    let mut wave_labels = labels(fleet);
+    wave_labels[WAVE_LABEL] = json!(wave.name);
+    let (container, volumes) = pair_pod(fleet, wave);
     let mut spec = json!({
         "completionMode": "Indexed",
         "completions": wave.pairs.len(),
@@ -204,12 +226,7 @@ fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
                 "serviceAccountName": service_account(fleet),
                 "restartPolicy": "Never",
                 "containers": [container],
-                "volumes": [
-                    {"name": "fleet", "configMap": {"name": runbooks_config_map(fleet),
-                                                    "items": config_map_items(fleet)}},
-                    {"name": "kubeconfigs", "projected": {"defaultMode": 0o400, "sources": sources}},
-                    {"name": "state", "emptyDir": {}},
-                ],
+                "volumes": volumes,
             },
         },
     });
