@@ -237,6 +237,14 @@ pub enum FleetCommand {
         #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
     },
+    /// Create each wave's Job once the previous wave finished and its pause is over, as the
+    /// fleet's conductor Job does in the management cluster (in-cluster configuration).
+    #[command(hide = true)]
+    Conduct {
+        /// The schedule from the conductor's ConfigMap.
+        #[arg(long, value_name = "FILE")]
+        schedule: PathBuf,
+    },
     /// Run one pair as the pod of an Indexed Job does (index from JOB_COMPLETION_INDEX).
     #[command(hide = true)]
     Pod {

@@ -90,6 +90,7 @@ fn fleet(command: FleetCommand, kubeconfig: Option<PathBuf>, state_dir: PathBuf)
             watch,
             output,
         } => fleet::status::command(&file, &access(context), output == "json", watch),
+        FleetCommand::Conduct { schedule } => fleet::conduct_command(&schedule),
         FleetCommand::Pod {
             plan,
             wave,

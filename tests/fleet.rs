@@ -308,6 +308,10 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
         "role.rbac.authorization.k8s.io/render-runner",
         "rolebinding.rbac.authorization.k8s.io/render-runner",
         "configmap/render-runbooks",
+        "serviceaccount/render-conductor",
+        "role.rbac.authorization.k8s.io/render-conductor",
+        "configmap/render-conductor",
+        "job.batch/render-conductor",
         "job.batch/render-canary",
         "job.batch/render-rest",
     ] {
@@ -356,7 +360,16 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     let pods = loop {
         let pods = kubectl_ok(
             &kubeconfig,
-            &["-n", &namespace, "get", "pods", "-o", "json"],
+            &[
+                "-n",
+                &namespace,
+                "get",
+                "pods",
+                "-l",
+                "batch.kubernetes.io/job-name=render-canary",
+                "-o",
+                "json",
+            ],
         );
         let pods: Value = serde_json::from_str(&pods).expect("json");
         if pods["items"].as_array().is_some_and(|i| !i.is_empty()) {
@@ -723,6 +736,363 @@ fn start_pod(job: &Value, work: &Path, access: &InCluster, index: usize, state: 
         .spawn()
         .map(Pod)
         .expect("pod command starts")
+}
+
+/// The conductor's pod, as its Job's container runs it: the same arguments, its ConfigMap's
+/// schedule at the same relative path, its service account's files by path.
+fn start_conductor(job: &Value, config_map: &Value, root: &Path, access: &InCluster) -> Pod {
+    let work = root.join("conductor-pod");
+    std::fs::create_dir_all(work.join("conductor")).expect("dir");
+    std::fs::write(
+        work.join("conductor/schedule.json"),
+        config_map["data"]["schedule.json"]
+            .as_str()
+            .expect("schedule"),
+    )
+    .expect("write");
+    let args: Vec<String> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    let log = std::fs::File::create(root.join("conductor.log")).expect("log");
+    Command::new(meshshift_binary())
+        .args(&args)
+        .current_dir(&work)
+        .env("NO_COLOR", "1")
+        .env("KUBERNETES_SERVICE_HOST", &access.host)
+        .env("KUBERNETES_SERVICE_PORT", &access.port)
+        .env("MESHSHIFT_SERVICE_ACCOUNT_DIR", &access.dir)
+        .env_remove("KUBECONFIG")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .map(Pod)
+        .expect("conductor starts")
+}
+
+/// What the kubelet would report once the pod of `index` ran to success (there is no kubelet
+/// here: the test ran the pod's command itself).
+fn report_pod_succeeded(kubeconfig: &Path, namespace: &str, job: &str, index: usize) {
+    let pod = kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "pods",
+            "-l",
+            &format!(
+                "batch.kubernetes.io/job-name={job},batch.kubernetes.io/job-completion-index={index}"
+            ),
+            "-o",
+            "name",
+        ],
+    );
+    let pod = pod.lines().next().expect("the index's pod");
+    kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "patch",
+            pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Succeeded"}}"#,
+        ],
+    );
+}
+
+fn job_exists(kubeconfig: &Path, namespace: &str, name: &str) -> bool {
+    !kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "job",
+            name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+    )
+    .trim()
+    .is_empty()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+#[ignore = "needs a real kube-apiserver v1.37 with its controller-manager (MESHSHIFT_REAL_KUBECONFIG)"]
+fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_jobs() {
+    let kubeconfig = management_kubeconfig();
+    let namespace = &format!("meshshift-conduct-{}", std::process::id());
+    let mut fleet = format!(
+        "name: conduct\nnamespace: {namespace}\nimage: registry.example/meshshift:0.1.0\n\
+         runbook: migrate.rhai\n\
+         parameters: {{SIMULATED: true, STEPS: \"10,50,100\", SOAK_SECONDS: 0, SAMPLE: 100}}\n\
+         waves:\n  - {{name: first, concurrency: 2, pause: approval}}\n  - {{name: second, concurrency: 2}}\npairs:\n"
+    );
+    for (k, wave) in [(1, "first"), (2, "first"), (3, "second")] {
+        fleet.push_str(&format!(
+            "  - {{name: p{k}, wave: {wave}, source: {{secret: pair-{k}, context: sim-source-{k}}}, \
+             target: {{secret: pair-{k}, context: sim-target-{k}}}}}\n"
+        ));
+    }
+    let dir = fleet_dir(&fleet);
+    let sim = Simulator::up(dir.path(), 3);
+    for k in 1..=3 {
+        succeed(meshshift(
+            dir.path(),
+            &[
+                "sim",
+                "az",
+                "aks",
+                "mesh",
+                "enable-ingress-gateway",
+                "--resource-group",
+                "rg",
+                "--name",
+                &format!("sim-target-{k}"),
+                "--ingress-gateway-type",
+                "external",
+            ],
+        ));
+    }
+    // Everything but the waves' Jobs, applied by another client: the conductor creates those.
+    let rendered = succeed(meshshift(dir.path(), &["fleet", "render", "fleet.yaml"]));
+    let setup: Vec<&str> = rendered
+        .split("---\n")
+        .filter(|doc| {
+            !doc.lines().any(|l| l == "kind: Job") || doc.contains("  name: conduct-conductor\n")
+        })
+        .collect();
+    let setup_file = dir.path().join("setup.yaml");
+    std::fs::write(&setup_file, setup.join("---\n")).expect("write");
+    kubectl_ok(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &setup_file.to_string_lossy(),
+        ],
+    );
+
+    // Only the conductor's service account may create Jobs; it may not approve a wave.
+    let can = |account: &str, verb: &str, resource: &str| {
+        let out = kubectl(
+            &kubeconfig,
+            &[
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                namespace,
+                "--as",
+                &format!("system:serviceaccount:{namespace}:{account}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(can("conduct-conductor", "create", "jobs.batch"));
+    assert!(!can("conduct-conductor", "patch", "jobs.batch"));
+    assert!(!can("conduct-conductor", "get", "secrets"));
+    assert!(!can("conduct-runner", "create", "jobs.batch"));
+    assert!(!can("conduct-runner", "create", "pods"));
+
+    let get = |kind: &str, name: &str| -> Value {
+        serde_json::from_str(&kubectl_ok(
+            &kubeconfig,
+            &["-n", namespace, "get", kind, name, "-o", "json"],
+        ))
+        .expect("json")
+    };
+    let conductor_access = in_cluster(
+        &kubeconfig,
+        namespace,
+        "conduct-conductor",
+        &dir.path().join("conductor"),
+    );
+    let mut conductor = start_conductor(
+        &get("job", "conduct-conductor"),
+        &get("configmap", "conduct-conductor"),
+        dir.path(),
+        &conductor_access,
+    );
+    let conductor_log =
+        || std::fs::read_to_string(dir.path().join("conductor.log")).unwrap_or_default();
+    wait_for(
+        "the conductor creates the first wave's Job",
+        Duration::from_secs(60),
+        || job_exists(&kubeconfig, namespace, "conduct-first"),
+    );
+    let runner = in_cluster(
+        &kubeconfig,
+        namespace,
+        "conduct-runner",
+        &dir.path().join("runner"),
+    );
+    let runbooks = get("configmap", "conduct-runbooks");
+    // Runs the wave's indexes as its pods would, then reports them Succeeded as the kubelet would.
+    let run_wave = |job_name: &str, indexes: &[usize]| {
+        let job = get("job", job_name);
+        let work = pod_working_dir(
+            &dir.path().join(job_name),
+            &job,
+            &runbooks,
+            &sim.kubeconfig(),
+        );
+        let state = |i: usize| dir.path().join("states").join(format!("{job_name}-{i}"));
+        std::fs::create_dir_all(dir.path().join("states")).expect("dir");
+        let pods: Vec<Pod> = indexes
+            .iter()
+            .map(|&i| start_pod(&job, &work, &runner, i, &state(i)))
+            .collect();
+        for (&i, mut pod) in indexes.iter().zip(pods) {
+            let status = pod.0.wait().expect("waits");
+            assert!(
+                status.success(),
+                "{job_name} index {i}:\n{}",
+                std::fs::read_to_string(state(i).with_extension("log")).unwrap_or_default()
+            );
+            report_pod_succeeded(&kubeconfig, namespace, job_name, i);
+        }
+        wait_for(
+            &format!("Job {job_name} Complete"),
+            Duration::from_secs(60),
+            || {
+                kubectl_ok(
+                    &kubeconfig,
+                    &[
+                        "-n",
+                        namespace,
+                        "get",
+                        "job",
+                        job_name,
+                        "-o",
+                        "jsonpath={.status.conditions[*].type}",
+                    ],
+                )
+                .contains("Complete")
+            },
+        );
+    };
+    run_wave("conduct-first", &[0, 1]);
+
+    // The first wave finished; without approval the second does not start.
+    wait_for(
+        "the conductor says what it waits for",
+        Duration::from_secs(30),
+        || {
+            conductor_log()
+                .contains("wave `second` waits for wave `first` (to finish and be approved")
+        },
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !job_exists(&kubeconfig, namespace, "conduct-second"),
+        "{}",
+        conductor_log()
+    );
+    assert!(
+        conductor.0.try_wait().expect("wait").is_none(),
+        "{}",
+        conductor_log()
+    );
+
+    succeed(meshshift(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "approve",
+            "fleet.yaml",
+            "first",
+        ],
+    ));
+    let approved = Instant::now();
+    wait_for(
+        "the conductor creates the second wave's Job",
+        Duration::from_secs(30),
+        || job_exists(&kubeconfig, namespace, "conduct-second"),
+    );
+    println!(
+        "second wave's Job created {:.1} s after the approval",
+        approved.elapsed().as_secs_f64()
+    );
+    // Created by meshshift: the conductor, since nothing else of it runs.
+    let second: Value = serde_json::from_str(&kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "job",
+            "conduct-second",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    ))
+    .expect("json");
+    let managers = second["metadata"]["managedFields"].to_string();
+    assert!(
+        second["metadata"]["managedFields"]
+            .as_array()
+            .expect("managed fields")
+            .iter()
+            .any(|f| f["manager"] == "meshshift-fleet" && f["operation"] == "Update"),
+        "{managers}"
+    );
+    assert_eq!(second["spec"]["parallelism"], 2);
+    // Its work done, the conductor ends, and its Job with it.
+    wait_for("the conductor ends", Duration::from_secs(30), || {
+        conductor.0.try_wait().expect("wait").is_some()
+    });
+    let ended = conductor.0.wait().expect("status");
+    let log = conductor_log();
+    assert!(ended.success(), "{log}");
+    assert!(
+        log.contains("wave `first`: created Job conduct-first"),
+        "{log}"
+    );
+    assert!(
+        log.contains("wave `second`: created Job conduct-second"),
+        "{log}"
+    );
+    assert!(log.contains("the conductor is done"), "{log}");
+
+    run_wave("conduct-second", &[0]);
+    let status = succeed(meshshift(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "status",
+            "fleet.yaml",
+            "-o",
+            "json",
+        ],
+    ));
+    let rows: Vec<Value> = serde_json::from_str(&status).expect("json rows");
+    assert_eq!(rows.len(), 3, "{status}");
+    assert!(rows.iter().all(|r| r["outcome"] == "succeeded"), "{status}");
+    drop(sim);
+    delete_namespace(&kubeconfig, namespace);
 }
 
 fn run_journal(kubeconfig: &Path, namespace: &str, name: &str) -> Option<Value> {

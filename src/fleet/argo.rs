@@ -240,7 +240,11 @@ mod tests {
         assert_eq!(eu["dag"]["tasks"][0]["withItems"], json!([0, 1, 2]));
         // The pair's pod is the Job's, with the index given as the Job controller gives it.
         let jobs = render::objects(&fleet(), render::ServerVersion::NEWEST).unwrap();
-        let job_pod = &jobs[6]["spec"]["template"]["spec"];
+        let eu_job = jobs
+            .iter()
+            .find(|o| render::is_wave_job(o) && o["metadata"]["name"] == "shop-eu")
+            .expect("the eu Job");
+        let job_pod = &eu_job["spec"]["template"]["spec"];
         let pair = template(workflow, "pair-eu");
         assert_eq!(pair["container"]["args"], job_pod["containers"][0]["args"]);
         assert_eq!(pair["volumes"], job_pod["volumes"]);
