@@ -225,6 +225,34 @@ fn a_fleet_file_with_an_unknown_field_fails_naming_its_position() {
         .run();
 }
 
+#[test]
+fn fleet_conduct_refuses_a_bad_schedule_or_a_missing_service_account_naming_it() {
+    Test::new()
+        .write("schedule.json", "{\"fleet\": \"shop\"}")
+        .args(&["fleet", "conduct", "--schedule", "schedule.json"])
+        .status(1)
+        .stderr_contains(&[
+            "schedule.json",
+            "not a fleet schedule",
+            "missing field `namespace`",
+        ])
+        .stdout("")
+        .run();
+    // Outside a pod, without the service account's files.
+    Test::new()
+        .write(
+            "schedule.json",
+            r#"{"fleet": "shop", "namespace": "fleet", "waves": []}"#,
+        )
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("MESHSHIFT_SERVICE_ACCOUNT_DIR", "no-such-dir")
+        .args(&["fleet", "conduct", "--schedule", "schedule.json"])
+        .status(1)
+        .stderr_contains(&["in-cluster configuration: no service account token in no-such-dir"])
+        .stdout("")
+        .run();
+}
+
 /// The v1.37 management cluster (the first kubeconfig: the one with a controller-manager).
 fn management_kubeconfig() -> PathBuf {
     let both = required_env(
