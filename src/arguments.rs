@@ -201,6 +201,9 @@ pub enum FleetCommand {
         /// The management cluster's version the objects are for [default: 1.37].
         #[arg(long, value_name = "VERSION")]
         kubernetes_version: Option<String>,
+        /// `jobs` (one Indexed Job per wave) or `argo-workflow` (one Argo Workflow).
+        #[arg(long, default_value = "jobs", value_parser = ["jobs", "argo-workflow"])]
+        format: String,
     },
     /// Create the fleet's objects, then each wave's Job once the previous one finished.
     Apply {
@@ -233,6 +236,14 @@ pub enum FleetCommand {
         /// Output format: `table` or `json`.
         #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
         output: String,
+    },
+    /// Create each wave's Job once the previous wave finished and its pause is over, as the
+    /// fleet's conductor Job does in the management cluster (in-cluster configuration).
+    #[command(hide = true)]
+    Conduct {
+        /// The schedule from the conductor's ConfigMap.
+        #[arg(long, value_name = "FILE")]
+        schedule: PathBuf,
     },
     /// Run one pair as the pod of an Indexed Job does (index from JOB_COMPLETION_INDEX).
     #[command(hide = true)]

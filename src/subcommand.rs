@@ -66,7 +66,14 @@ fn fleet(command: FleetCommand, kubeconfig: Option<PathBuf>, state_dir: PathBuf)
         FleetCommand::Render {
             file,
             kubernetes_version,
-        } => fleet::render_command(&file, kubernetes_version.as_deref()),
+            format,
+        } => {
+            let format = match format.as_str() {
+                "argo-workflow" => fleet::Format::ArgoWorkflow,
+                _ => fleet::Format::Jobs,
+            };
+            fleet::render_command(&file, kubernetes_version.as_deref(), format)
+        }
         FleetCommand::Apply {
             file,
             context,
@@ -83,6 +90,7 @@ fn fleet(command: FleetCommand, kubeconfig: Option<PathBuf>, state_dir: PathBuf)
             watch,
             output,
         } => fleet::status::command(&file, &access(context), output == "json", watch),
+        FleetCommand::Conduct { schedule } => fleet::conduct_command(&schedule),
         FleetCommand::Pod {
             plan,
             wave,

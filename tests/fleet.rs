@@ -21,7 +21,7 @@ fn meshshift(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-fn text(output: &Output) -> String {
+fn text_of(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -31,7 +31,11 @@ fn text(output: &Output) -> String {
 
 fn succeed(mut command: Command) -> String {
     let output = command.output().expect("runs");
-    assert!(output.status.success(), "{command:?}:\n{}", text(&output));
+    assert!(
+        output.status.success(),
+        "{command:?}:\n{}",
+        text_of(&output)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
@@ -49,7 +53,7 @@ fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
     assert!(
         output.status.success(),
         "kubectl {args:?}:\n{}",
-        text(&output)
+        text_of(&output)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -221,6 +225,34 @@ fn a_fleet_file_with_an_unknown_field_fails_naming_its_position() {
         .run();
 }
 
+#[test]
+fn fleet_conduct_refuses_a_bad_schedule_or_a_missing_service_account_naming_it() {
+    Test::new()
+        .write("schedule.json", "{\"fleet\": \"shop\"}")
+        .args(&["fleet", "conduct", "--schedule", "schedule.json"])
+        .status(1)
+        .stderr_contains(&[
+            "schedule.json",
+            "not a fleet schedule",
+            "missing field `namespace`",
+        ])
+        .stdout("")
+        .run();
+    // Outside a pod, without the service account's files.
+    Test::new()
+        .write(
+            "schedule.json",
+            r#"{"fleet": "shop", "namespace": "fleet", "waves": []}"#,
+        )
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("MESHSHIFT_SERVICE_ACCOUNT_DIR", "no-such-dir")
+        .args(&["fleet", "conduct", "--schedule", "schedule.json"])
+        .status(1)
+        .stderr_contains(&["in-cluster configuration: no service account token in no-such-dir"])
+        .stdout("")
+        .run();
+}
+
 /// The v1.37 management cluster (the first kubeconfig: the one with a controller-manager).
 fn management_kubeconfig() -> PathBuf {
     let both = required_env(
@@ -304,6 +336,10 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
         "role.rbac.authorization.k8s.io/render-runner",
         "rolebinding.rbac.authorization.k8s.io/render-runner",
         "configmap/render-runbooks",
+        "serviceaccount/render-conductor",
+        "role.rbac.authorization.k8s.io/render-conductor",
+        "configmap/render-conductor",
+        "job.batch/render-conductor",
         "job.batch/render-canary",
         "job.batch/render-rest",
     ] {
@@ -352,7 +388,16 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     let pods = loop {
         let pods = kubectl_ok(
             &kubeconfig,
-            &["-n", &namespace, "get", "pods", "-o", "json"],
+            &[
+                "-n",
+                &namespace,
+                "get",
+                "pods",
+                "-l",
+                "batch.kubernetes.io/job-name=render-canary",
+                "-o",
+                "json",
+            ],
         );
         let pods: Value = serde_json::from_str(&pods).expect("json");
         if pods["items"].as_array().is_some_and(|i| !i.is_empty()) {
@@ -429,6 +474,173 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     assert!(
         annotations.contains("meshshift.io/approved"),
         "{annotations}"
+    );
+    delete_namespace(&kubeconfig, &namespace);
+}
+
+/// The YAML documents of `fleet render` (joined by `---` lines) whose `kind:` is `kind`.
+fn documents_of_kind(rendered: &str, kind: &str) -> String {
+    rendered
+        .split("---\n")
+        .filter(|doc| doc.lines().any(|l| l == format!("kind: {kind}")))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[test]
+#[ignore = "needs a real kube-apiserver v1.37 (MESHSHIFT_REAL_KUBECONFIG) and Argo Workflows' CRDs (MESHSHIFT_ARGO_CRDS)"]
+fn the_argo_workflow_rendering_is_accepted_by_argos_published_crd_which_rejects_broken_copies() {
+    let kubeconfig = management_kubeconfig();
+    let crds = PathBuf::from(required_env(
+        "MESHSHIFT_ARGO_CRDS",
+        ".ci/run downloads Argo Workflows' Go module v4.0.5 and points it at manifests/base/crds/full",
+    ));
+    let crd = crds.join("argoproj.io_workflows.yaml");
+    assert!(crd.is_file(), "no {}", crd.display());
+    // The full CRD (2.6 MB of YAML, with every field's schema) is too big for client-side
+    // apply's last-applied annotation: apply it server-side. Stored it is about 1.17 MB
+    // (protobuf), under etcd's default 1.5 MiB request limit, which the plane keeps as a
+    // production etcd does.
+    let started = Instant::now();
+    kubectl_ok(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &crd.to_string_lossy(),
+        ],
+    );
+    let established = || {
+        let conditions = kubectl_ok(
+            &kubeconfig,
+            &[
+                "get",
+                "crd",
+                "workflows.argoproj.io",
+                "-o",
+                "jsonpath={.status.conditions}",
+            ],
+        );
+        // Empty until the API server has looked at the new CRD.
+        serde_json::from_str::<Vec<Value>>(&conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c["type"] == "Established" && c["status"] == "True")
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !established() {
+        assert!(Instant::now() < deadline, "the CRD is not Established");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "Argo's Workflow CRD ({} bytes of YAML) established in {:.1} s",
+        std::fs::metadata(&crd).map(|m| m.len()).unwrap_or(0),
+        started.elapsed().as_secs_f64()
+    );
+
+    let namespace = format!("meshshift-argo-{}", std::process::id());
+    let fleet = FLEET.replace("name: shop", &format!("name: argo\nnamespace: {namespace}"));
+    let dir = fleet_dir(&fleet);
+    let rendered = succeed(meshshift(
+        dir.path(),
+        &["fleet", "render", "--format", "argo-workflow", "fleet.yaml"],
+    ));
+    println!(
+        "rendered Argo Workflow with its objects: {} bytes",
+        rendered.len()
+    );
+    let objects = dir.path().join("objects.yaml");
+    std::fs::write(&objects, &rendered).expect("write");
+    kubectl_ok(&kubeconfig, &["create", "namespace", &namespace]);
+    let dry = kubectl_ok(
+        &kubeconfig,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            &objects.to_string_lossy(),
+        ],
+    );
+    for object in [
+        "serviceaccount/argo-runner",
+        "role.rbac.authorization.k8s.io/argo-runner",
+        "configmap/argo-runbooks",
+        "workflow.argoproj.io/argo",
+    ] {
+        assert!(
+            dry.contains(&format!("{object} created (server dry run)")),
+            "{dry}"
+        );
+    }
+    // The real create, with the server's strict field validation: an unknown field anywhere
+    // in the Workflow would be refused rather than pruned.
+    let workflow = documents_of_kind(&rendered, "Workflow");
+    let workflow_file = dir.path().join("workflow.yaml");
+    std::fs::write(&workflow_file, &workflow).expect("write");
+    let created = kubectl_ok(
+        &kubeconfig,
+        &[
+            "create",
+            "--validate=strict",
+            "-f",
+            &workflow_file.to_string_lossy(),
+            "-o",
+            "json",
+        ],
+    );
+    let created: Value = serde_json::from_str(&created).expect("json");
+    // Stored as rendered: no field was dropped by the schema.
+    let local: Value = serde_json::from_str(&kubectl_ok(
+        &kubeconfig,
+        &[
+            "create",
+            "--dry-run=client",
+            "-f",
+            &workflow_file.to_string_lossy(),
+            "-o",
+            "json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(created["spec"], local["spec"]);
+    assert_eq!(
+        created["spec"]["templates"][0]["dag"]["tasks"][1]["name"],
+        "approve-canary"
+    );
+
+    // Broken copies are refused by the schema: a wave's parallelism as a string…
+    let broken = |name: &str, from: &str, to: &str| {
+        assert!(workflow.contains(from), "{from} not in the rendering");
+        let text = workflow.replacen(from, to, 1).replacen(
+            "  name: argo\n",
+            &format!("  name: {name}\n"),
+            1,
+        );
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, text).expect("write");
+        let output = kubectl(
+            &kubeconfig,
+            &["create", "--validate=strict", "-f", &file.to_string_lossy()],
+        );
+        assert!(!output.status.success(), "{name} was accepted");
+        text_of(&output)
+    };
+    let wrong_type = broken("argo-wrong-type", "parallelism: 5\n", "parallelism: five\n");
+    assert!(
+        wrong_type.contains("parallelism") && wrong_type.contains("must be of type integer"),
+        "{wrong_type}"
+    );
+    // …and a misspelt field under a template.
+    let unknown = broken(
+        "argo-unknown-field",
+        "    retryStrategy:\n",
+        "    retryStrategie: {limit: 2}\n    retryStrategy:\n",
+    );
+    assert!(
+        unknown.contains("unknown field") && unknown.contains("retryStrategie"),
+        "{unknown}"
     );
     delete_namespace(&kubeconfig, &namespace);
 }
@@ -554,6 +766,363 @@ fn start_pod(job: &Value, work: &Path, access: &InCluster, index: usize, state: 
         .spawn()
         .map(Pod)
         .expect("pod command starts")
+}
+
+/// The conductor's pod, as its Job's container runs it: the same arguments, its ConfigMap's
+/// schedule at the same relative path, its service account's files by path.
+fn start_conductor(job: &Value, config_map: &Value, root: &Path, access: &InCluster) -> Pod {
+    let work = root.join("conductor-pod");
+    std::fs::create_dir_all(work.join("conductor")).expect("dir");
+    std::fs::write(
+        work.join("conductor/schedule.json"),
+        config_map["data"]["schedule.json"]
+            .as_str()
+            .expect("schedule"),
+    )
+    .expect("write");
+    let args: Vec<String> = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    let log = std::fs::File::create(root.join("conductor.log")).expect("log");
+    Command::new(meshshift_binary())
+        .args(&args)
+        .current_dir(&work)
+        .env("NO_COLOR", "1")
+        .env("KUBERNETES_SERVICE_HOST", &access.host)
+        .env("KUBERNETES_SERVICE_PORT", &access.port)
+        .env("MESHSHIFT_SERVICE_ACCOUNT_DIR", &access.dir)
+        .env_remove("KUBECONFIG")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .map(Pod)
+        .expect("conductor starts")
+}
+
+/// What the kubelet would report once the pod of `index` ran to success (there is no kubelet
+/// here: the test ran the pod's command itself).
+fn report_pod_succeeded(kubeconfig: &Path, namespace: &str, job: &str, index: usize) {
+    let pod = kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "pods",
+            "-l",
+            &format!(
+                "batch.kubernetes.io/job-name={job},batch.kubernetes.io/job-completion-index={index}"
+            ),
+            "-o",
+            "name",
+        ],
+    );
+    let pod = pod.lines().next().expect("the index's pod");
+    kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "patch",
+            pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Succeeded"}}"#,
+        ],
+    );
+}
+
+fn job_exists(kubeconfig: &Path, namespace: &str, name: &str) -> bool {
+    !kubectl_ok(
+        kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "job",
+            name,
+            "--ignore-not-found",
+            "-o",
+            "name",
+        ],
+    )
+    .trim()
+    .is_empty()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+#[ignore = "needs a real kube-apiserver v1.37 with its controller-manager (MESHSHIFT_REAL_KUBECONFIG)"]
+fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_jobs() {
+    let kubeconfig = management_kubeconfig();
+    let namespace = &format!("meshshift-conduct-{}", std::process::id());
+    let mut fleet = format!(
+        "name: conduct\nnamespace: {namespace}\nimage: registry.example/meshshift:0.1.0\n\
+         runbook: migrate.rhai\n\
+         parameters: {{SIMULATED: true, STEPS: \"10,50,100\", SOAK_SECONDS: 0, SAMPLE: 100}}\n\
+         waves:\n  - {{name: first, concurrency: 2, pause: approval}}\n  - {{name: second, concurrency: 2}}\npairs:\n"
+    );
+    for (k, wave) in [(1, "first"), (2, "first"), (3, "second")] {
+        fleet.push_str(&format!(
+            "  - {{name: p{k}, wave: {wave}, source: {{secret: pair-{k}, context: sim-source-{k}}}, \
+             target: {{secret: pair-{k}, context: sim-target-{k}}}}}\n"
+        ));
+    }
+    let dir = fleet_dir(&fleet);
+    let sim = Simulator::up(dir.path(), 3);
+    for k in 1..=3 {
+        succeed(meshshift(
+            dir.path(),
+            &[
+                "sim",
+                "az",
+                "aks",
+                "mesh",
+                "enable-ingress-gateway",
+                "--resource-group",
+                "rg",
+                "--name",
+                &format!("sim-target-{k}"),
+                "--ingress-gateway-type",
+                "external",
+            ],
+        ));
+    }
+    // Everything but the waves' Jobs, applied by another client: the conductor creates those.
+    let rendered = succeed(meshshift(dir.path(), &["fleet", "render", "fleet.yaml"]));
+    let setup: Vec<&str> = rendered
+        .split("---\n")
+        .filter(|doc| {
+            !doc.lines().any(|l| l == "kind: Job") || doc.contains("  name: conduct-conductor\n")
+        })
+        .collect();
+    let setup_file = dir.path().join("setup.yaml");
+    std::fs::write(&setup_file, setup.join("---\n")).expect("write");
+    kubectl_ok(
+        &kubeconfig,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &setup_file.to_string_lossy(),
+        ],
+    );
+
+    // Only the conductor's service account may create Jobs; it may not approve a wave.
+    let can = |account: &str, verb: &str, resource: &str| {
+        let out = kubectl(
+            &kubeconfig,
+            &[
+                "auth",
+                "can-i",
+                verb,
+                resource,
+                "-n",
+                namespace,
+                "--as",
+                &format!("system:serviceaccount:{namespace}:{account}"),
+            ],
+        );
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(can("conduct-conductor", "create", "jobs.batch"));
+    assert!(!can("conduct-conductor", "patch", "jobs.batch"));
+    assert!(!can("conduct-conductor", "get", "secrets"));
+    assert!(!can("conduct-runner", "create", "jobs.batch"));
+    assert!(!can("conduct-runner", "create", "pods"));
+
+    let get = |kind: &str, name: &str| -> Value {
+        serde_json::from_str(&kubectl_ok(
+            &kubeconfig,
+            &["-n", namespace, "get", kind, name, "-o", "json"],
+        ))
+        .expect("json")
+    };
+    let conductor_access = in_cluster(
+        &kubeconfig,
+        namespace,
+        "conduct-conductor",
+        &dir.path().join("conductor"),
+    );
+    let mut conductor = start_conductor(
+        &get("job", "conduct-conductor"),
+        &get("configmap", "conduct-conductor"),
+        dir.path(),
+        &conductor_access,
+    );
+    let conductor_log =
+        || std::fs::read_to_string(dir.path().join("conductor.log")).unwrap_or_default();
+    wait_for(
+        "the conductor creates the first wave's Job",
+        Duration::from_secs(60),
+        || job_exists(&kubeconfig, namespace, "conduct-first"),
+    );
+    let runner = in_cluster(
+        &kubeconfig,
+        namespace,
+        "conduct-runner",
+        &dir.path().join("runner"),
+    );
+    let runbooks = get("configmap", "conduct-runbooks");
+    // Runs the wave's indexes as its pods would, then reports them Succeeded as the kubelet would.
+    let run_wave = |job_name: &str, indexes: &[usize]| {
+        let job = get("job", job_name);
+        let work = pod_working_dir(
+            &dir.path().join(job_name),
+            &job,
+            &runbooks,
+            &sim.kubeconfig(),
+        );
+        let state = |i: usize| dir.path().join("states").join(format!("{job_name}-{i}"));
+        std::fs::create_dir_all(dir.path().join("states")).expect("dir");
+        let pods: Vec<Pod> = indexes
+            .iter()
+            .map(|&i| start_pod(&job, &work, &runner, i, &state(i)))
+            .collect();
+        for (&i, mut pod) in indexes.iter().zip(pods) {
+            let status = pod.0.wait().expect("waits");
+            assert!(
+                status.success(),
+                "{job_name} index {i}:\n{}",
+                std::fs::read_to_string(state(i).with_extension("log")).unwrap_or_default()
+            );
+            report_pod_succeeded(&kubeconfig, namespace, job_name, i);
+        }
+        wait_for(
+            &format!("Job {job_name} Complete"),
+            Duration::from_secs(60),
+            || {
+                kubectl_ok(
+                    &kubeconfig,
+                    &[
+                        "-n",
+                        namespace,
+                        "get",
+                        "job",
+                        job_name,
+                        "-o",
+                        "jsonpath={.status.conditions[*].type}",
+                    ],
+                )
+                .contains("Complete")
+            },
+        );
+    };
+    run_wave("conduct-first", &[0, 1]);
+
+    // The first wave finished; without approval the second does not start.
+    wait_for(
+        "the conductor says what it waits for",
+        Duration::from_secs(30),
+        || {
+            conductor_log()
+                .contains("wave `second` waits for wave `first` (to finish and be approved")
+        },
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        !job_exists(&kubeconfig, namespace, "conduct-second"),
+        "{}",
+        conductor_log()
+    );
+    assert!(
+        conductor.0.try_wait().expect("wait").is_none(),
+        "{}",
+        conductor_log()
+    );
+
+    succeed(meshshift(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "approve",
+            "fleet.yaml",
+            "first",
+        ],
+    ));
+    let approved = Instant::now();
+    wait_for(
+        "the conductor creates the second wave's Job",
+        Duration::from_secs(30),
+        || job_exists(&kubeconfig, namespace, "conduct-second"),
+    );
+    println!(
+        "second wave's Job created {:.1} s after the approval",
+        approved.elapsed().as_secs_f64()
+    );
+    // Created by meshshift: the conductor, since nothing else of it runs.
+    let second: Value = serde_json::from_str(&kubectl_ok(
+        &kubeconfig,
+        &[
+            "-n",
+            namespace,
+            "get",
+            "job",
+            "conduct-second",
+            "-o",
+            "json",
+            "--show-managed-fields",
+        ],
+    ))
+    .expect("json");
+    let managers = second["metadata"]["managedFields"].to_string();
+    assert!(
+        second["metadata"]["managedFields"]
+            .as_array()
+            .expect("managed fields")
+            .iter()
+            .any(|f| f["manager"] == "meshshift-fleet" && f["operation"] == "Update"),
+        "{managers}"
+    );
+    assert_eq!(second["spec"]["parallelism"], 2);
+    // Its work done, the conductor ends, and its Job with it.
+    wait_for("the conductor ends", Duration::from_secs(30), || {
+        conductor.0.try_wait().expect("wait").is_some()
+    });
+    let ended = conductor.0.wait().expect("status");
+    let log = conductor_log();
+    assert!(ended.success(), "{log}");
+    assert!(
+        log.contains("wave `first`: created Job conduct-first"),
+        "{log}"
+    );
+    assert!(
+        log.contains("wave `second`: created Job conduct-second"),
+        "{log}"
+    );
+    assert!(log.contains("the conductor is done"), "{log}");
+
+    run_wave("conduct-second", &[0]);
+    let status = succeed(meshshift(
+        dir.path(),
+        &[
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+            "fleet",
+            "status",
+            "fleet.yaml",
+            "-o",
+            "json",
+        ],
+    ));
+    let rows: Vec<Value> = serde_json::from_str(&status).expect("json rows");
+    assert_eq!(rows.len(), 3, "{status}");
+    assert!(rows.iter().all(|r| r["outcome"] == "succeeded"), "{status}");
+    drop(sim);
+    delete_namespace(&kubeconfig, namespace);
 }
 
 fn run_journal(kubeconfig: &Path, namespace: &str, name: &str) -> Option<Value> {
@@ -854,11 +1423,11 @@ fn fleet_apply_refuses_a_management_cluster_without_indexed_jobs_and_creates_not
     )
     .output()
     .expect("runs");
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", text_of(&output));
     assert!(
-        text(&output).contains("Kubernetes 1.20 has no Indexed Jobs"),
+        text_of(&output).contains("Kubernetes 1.20 has no Indexed Jobs"),
         "{}",
-        text(&output)
+        text_of(&output)
     );
     let found = kubectl(&kubeconfig, &["get", "namespace", &namespace]);
     assert!(!found.status.success(), "the namespace was created");

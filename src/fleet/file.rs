@@ -359,6 +359,12 @@ fn validate(
                 "{field}.name: the Job name `{job}` is longer than 63 characters; shorten the fleet's or the wave's name"
             )));
         }
+        // `<fleet>-conductor` names the conductor's Job.
+        if wave.name == "conductor" {
+            return Err(fail(format!(
+                "{field}.name: `conductor` is taken by the fleet's conductor Job; name the wave otherwise"
+            )));
+        }
         if waves.iter().any(|w| w.name == wave.name) {
             return Err(fail(format!(
                 "{field}.name: wave `{}` is named twice",

@@ -65,7 +65,7 @@ fn in_cluster_kubeconfig() -> Result<Kubeconfig> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(SERVICE_ACCOUNT_DIR));
     let host = std::env::var("KUBERNETES_SERVICE_HOST").map_err(|_| {
-        other("--state-in-cluster: KUBERNETES_SERVICE_HOST is not set (not in a pod?)".into())
+        other("in-cluster configuration: KUBERNETES_SERVICE_HOST is not set (not in a pod?)".into())
     })?;
     let port = std::env::var("KUBERNETES_SERVICE_PORT").unwrap_or_else(|_| "443".into());
     let host = if host.contains(':') {
@@ -76,7 +76,7 @@ fn in_cluster_kubeconfig() -> Result<Kubeconfig> {
     for file in ["token", "ca.crt"] {
         if !dir.join(file).is_file() {
             return Err(other(format!(
-                "--state-in-cluster: no service account {file} in {} (set {SERVICE_ACCOUNT_DIR_ENV} to another directory)",
+                "in-cluster configuration: no service account {file} in {} (set {SERVICE_ACCOUNT_DIR_ENV} to another directory)",
                 dir.display()
             )));
         }

@@ -8,6 +8,7 @@
 //!
 //! The commands here (`fleet render | apply | approve | status | pod`) are the I/O around them.
 
+pub mod argo;
 pub mod file;
 pub mod management;
 pub mod pod;
@@ -18,7 +19,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
@@ -53,9 +54,22 @@ pub fn to_yaml(objects: &[Value]) -> String {
         .join("---\n")
 }
 
+/// What `fleet render` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One Indexed Job per wave, created by `fleet apply` and the conductor.
+    Jobs,
+    /// One Argo Workflow running the waves.
+    ArgoWorkflow,
+}
+
 /// `fleet render`: prints the objects for a server of `version` (default the newest).
-pub fn render_command(path: &Path, version: Option<&str>) -> Result<()> {
+pub fn render_command(path: &Path, version: Option<&str>, format: Format) -> Result<()> {
     let fleet = file::load(path)?;
+    if format == Format::ArgoWorkflow {
+        print!("{}", to_yaml(&argo::objects(&fleet)));
+        return Ok(());
+    }
     let version = match version {
         Some(text) => ServerVersion::parse(text).ok_or_else(|| {
             other(format!(
@@ -184,20 +198,53 @@ async fn apply(fleet: &Fleet, access: &Access, wait: bool) -> Result<()> {
     let client = management::client(access).await?;
     let version = server_version(&client).await?;
     let objects = render::objects(fleet, version).map_err(other)?;
-    let (jobs_objects, setup): (Vec<&Value>, Vec<&Value>) =
-        objects.iter().partition(|o| o["kind"] == "Job");
-    for object in setup {
-        apply_object(&client, object).await?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &fleet.namespace);
+    for object in objects.iter().filter(|o| !render::is_wave_job(o)) {
+        if object["kind"] == "Job" {
+            // A Job's pod template cannot change: the conductor's is created once.
+            create_job(&jobs, object).await?;
+        } else {
+            apply_object(&client, object).await?;
+        }
     }
     println!(
         "applied the fleet `{}` in namespace {} (Kubernetes {}.{})",
         fleet.name, fleet.namespace, version.major, version.minor
     );
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &fleet.namespace);
-    let mut previous: Option<(&file::Wave, String)> = None;
-    for (wave, object) in fleet.waves.iter().zip(jobs_objects) {
-        let name = render::job_name(fleet, wave);
-        if let Some((before, before_job)) = &previous {
+    advance(&client, &render::schedule(fleet, version), wait).await
+}
+
+/// Creates `object` (a Job) unless one of its name exists; true when this call created it.
+async fn create_job(jobs: &Api<Job>, object: &Value) -> Result<bool> {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let job: Job =
+        serde_json::from_value(object.clone()).map_err(|e| other(format!("Job {name}: {e}")))?;
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match jobs.create(&params, &job).await {
+        Ok(_) => Ok(true),
+        // `fleet apply` and the conductor may both get there.
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
+        Err(e) => Err(other(format!("cannot create Job {name}: {e}"))),
+    }
+}
+
+/// Creates each wave's Job once the previous wave finished and its pause is over (approved,
+/// or its soak time passed). With `wait`, stays until every Job is created; without, says
+/// what the next wave waits for and returns. Jobs that exist are left as they are, so it can
+/// be stopped and run again. `fleet apply` and the conductor both advance the waves here.
+async fn advance(client: &kube::Client, schedule: &render::Schedule, wait: bool) -> Result<()> {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &schedule.namespace);
+    let mut previous: Option<(&render::ScheduledWave, Pause, String)> = None;
+    for wave in &schedule.waves {
+        let name = wave.job["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if let Some((before, pause, before_job)) = &previous {
+            let mut told = false;
             // The previous wave must have finished, and its pause be over.
             loop {
                 match job_state(&jobs, before_job).await? {
@@ -208,7 +255,7 @@ async fn apply(fleet: &Fleet, access: &Access, wait: bool) -> Result<()> {
                         )));
                     }
                     JobState::Complete { finished, approved } => {
-                        let waited = match &before.pause {
+                        let waited = match pause {
                             Pause::None => true,
                             Pause::Approval => approved,
                             Pause::For(soak) => finished.is_some_and(|t| {
@@ -221,38 +268,73 @@ async fn apply(fleet: &Fleet, access: &Access, wait: bool) -> Result<()> {
                     }
                     JobState::Running | JobState::Missing => {}
                 }
-                if !wait {
+                if !told {
+                    let what = match pause {
+                        Pause::Approval => format!(
+                            "to finish and be approved: `meshshift fleet approve {}`",
+                            before.name
+                        ),
+                        _ => "to finish and its pause to pass".into(),
+                    };
+                    let then = if wait {
+                        String::new()
+                    } else {
+                        format!(
+                            "; the conductor (Job {}) creates it then, or run `meshshift fleet apply` again",
+                            render::conductor_name(&schedule.fleet)
+                        )
+                    };
                     println!(
-                        "wave `{}` waits for wave `{}` ({}); run `meshshift fleet apply` again later",
-                        wave.name,
-                        before.name,
-                        match before.pause {
-                            Pause::Approval => format!(
-                                "to finish and be approved: `meshshift fleet approve {}`",
-                                before.name
-                            ),
-                            _ => "to finish and its pause to pass".into(),
-                        }
+                        "wave `{}` waits for wave `{}` ({what}){then}",
+                        wave.name, before.name
                     );
+                    told = true;
+                }
+                if !wait {
                     return Ok(());
                 }
                 tokio::time::sleep(POLL).await;
             }
         }
-        if job_state(&jobs, &name).await? == JobState::Missing {
-            apply_object(&client, object).await?;
+        if create_job(&jobs, &wave.job).await? {
             println!(
                 "wave `{}`: created Job {name} ({} pairs, {} at a time)",
-                wave.name,
-                wave.pairs.len(),
-                wave.concurrency
+                wave.name, wave.job["spec"]["completions"], wave.job["spec"]["parallelism"]
             );
         } else {
             println!("wave `{}`: Job {name} exists", wave.name);
         }
-        previous = Some((wave, name));
+        previous = Some((wave, wave.pause().map_err(other)?, name));
     }
     Ok(())
+}
+
+/// `fleet conduct`: the conductor, in the management cluster with its service account.
+/// Advances the waves of the schedule at `path` as `fleet apply --wait` does, and ends when
+/// the last wave's Job is created.
+pub fn conduct_command(path: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::ReadFile {
+        path: crate::files::display_path(path),
+        reason: e.to_string(),
+    })?;
+    let schedule: render::Schedule = serde_json::from_str(&text).map_err(|e| {
+        other(format!(
+            "{}: not a fleet schedule: {e}",
+            crate::files::display_path(path)
+        ))
+    })?;
+    runtime()?.block_on(async {
+        let client = management::client(&Access::InCluster).await?;
+        println!(
+            "conducting the fleet `{}` in namespace {}: {} waves",
+            schedule.fleet,
+            schedule.namespace,
+            schedule.waves.len()
+        );
+        advance(&client, &schedule, true).await?;
+        println!("every wave's Job is created; the conductor is done");
+        Ok(())
+    })
 }
 
 /// `fleet approve WAVE`: marks the wave's Job approved, so the next wave may start.
