@@ -40,8 +40,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
 use tokio_tungstenite::tungstenite::{self as ws, protocol::Role};
+use tokio_util::sync::CancellationToken;
 
 use super::handler::Body;
 use super::mesh::envoy;
@@ -587,13 +587,16 @@ impl SpdySession {
     }
 
     async fn open(&mut self, stream: u32, headers: &Headers) {
-        if self.going_away || stream % 2 == 0 {
-            return self
-                .send(Frame::RstStream {
-                    stream,
-                    status: spdy::REFUSED_STREAM,
-                })
-                .await;
+        // A client's streams have odd ids; after GOAWAY no new stream is taken.
+        let refusal = if stream.is_multiple_of(2) {
+            Some(spdy::PROTOCOL_ERROR)
+        } else if self.going_away {
+            Some(spdy::REFUSED_STREAM)
+        } else {
+            None
+        };
+        if let Some(status) = refusal {
+            return self.send(Frame::RstStream { stream, status }).await;
         }
         if self.streams.contains_key(&stream) {
             return self
@@ -642,7 +645,11 @@ impl SpdySession {
             StreamType::Error => pair.error.replace(stream).is_some(),
         };
         if taken {
-            let name = if kind == StreamType::Data { "data" } else { "error" };
+            let name = if kind == StreamType::Data {
+                "data"
+            } else {
+                "error"
+            };
             if let Some(error) = pair.error {
                 let message = format!(
                     "error processing stream for request {request}: {name} stream already assigned"

@@ -276,7 +276,8 @@ impl Decoder {
         if version != VERSION {
             return Err(error(format!("unsupported version {version}")));
         }
-        self.control((first & 0xffff) as u16, flags, &body).map(Some)
+        self.control((first & 0xffff) as u16, flags, &body)
+            .map(Some)
     }
 
     /// The error for bytes left over when the connection ends mid-frame.
@@ -303,7 +304,10 @@ impl Decoder {
             WINDOW_UPDATE => "WINDOW_UPDATE",
             _ => return Ok(Frame::Unknown { kind }),
         };
-        let payload = Payload { bytes: body, kind: name };
+        let payload = Payload {
+            bytes: body,
+            kind: name,
+        };
         let stream_id = |offset| payload.u32_at(offset).map(|v| v & 0x7fff_ffff);
         let nonzero = |stream: u32| {
             if stream == 0 {
@@ -647,14 +651,22 @@ mod tests {
                 associated: 0,
                 priority: 0,
                 flags: 0,
-                headers: headers(&[("streamtype", "error"), ("port", "15000"), ("requestid", "0")]),
+                headers: headers(&[
+                    ("streamtype", "error"),
+                    ("port", "15000"),
+                    ("requestid", "0"),
+                ]),
             },
             Frame::SynStream {
                 stream: 3,
                 associated: 1,
                 priority: 7,
                 flags: FLAG_FIN,
-                headers: headers(&[("streamtype", "data"), ("port", "15000"), ("requestid", "0")]),
+                headers: headers(&[
+                    ("streamtype", "data"),
+                    ("port", "15000"),
+                    ("requestid", "0"),
+                ]),
             },
             Frame::SynReply {
                 stream: 1,
@@ -713,11 +725,13 @@ mod tests {
     /// id `e3c6a7c2`), the second continues it.
     #[test]
     fn reads_syn_streams_written_by_the_go_framer() {
-        let mut wire = BytesMut::from(&hex(concat!(
-            "80030001000000400000000100000000000078f9e3c6a7c202253a060606ce2248fc6482d22da30138",
-            "e59514a526e6420b17d65450d0430aea2250a266353435303000000000ffff",
-            "800300010000001800000003000000000000225237a8684ac4d00c000000ffff",
-        ))[..]);
+        let mut wire = BytesMut::from(
+            &hex(concat!(
+                "80030001000000400000000100000000000078f9e3c6a7c202253a060606ce2248fc6482d22da30138",
+                "e59514a526e6420b17d65450d0430aea2250a266353435303000000000ffff",
+                "800300010000001800000003000000000000225237a8684ac4d00c000000ffff",
+            ))[..],
+        );
         let mut decoder = Decoder::new();
         let first = decoder.decode(&mut wire).unwrap().unwrap();
         let second = decoder.decode(&mut wire).unwrap().unwrap();
@@ -764,7 +778,11 @@ mod tests {
             .unwrap();
         for cut in 0..bytes.len() {
             let mut partial = BytesMut::from(&bytes[..cut]);
-            assert_eq!(Decoder::new().decode(&mut partial), Ok(None), "cut at {cut}");
+            assert_eq!(
+                Decoder::new().decode(&mut partial),
+                Ok(None),
+                "cut at {cut}"
+            );
             assert!(Decoder::finish(&partial).is_err() || cut == 0);
         }
     }
@@ -827,7 +845,7 @@ mod tests {
                 bytes.push(seed as u8);
             }
             // Mostly well-formed control headers, so the payload parsers are reached.
-            if bytes.len() >= 8 && seed % 3 != 0 {
+            if bytes.len() >= 8 && !seed.is_multiple_of(3) {
                 bytes[0] = 0x80;
                 bytes[1] = 3;
                 bytes[2] = 0;
