@@ -479,10 +479,22 @@ enum StreamType {
     Data,
 }
 
+/// Where a stream's bytes from the client go.
+enum ToPod {
+    /// Its request is not complete yet: kept until the pod's port is connected, as
+    /// spdystream keeps a stream's data until it is read.
+    Waiting {
+        pending: Vec<u8>,
+        fin: bool,
+    },
+    Open(tokio::io::WriteHalf<tokio::io::DuplexStream>),
+    /// An error stream, or a data stream the client half-closed or whose port refused.
+    Closed,
+}
+
 /// A stream the client opened and has not reset.
 struct OpenStream {
-    /// The data stream's way into the pod, until the client half-closes it.
-    to_pod: Option<tokio::io::WriteHalf<tokio::io::DuplexStream>>,
+    to_pod: ToPod,
     /// Stops the pod-to-client copy when the client resets the data stream.
     stop: Option<CancellationToken>,
     /// The other stream of the same request.
@@ -556,15 +568,22 @@ impl SpdySession {
                 let Some(open) = self.streams.get_mut(&stream) else {
                     return;
                 };
-                if let Some(to_pod) = open.to_pod.as_mut() {
-                    if !data.is_empty() && to_pod.write_all(&data).await.is_err() {
-                        open.to_pod = None;
+                let fin = flags & spdy::FLAG_FIN != 0;
+                match &mut open.to_pod {
+                    ToPod::Waiting { pending, fin: done } => {
+                        pending.extend_from_slice(&data);
+                        *done |= fin;
                     }
-                    if flags & spdy::FLAG_FIN != 0
-                        && let Some(mut to_pod) = open.to_pod.take()
-                    {
-                        let _ = to_pod.shutdown().await;
+                    ToPod::Open(to_pod) => {
+                        let failed = to_pod.write_all(&data).await.is_err();
+                        if fin && !failed {
+                            let _ = to_pod.shutdown().await;
+                        }
+                        if fin || failed {
+                            open.to_pod = ToPod::Closed;
+                        }
                     }
+                    ToPod::Closed => {}
                 }
             }
             Frame::RstStream { stream, .. } => {
@@ -634,15 +653,29 @@ impl SpdySession {
         self.streams.insert(
             stream,
             OpenStream {
-                to_pod: None,
+                to_pod: match kind {
+                    StreamType::Data => ToPod::Waiting {
+                        pending: Vec::new(),
+                        fin: false,
+                    },
+                    StreamType::Error => ToPod::Closed,
+                },
                 stop: None,
                 partner: None,
             },
         );
         let pair = self.pairs.entry(request.clone()).or_default();
+        // The first stream of each type stays the request's (the kubelet's `add`).
         let taken = match kind {
-            StreamType::Data => pair.data.replace((stream, port)).is_some(),
-            StreamType::Error => pair.error.replace(stream).is_some(),
+            StreamType::Data if pair.data.is_none() => {
+                pair.data = Some((stream, port));
+                false
+            }
+            StreamType::Error if pair.error.is_none() => {
+                pair.error = Some(stream);
+                false
+            }
+            _ => true,
         };
         if taken {
             let name = if kind == StreamType::Data {
@@ -670,16 +703,31 @@ impl SpdySession {
 
     /// Connects a complete request to the pod's port, or writes why not on its error stream.
     async fn forward(&mut self, data: u32, error: u32, port: u16) {
+        let waiting = self
+            .streams
+            .get_mut(&data)
+            .map(|open| std::mem::replace(&mut open.to_pod, ToPod::Closed));
+        let Some(ToPod::Waiting { pending, fin }) = waiting else {
+            return;
+        };
         if !self.pod.listens(port) {
             self.data(error, refused(&self.pod, port), false).await;
             self.data(data, Bytes::new(), true).await;
             self.data(error, Bytes::new(), true).await;
             return;
         }
-        let (mut from_pod, to_pod) = tokio::io::split(connect(&self.pod, port));
+        let (mut from_pod, mut to_pod) = tokio::io::split(connect(&self.pod, port));
+        let to_pod = if to_pod.write_all(&pending).await.is_err() {
+            ToPod::Closed
+        } else if fin {
+            let _ = to_pod.shutdown().await;
+            ToPod::Closed
+        } else {
+            ToPod::Open(to_pod)
+        };
         let stop = self.cancel.child_token();
         if let Some(open) = self.streams.get_mut(&data) {
-            open.to_pod = Some(to_pod);
+            open.to_pod = to_pod;
             open.stop = Some(stop.clone());
             open.partner = Some(error);
         }
@@ -826,4 +874,211 @@ where
     drop(to_session);
     drop(from_session);
     let _ = session.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::DuplexStream;
+
+    use super::*;
+
+    fn gateway_pod() -> PodPorts {
+        PodPorts {
+            proxies: Arc::new(Proxies::default()),
+            key: ("istio-system".into(), "gw-1".into()),
+            info: PodInfo {
+                namespace: "istio-system".into(),
+                name: "gw-1".into(),
+                labels: Default::default(),
+                ready: true,
+                gateway_proxy: true,
+                propagation: None,
+            },
+            gateway: true,
+        }
+    }
+
+    /// The client's end of an in-memory SPDY connection to a session.
+    struct Client {
+        io: DuplexStream,
+        encoder: Encoder,
+        decoder: Decoder,
+        buffer: BytesMut,
+    }
+
+    impl Client {
+        fn connect() -> Client {
+            let (io, server) = tokio::io::duplex(1 << 20);
+            tokio::spawn(serve_spdy(server, gateway_pod()));
+            Client {
+                io,
+                encoder: Encoder::new(),
+                decoder: Decoder::new(),
+                buffer: BytesMut::new(),
+            }
+        }
+
+        async fn send(&mut self, frame: Frame) {
+            let bytes = self.encoder.encode(&frame).expect("encodes");
+            self.io.write_all(&bytes).await.expect("written");
+        }
+
+        /// The next frame from the session; `None` once it closed the connection.
+        async fn next(&mut self) -> Option<Frame> {
+            loop {
+                if let Some(frame) = self.decoder.decode(&mut self.buffer).expect("decodes") {
+                    return Some(frame);
+                }
+                let read = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.io.read_buf(&mut self.buffer),
+                )
+                .await
+                .expect("the session answers within 5 s");
+                if read.expect("reads") == 0 {
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn syn(stream: u32, kind: &str, port: &str, request: &str) -> Frame {
+        let mut headers = vec![
+            ("streamtype".to_string(), kind.to_string()),
+            ("port".to_string(), port.to_string()),
+        ];
+        if !request.is_empty() {
+            headers.push(("requestid".to_string(), request.to_string()));
+        }
+        Frame::SynStream {
+            stream,
+            associated: 0,
+            priority: 0,
+            flags: 0,
+            headers: Headers(headers.into_iter().filter(|(_, v)| !v.is_empty()).collect()),
+        }
+    }
+
+    fn reply(stream: u32) -> Frame {
+        Frame::SynReply {
+            stream,
+            flags: 0,
+            headers: Headers::default(),
+        }
+    }
+
+    fn data(stream: u32, bytes: &[u8], fin: bool) -> Frame {
+        Frame::Data {
+            stream,
+            flags: if fin { spdy::FLAG_FIN } else { 0 },
+            data: Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_forwards_whichever_stream_comes_first_and_both_close_with_the_pod() {
+        let mut client = Client::connect();
+        // The data stream first, with the request already on it: kept until the pair is whole.
+        client.send(syn(1, "data", "15000", "0")).await;
+        assert_eq!(client.next().await, Some(reply(1)));
+        let request = b"GET /config_dump HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        client.send(data(1, request, false)).await;
+        client.send(syn(3, "error", "15000", "0")).await;
+        assert_eq!(client.next().await, Some(reply(3)));
+        let (mut response, mut finished) = (Vec::new(), Vec::new());
+        while finished.len() < 2 {
+            match client.next().await.expect("frames until both streams end") {
+                Frame::Data {
+                    stream: 1,
+                    flags: 0,
+                    data,
+                } => response.extend_from_slice(&data),
+                Frame::Data {
+                    stream,
+                    flags: spdy::FLAG_FIN,
+                    data,
+                } if data.is_empty() => finished.push(stream),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            finished,
+            [1, 3],
+            "the data stream ends, then the error stream"
+        );
+        let response = String::from_utf8(response).expect("text");
+        assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+        assert!(
+            response.contains("type.googleapis.com/envoy.admin.v3.RoutesConfigDump"),
+            "{response}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_streams_are_reset_pings_echoed_and_a_refused_port_explained() {
+        let mut client = Client::connect();
+        let reset = |stream, status| Frame::RstStream { stream, status };
+        client.send(syn(1, "data", "", "0")).await;
+        assert_eq!(client.next().await, Some(reset(1, spdy::CANCEL)));
+        client.send(syn(3, "stdin", "15000", "0")).await;
+        assert_eq!(client.next().await, Some(reset(3, spdy::CANCEL)));
+        client.send(syn(5, "data", "0", "0")).await;
+        assert_eq!(client.next().await, Some(reset(5, spdy::CANCEL)));
+        client.send(syn(6, "data", "15000", "0")).await;
+        assert_eq!(client.next().await, Some(reset(6, spdy::PROTOCOL_ERROR)));
+        // The server's own pings are even: one of those is not echoed.
+        client.send(Frame::Ping { id: 2 }).await;
+        client.send(Frame::Ping { id: 7 }).await;
+        assert_eq!(client.next().await, Some(Frame::Ping { id: 7 }));
+
+        client.send(syn(9, "error", "9999", "r")).await;
+        client.send(syn(11, "data", "9999", "r")).await;
+        assert_eq!(client.next().await, Some(reply(9)));
+        assert_eq!(client.next().await, Some(reply(11)));
+        assert_eq!(
+            client.next().await,
+            Some(data(9, refused(&gateway_pod(), 9999).as_bytes(), false))
+        );
+        assert_eq!(client.next().await, Some(data(11, b"", true)));
+        assert_eq!(client.next().await, Some(data(9, b"", true)));
+
+        // Two error streams for one request: the second is reported on the first.
+        client.send(syn(13, "error", "15000", "d")).await;
+        client.send(syn(15, "error", "15000", "d")).await;
+        assert_eq!(client.next().await, Some(reply(13)));
+        assert_eq!(client.next().await, Some(reply(15)));
+        assert_eq!(
+            client.next().await,
+            Some(data(
+                13,
+                b"error processing stream for request d: error stream already assigned",
+                false
+            ))
+        );
+
+        // After GOAWAY no new stream is taken; bytes that are no frame end the connection.
+        client
+            .send(Frame::GoAway {
+                last_good: 0,
+                status: 0,
+            })
+            .await;
+        client.send(syn(17, "data", "15000", "e")).await;
+        assert_eq!(client.next().await, Some(reset(17, spdy::REFUSED_STREAM)));
+        client
+            .io
+            .write_all(&[0x80, 0x02, 0, 1, 0, 0, 0, 0])
+            .await
+            .expect("written");
+        assert_eq!(
+            client.next().await,
+            Some(Frame::GoAway {
+                last_good: 15,
+                status: spdy::PROTOCOL_ERROR
+            })
+        );
+        assert_eq!(client.next().await, None);
+    }
 }
