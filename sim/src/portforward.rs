@@ -57,8 +57,7 @@ pub const ADMIN_PORT: u16 = 15000;
 /// Istio's merged Prometheus port on the pod IP.
 pub const STATS_PORT: u16 = 15090;
 
-/// The WebSocket subprotocols served, preferred first: SPDY tunnelled (kubectl), binary
-/// channels (kube-rs).
+/// The WebSocket subprotocols served: SPDY tunnelled (kubectl), binary channels (kube-rs).
 const PROTOCOLS: [&str; 2] = [TUNNEL_PROTOCOL, "v4.channel.k8s.io"];
 /// The SPDY port-forward protocol (`X-Stream-Protocol-Version`).
 const SPDY_PROTOCOL: &str = "portforward.k8s.io";
@@ -316,7 +315,11 @@ pub fn port_forward(
         return Err(ApiError::bad_request("Upgrade request required"));
     };
     let offered = header_list(headers, header::SEC_WEBSOCKET_PROTOCOL);
-    let protocol = match PROTOCOLS.iter().find(|p| offered.iter().any(|o| o == *p)) {
+    // The client's first choice the server speaks (wsstream's handshake).
+    let protocol = match offered
+        .iter()
+        .find_map(|o| PROTOCOLS.iter().find(|p| **p == o.as_str()))
+    {
         Some(protocol) => Some(*protocol),
         None if offered.is_empty() => None,
         None => {
