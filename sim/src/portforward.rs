@@ -285,7 +285,8 @@ pub fn port_forward(
                 403,
                 "Forbidden",
                 format!(
-                    "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts [\"{SPDY_PROTOCOL}\"]"
+                    "unable to upgrade: unable to negotiate protocol: client supports [{}], server accepts [{SPDY_PROTOCOL}]",
+                    offered.join(" ")
                 ),
             ));
         }
