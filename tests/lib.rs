@@ -41,6 +41,7 @@ mod sim_kube_rs;
 mod sim_kubectl;
 mod sim_mesh;
 mod sim_mesh_rules;
+mod sim_port_forward;
 mod sim_runbook;
 mod sim_workloads;
 mod stdlib;
