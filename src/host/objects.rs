@@ -98,21 +98,58 @@ pub fn register_types(engine: &mut Engine) {
     register(engine, "to_array", |o: &mut Objects| o.to_array());
     register(engine, "filter", filter);
     register(engine, "map", map);
-    register(engine, "+", |a: Objects, b: Objects| joined(a, b));
-    register(engine, "+", |mut a: Objects, b: Array| {
-        a.append_array(b);
-        a
-    });
-    register(engine, "+", |a: Array, b: Objects| {
-        joined(Objects::from_array(a), b)
-    });
+    register(
+        engine,
+        "+",
+        |ctx: NativeCallContext, a: Objects, b: Objects| joined(&ctx, a, b),
+    );
+    register(
+        engine,
+        "+",
+        |ctx: NativeCallContext, a: Objects, b: Array| joined(&ctx, a, Objects::from_array(b)),
+    );
+    register(
+        engine,
+        "+",
+        |ctx: NativeCallContext, a: Array, b: Objects| joined(&ctx, Objects::from_array(a), b),
+    );
     for name in ["+=", "append"] {
-        register(engine, name, |a: &mut Objects, b: Objects| a.append(b));
-        register(engine, name, |a: &mut Objects, b: Array| a.append_array(b));
-        register(engine, name, |a: &mut Array, b: Objects| a.extend(b));
+        register(
+            engine,
+            name,
+            |ctx: NativeCallContext, a: &mut Objects, b: Objects| {
+                *a = joined(&ctx, std::mem::take(a), b)?;
+                Ok::<_, Box<EvalAltResult>>(())
+            },
+        );
+        register(
+            engine,
+            name,
+            |ctx: NativeCallContext, a: &mut Objects, b: Array| {
+                *a = joined(&ctx, std::mem::take(a), Objects::from_array(b))?;
+                Ok::<_, Box<EvalAltResult>>(())
+            },
+        );
+        register(
+            engine,
+            name,
+            |ctx: NativeCallContext, a: &mut Array, b: Objects| {
+                within_limit(&ctx, a.len() + b.len())?;
+                a.extend(b);
+                Ok::<_, Box<EvalAltResult>>(())
+            },
+        );
     }
     for name in ["+=", "push"] {
-        register(engine, name, |a: &mut Objects, item: Dynamic| a.push(item));
+        register(
+            engine,
+            name,
+            |ctx: NativeCallContext, a: &mut Objects, item: Dynamic| {
+                within_limit(&ctx, a.len() + 1)?;
+                a.push(item);
+                Ok::<_, Box<EvalAltResult>>(())
+            },
+        );
     }
     for (name, same) in [("==", true), ("!=", false)] {
         register(
@@ -293,9 +330,21 @@ fn position(objects: &Objects, index: INT) -> HostResult<usize> {
     position.ok_or_else(|| EvalAltResult::ErrorArrayBounds(len, index, Position::NONE).into())
 }
 
-fn joined(mut a: Objects, b: Objects) -> Objects {
+fn joined(ctx: &NativeCallContext, mut a: Objects, b: Objects) -> HostResult<Objects> {
+    within_limit(ctx, a.len() + b.len())?;
     a.append(b);
-    a
+    Ok(a)
+}
+
+/// The engine's limit on array sizes holds for lists too (Rhai checks arrays only).
+fn within_limit(ctx: &NativeCallContext, len: usize) -> HostResult<()> {
+    let max = ctx.engine().max_array_size();
+    if max > 0 && len > max {
+        return Err(
+            EvalAltResult::ErrorDataTooLarge("Size of array".into(), Position::NONE).into(),
+        );
+    }
+    Ok(())
 }
 
 /// `filter` as arrays have it (the closure gets the item and, if it asks, the index), keeping
