@@ -46,6 +46,7 @@ let eager = parse_manifests(text);
 print(`${type_of(lazy)} ${type_of(eager)} ${lazy.len()} ${same(lazy, eager)}`);
 print(same(lazy[1], eager[1]) && same(lazy[-1], eager[-1]) && lazy[1].spec.ports[0].port == 9080);
 print(`${lazy}`.contains("aHVudGVyMg-stored"));
+print(lazy[4].stringData.password);
 
 // Writes through an index or a field reach the list; reads are copies.
 lazy[1].metadata.name = "renamed";
@@ -102,6 +103,7 @@ fn a_loaded_list_reads_writes_iterates_and_applies_as_the_eager_array_does() {
             "Objects array 5 true",
             "true",
             "false",
+            "***",
             "renamed v2 replaced true",
             r#"["0:replaced", "1:renamed", "2:reviews-v1", "3:shop", "4:db"]"#,
             "true",
