@@ -102,8 +102,9 @@ impl Objects {
         Ok(kept)
     }
 
-    /// Changes every item through its map; compact items stay compact when the change leaves
-    /// them JSON (what label and namespace changes do).
+    /// Changes every item through its map; a compact item is written back as JSON, so `change`
+    /// must put in JSON values only (a Rhai character would come back a string): label and
+    /// namespace changes put in strings.
     pub fn update_each(
         &mut self,
         mut change: impl FnMut(&mut Dynamic) -> Result<(), Box<rhai::EvalAltResult>>,
