@@ -77,7 +77,7 @@ fn wrong_argument_type_lists_the_real_signature() {
         .status(1)
         .stderr(
             "
-            error: `load` cannot take these arguments: called as `load(int)`, but it is `load(path: string) -> array`
+            error: `load` cannot take these arguments: called as `load(int)`, but it is `load(path: string) -> Objects`
              --> runbook.rhai:1:1
               |
             1 | load(42);

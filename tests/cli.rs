@@ -121,7 +121,7 @@ fn completions_and_definitions() {
         .map(|f| std::fs::read_to_string(outcome.dir.path().join("defs").join(f)).unwrap())
         .collect();
     assert!(
-        all.contains("fn load(path: string) -> array;"),
+        all.contains("fn load(path: string) -> Objects;"),
         "no load() definition"
     );
 }

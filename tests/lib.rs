@@ -22,6 +22,7 @@ mod fault_matrix;
 mod fixtures_istio;
 mod fleet;
 mod layers;
+mod lazy_objects;
 mod manifest;
 mod migration;
 mod output_hygiene;

@@ -250,7 +250,13 @@ fn overloads_of(engine: &Engine, name: &str) -> Option<Vec<String>> {
         .filter(|s| s.split('(').next().map(str::trim) == Some(name))
         .map(|s| format!("`{}`", super::signature::clean_signature_text(&s)))
         .collect();
-    (!overloads.is_empty()).then_some(overloads)
+    // A name Rhai's own library has too (`len`, `filter`) takes more than these overloads.
+    let everywhere = engine
+        .gen_fn_signatures(true)
+        .iter()
+        .filter(|s| s.split('(').next().map(str::trim) == Some(name))
+        .count();
+    (!overloads.is_empty() && everywhere == overloads.len()).then_some(overloads)
 }
 
 /// Whether a type name is that of the cell Rhai keeps a captured (shared) variable in.

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::host::flow::duration_argument;
 use crate::host::manifest::json_argument;
 use crate::host::{HostResult, check_keys, timeout_option};
-use crate::session::convert::{from_dynamic, to_dynamic};
+use crate::session::convert::{Objects, from_dynamic, to_dynamic};
 use crate::session::{Session, raise};
 
 /// Builds the `cluster` host module.
@@ -511,7 +511,7 @@ pub mod cluster_functions {
     /// `exclude` (`"ConfigMap"` or `"ConfigMap/name"`), `secrets` (include Secrets; they are masked
     /// whenever printed), `page_size` (objects per list page, default 500). Each kind is listed
     /// once across the cluster when the namespaces asked for are at least half of it, else once
-    /// per namespace; several kinds at a time.
+    /// per namespace; several kinds at a time. Returns the compact list `load` returns.
     ///
     /// # Example
     /// ```rhai,no_run
@@ -523,7 +523,7 @@ pub mod cluster_functions {
         context: NativeCallContext,
         cluster: &mut Cluster,
         filter: Map,
-    ) -> HostResult<Array> {
+    ) -> HostResult<Objects> {
         check_keys(
             "export_objects",
             &filter,
@@ -559,8 +559,12 @@ pub mod cluster_functions {
             page_size,
         };
         let c = cluster.clone();
-        let objects = run(&context, async move { c.export(&export_filter).await })?;
-        Ok(objects.into_iter().map(to_dynamic).collect())
+        let exported = run(&context, async move { c.export(&export_filter).await })?;
+        let mut objects = Objects::default();
+        exported
+            .into_iter()
+            .for_each(|object| objects.push_json(object));
+        Ok(objects)
     }
 
     /// Server-side apply (field manager `meshshift`) of an object or array of objects; CRDs

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::error::Error;
 use crate::host::invalid;
 use crate::manifest::{self, path::Segment};
-use crate::session::convert::{from_dynamic, to_dynamic};
+use crate::session::convert::{Objects, from_dynamic, to_dynamic};
 use crate::session::{caller_directory, raise};
 
 /// Builds the `manifest` host module.
@@ -43,13 +43,24 @@ fn dynamic_get(value: &Dynamic, path: &[Segment]) -> Dynamic {
                 Some(map) => map.get(key.as_str()).cloned().unwrap_or(Dynamic::UNIT),
                 None => return Dynamic::UNIT,
             },
-            Segment::Index(index) => match current.read_lock::<Array>() {
-                Some(items) => match manifest::path::resolve_index(*index, items.len()) {
-                    Some(position) => items[position].clone(),
-                    None => return Dynamic::UNIT,
-                },
-                None => return Dynamic::UNIT,
-            },
+            Segment::Index(index) => {
+                if let Some(objects) = current.read_lock::<Objects>() {
+                    let found = manifest::path::resolve_index(*index, objects.len())
+                        .and_then(|position| objects.get(position));
+                    match found {
+                        Some(item) => item,
+                        None => return Dynamic::UNIT,
+                    }
+                } else {
+                    match current.read_lock::<Array>() {
+                        Some(items) => match manifest::path::resolve_index(*index, items.len()) {
+                            Some(position) => items[position].clone(),
+                            None => return Dynamic::UNIT,
+                        },
+                        None => return Dynamic::UNIT,
+                    }
+                }
+            }
         };
     }
     current
@@ -155,17 +166,20 @@ fn set_metadata_entries(
     if let Some(mut object) = target.write_lock::<Map>() {
         return apply(&mut object);
     }
+    let apply_to_item = |item: &mut Dynamic| {
+        let Some(mut object) = item.write_lock::<Map>() else {
+            return Err(invalid(
+                function,
+                "every item of the array must be an object (a map)",
+            ));
+        };
+        apply(&mut object)
+    };
     if let Some(mut items) = target.write_lock::<Array>() {
-        for item in items.iter_mut() {
-            let Some(mut object) = item.write_lock::<Map>() else {
-                return Err(invalid(
-                    function,
-                    "every item of the array must be an object (a map)",
-                ));
-            };
-            apply(&mut object)?;
-        }
-        return Ok(());
+        return items.iter_mut().try_for_each(apply_to_item);
+    }
+    if let Some(mut objects) = target.write_lock::<Objects>() {
+        return objects.update_each(apply_to_item);
     }
     Err(invalid(
         function,
@@ -178,22 +192,28 @@ fn set_metadata_entries(
 
 #[export_module]
 pub mod manifest_functions {
-    /// Reads a YAML (multi-document) or JSON manifest file into an array of objects. `List`
+    /// Reads a YAML (multi-document) or JSON manifest file into a list of objects. `List`
     /// kinds are flattened. Every document must have `apiVersion` and `kind`. Relative paths are
     /// relative to the calling script's directory. Files over 32 MiB are refused.
+    ///
+    /// The list (`type_of` says `Objects`) keeps each object as compact text until the script
+    /// reads it, so thousands of objects take about the file's size in memory. It works as an
+    /// array of maps does: `len`, `objects[i]` (a map; assigning to it or to its fields
+    /// writes back), `for`, `filter`, `map`, `+`, `+=`, every other array function, and every
+    /// function that takes an array of objects (`apply`, `select`, `set_namespace`, `label`,
+    /// `to_yaml`, …). `to_array()` gives a plain array of maps.
     ///
     /// # Example
     /// ```rhai,no_run
     /// let objects = load("bookinfo.yaml");
-    /// info(`${objects.len()} objects`);
+    /// info(`${objects.len()} objects, the first a ${objects[0].kind}`);
+    /// for service in objects.filter(|o| o.kind == "Service") { info(service.metadata.name); }
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn load(context: NativeCallContext, path: &str) -> Result<Array, Box<EvalAltResult>> {
+    pub fn load(context: NativeCallContext, path: &str) -> Result<Objects, Box<EvalAltResult>> {
         let resolved = caller_directory(&context).join(path);
-        let mut objects = Array::new();
-        let mut converter = crate::session::convert::Converter::default();
-        manifest::load_each(&resolved, |object| objects.push(converter.convert(object)))
-            .map_err(raise)?;
+        let mut objects = Objects::default();
+        manifest::load_each(&resolved, |object| objects.push_json(object)).map_err(raise)?;
         Ok(objects)
     }
 
@@ -299,10 +319,7 @@ pub mod manifest_functions {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn select(objects: Array, filter: Map) -> Result<Array, Box<EvalAltResult>> {
-        let filter_json =
-            crate::session::convert::map_to_json(&filter).map_err(|m| invalid("select", m))?;
-        let filter =
-            manifest::select::Filter::from_json(&filter_json).map_err(|m| invalid("select", m))?;
+        let filter = select_filter(&filter)?;
         let mut selected = Array::new();
         for object in objects {
             let identity = identity_of(&object);
@@ -428,28 +445,9 @@ pub mod manifest_functions {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn set_namespace(objects: &mut Array, namespace: &str) -> Result<(), Box<EvalAltResult>> {
-        for object in objects.iter_mut() {
-            let Some(mut map) = object.write_lock::<Map>() else {
-                return Err(invalid(
-                    "set_namespace",
-                    "every item must be an object (a map)",
-                ));
-            };
-            let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
-            if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
-                continue;
-            }
-            let metadata = map
-                .entry("metadata".into())
-                .or_insert_with(|| Map::new().into());
-            if metadata.is_unit() {
-                *metadata = Map::new().into();
-            }
-            if let Some(mut metadata) = metadata.write_lock::<Map>() {
-                metadata.insert("namespace".into(), namespace.into());
-            }
-        }
-        Ok(())
+        objects
+            .iter_mut()
+            .try_for_each(|object| set_cluster_namespace(object, namespace))
     }
 
     /// Sets (or with `()` removes) a label on an object, or on every object of an array, in place.
@@ -617,6 +615,40 @@ pub mod manifest_functions {
     }
 }
 
+/// The filter of `select`, checked.
+pub(crate) fn select_filter(filter: &Map) -> Result<manifest::select::Filter, Box<EvalAltResult>> {
+    let filter_json =
+        crate::session::convert::map_to_json(filter).map_err(|m| invalid("select", m))?;
+    manifest::select::Filter::from_json(&filter_json).map_err(|m| invalid("select", m))
+}
+
+/// Puts one object into a namespace unless its kind is always cluster-scoped (`set_namespace`).
+pub(crate) fn set_cluster_namespace(
+    object: &mut Dynamic,
+    namespace: &str,
+) -> Result<(), Box<EvalAltResult>> {
+    let Some(mut map) = object.write_lock::<Map>() else {
+        return Err(invalid(
+            "set_namespace",
+            "every item must be an object (a map)",
+        ));
+    };
+    let kind = map.get("kind").map(|k| k.to_string()).unwrap_or_default();
+    if CLUSTER_SCOPED_KINDS.contains(&kind.as_str()) {
+        return Ok(());
+    }
+    let metadata = map
+        .entry("metadata".into())
+        .or_insert_with(|| Map::new().into());
+    if metadata.is_unit() {
+        *metadata = Map::new().into();
+    }
+    if let Some(mut metadata) = metadata.write_lock::<Map>() {
+        metadata.insert("namespace".into(), namespace.into());
+    }
+    Ok(())
+}
+
 /// Kinds that are always cluster-scoped (what `set_namespace` leaves alone).
 pub const CLUSTER_SCOPED_KINDS: &[&str] = &[
     "Namespace",
@@ -666,6 +698,13 @@ pub fn masked_for_printing(value: Dynamic) -> Dynamic {
         return items
             .iter()
             .cloned()
+            .map(masked_for_printing)
+            .collect::<Array>()
+            .into();
+    }
+    if let Some(objects) = value.read_lock::<Objects>() {
+        return objects
+            .iter()
             .map(masked_for_printing)
             .collect::<Array>()
             .into();

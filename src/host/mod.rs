@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod exec;
 pub mod flow;
 pub mod manifest;
+pub mod objects;
 pub mod traffic;
 
 use std::time::Duration;
@@ -75,6 +76,7 @@ pub fn register(engine: &mut Engine) {
         .register_fn("to_string", |e: &mut HostError| e.0.to_string())
         .register_fn("to_debug", |e: &mut HostError| e.0.to_string());
     cluster::register_types(engine);
+    objects::register_types(engine);
     for module in MODULES {
         engine.register_global_module((module.build)().into());
     }

@@ -20,7 +20,7 @@ fn render_unredacted(value: &Dynamic, to_string: impl Fn(&Dynamic) -> String) ->
     if value.is_unit() {
         return None;
     }
-    if (value.is_map() || value.is_array())
+    if (value.is_map() || value.is_array() || value.is::<crate::session::convert::Objects>())
         && let Ok(json) = from_dynamic(value)
         && let Some(text) = render_objects(&json)
     {

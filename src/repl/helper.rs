@@ -222,7 +222,8 @@ fn cluster_properties() -> Vec<String> {
 fn type_of(value: &Dynamic) -> &'static str {
     if value.is_map() {
         "map"
-    } else if value.is_array() {
+    } else if value.is_array() || value.is::<crate::session::convert::Objects>() {
+        // `Objects` (what `load` returns) takes every array method.
         "array"
     } else if value.is_string() {
         "string"

@@ -1,8 +1,12 @@
 //! Objects cross between Rust (`serde_json::Value`) and Rhai (`Dynamic` maps and arrays) here,
 //! so scripts edit manifests with plain map syntax (`obj.metadata.name`).
 
+pub mod objects;
+
 use rhai::{Array, Dynamic, Map};
 use serde_json::{Number, Value};
+
+pub use objects::Objects;
 
 /// Converts a JSON value into a Rhai value, consuming it so large manifests are not held twice.
 pub fn to_dynamic(value: Value) -> Dynamic {
@@ -105,6 +109,9 @@ pub fn from_dynamic(value: &Dynamic) -> Result<Value, String> {
     }
     if value.is_map() {
         return map_to_json(&*value.read_lock::<Map>().ok_or("map is locked")?);
+    }
+    if let Some(objects) = value.read_lock::<Objects>() {
+        return objects.to_json();
     }
     if value.is_blob() {
         return Err("a BLOB has no YAML or JSON form; convert it to a string first".into());
