@@ -23,29 +23,6 @@ use crate::workload::stateful::{self, SetAction};
 const MANAGER: &str = "kube-controller-manager";
 const SEEN_TIMEOUT: Duration = Duration::from_secs(5);
 
-// Objects of one kind reconciled at once: kube-controller-manager's defaults for
-// `--concurrent-deployment-syncs`, `--concurrent-replicaset-syncs`,
-// `--concurrent-statefulset-syncs` and `--concurrent-daemonset-syncs`. As with its work
-// queues, no object is reconciled by two workers at once.
-const DEPLOYMENT_WORKERS: usize = 5;
-const REPLICA_SET_WORKERS: usize = 5;
-const STATEFUL_SET_WORKERS: usize = 5;
-const DAEMON_SET_WORKERS: usize = 2;
-
-/// Runs `reconcile` over `objects`, at most `workers` at a time; true when any failed.
-async fn concurrently<'a, F, Fut>(objects: Vec<Arc<Value>>, workers: usize, reconcile: F) -> bool
-where
-    F: FnMut(Arc<Value>) -> Fut,
-    Fut: std::future::Future<Output = bool> + 'a,
-{
-    use futures::StreamExt;
-    futures::stream::iter(objects)
-        .map(reconcile)
-        .buffer_unordered(workers)
-        .fold(false, |failed, this| async move { failed || this })
-        .await
-}
-
 fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
     value
         .pointer(pointer)
@@ -132,240 +109,206 @@ impl Controllers {
     }
 
     async fn deployments(&self, now: &str) -> bool {
+        let mut failed = false;
         let sets = by_owner(&self.cache.list(REPLICA_SETS));
         let pods = by_owner(&self.cache.list(PODS));
-        let deployments = self.cache.list(DEPLOYMENTS);
-        concurrently(deployments, DEPLOYMENT_WORKERS, |deployment| {
-            self.deployment(deployment, &sets, &pods, now)
-        })
-        .await
-    }
-
-    /// One Deployment's pass; true when a write failed.
-    async fn deployment(
-        &self,
-        deployment: Arc<Value>,
-        sets: &HashMap<String, Vec<Arc<Value>>>,
-        pods: &HashMap<String, Vec<Arc<Value>>>,
-        now: &str,
-    ) -> bool {
-        let mut failed = false;
-        if deployment.pointer("/metadata/deletionTimestamp").is_some() {
-            return false;
-        }
-        let uid = text(&deployment, "/metadata/uid");
-        let owned: Vec<&Value> = sets
-            .get(uid)
-            .map(|s| s.iter().map(|a| a.as_ref()).collect())
-            .unwrap_or_default();
-        let counts: HashMap<String, PodCounts> = owned
-            .iter()
-            .map(|set| {
-                let views: Vec<PodView> = pods
-                    .get(text(set, "/metadata/uid"))
-                    .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
-                    .unwrap_or_default();
-                let ready = views.iter().filter(|v| v.ready).count();
-                (
-                    text(set, "/metadata/uid").to_string(),
-                    PodCounts {
-                        total: views.len() as i64,
-                        ready: ready as i64,
-                    },
-                )
-            })
-            .collect();
-        let namespace = text(&deployment, "/metadata/namespace");
-        for action in deployment::plan(&deployment, &owned, &counts, now) {
-            let result = match action {
-                DeploymentAction::CreateReplicaSet(set) => {
-                    let name = text(&set, "/metadata/name").to_string();
-                    let params = PostParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..PostParams::default()
-                    };
-                    let created = match serde_json::from_value::<DynamicObject>(set) {
-                        Ok(body) => api(&self.client, REPLICA_SETS, namespace)
-                            .create(&params, &body)
-                            .await
-                            .map(|_| ()),
-                        Err(_) => Ok(()),
-                    };
-                    if created.is_ok() {
-                        self.cache
-                            .wait_until(SEEN_TIMEOUT, |c| {
-                                c.get(REPLICA_SETS, namespace, &name).is_some()
-                            })
-                            .await;
+        for deployment in self.cache.list(DEPLOYMENTS) {
+            if deployment.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let uid = text(&deployment, "/metadata/uid");
+            let owned: Vec<&Value> = sets
+                .get(uid)
+                .map(|s| s.iter().map(|a| a.as_ref()).collect())
+                .unwrap_or_default();
+            let counts: HashMap<String, PodCounts> = owned
+                .iter()
+                .map(|set| {
+                    let views: Vec<PodView> = pods
+                        .get(text(set, "/metadata/uid"))
+                        .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
+                        .unwrap_or_default();
+                    let ready = views.iter().filter(|v| v.ready).count();
+                    (
+                        text(set, "/metadata/uid").to_string(),
+                        PodCounts {
+                            total: views.len() as i64,
+                            ready: ready as i64,
+                        },
+                    )
+                })
+                .collect();
+            let namespace = text(&deployment, "/metadata/namespace");
+            for action in deployment::plan(&deployment, &owned, &counts, now) {
+                let result = match action {
+                    DeploymentAction::CreateReplicaSet(set) => {
+                        let name = text(&set, "/metadata/name").to_string();
+                        let params = PostParams {
+                            field_manager: Some(MANAGER.into()),
+                            ..PostParams::default()
+                        };
+                        let created = match serde_json::from_value::<DynamicObject>(set) {
+                            Ok(body) => api(&self.client, REPLICA_SETS, namespace)
+                                .create(&params, &body)
+                                .await
+                                .map(|_| ()),
+                            Err(_) => Ok(()),
+                        };
+                        if created.is_ok() {
+                            self.cache
+                                .wait_until(SEEN_TIMEOUT, |c| {
+                                    c.get(REPLICA_SETS, namespace, &name).is_some()
+                                })
+                                .await;
+                        }
+                        created
                     }
-                    created
+                    DeploymentAction::ScaleReplicaSet { name, replicas } => {
+                        let params = PatchParams {
+                            field_manager: Some(MANAGER.into()),
+                            ..PatchParams::default()
+                        };
+                        let patch = json!({"spec": {"replicas": replicas}});
+                        api(&self.client, REPLICA_SETS, namespace)
+                            .patch(&name, &params, &Patch::Merge(patch))
+                            .await
+                            .map(|_| ())
+                    }
+                    DeploymentAction::Status(status) => {
+                        write_status(&self.client, DEPLOYMENTS, &deployment, &status, MANAGER).await
+                    }
+                };
+                if let Err(error) = result {
+                    tracing::debug!(
+                        "deployment {namespace}/{}: {error}",
+                        text(&deployment, "/metadata/name")
+                    );
+                    failed = true;
                 }
-                DeploymentAction::ScaleReplicaSet { name, replicas } => {
-                    let params = PatchParams {
-                        field_manager: Some(MANAGER.into()),
-                        ..PatchParams::default()
-                    };
-                    let patch = json!({"spec": {"replicas": replicas}});
-                    api(&self.client, REPLICA_SETS, namespace)
-                        .patch(&name, &params, &Patch::Merge(patch))
-                        .await
-                        .map(|_| ())
-                }
-                DeploymentAction::Status(status) => {
-                    write_status(&self.client, DEPLOYMENTS, &deployment, &status, MANAGER).await
-                }
-            };
-            if let Err(error) = result {
-                tracing::debug!(
-                    "deployment {namespace}/{}: {error}",
-                    text(&deployment, "/metadata/name")
-                );
-                failed = true;
             }
         }
         failed
     }
 
     async fn replica_sets(&self) -> bool {
+        let mut failed = false;
         let pods = by_owner(&self.cache.list(PODS));
-        let sets = self.cache.list(REPLICA_SETS);
-        concurrently(sets, REPLICA_SET_WORKERS, |set| {
-            self.replica_set(set, &pods)
-        })
-        .await
+        for set in self.cache.list(REPLICA_SETS) {
+            if set.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let namespace = text(&set, "/metadata/namespace").to_string();
+            let views: Vec<PodView> = pods
+                .get(text(&set, "/metadata/uid"))
+                .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
+                .unwrap_or_default();
+            let mut created = Vec::new();
+            let mut deleted = Vec::new();
+            for action in replica_set::plan(&set, &views) {
+                match action {
+                    ReplicaSetAction::CreatePods(count) => {
+                        let template = set
+                            .pointer("/spec/template")
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        let prefix = format!("{}-", text(&set, "/metadata/name"));
+                        for _ in 0..count {
+                            let object =
+                                pod::from_template(&set, &template, &self.node, None, &prefix, &[]);
+                            match self.create_pod(&object).await {
+                                Some(name) => created.push(name),
+                                None => failed = true,
+                            }
+                        }
+                    }
+                    ReplicaSetAction::DeletePods(names) => {
+                        for name in names {
+                            if self.delete(PODS, &namespace, &name).await {
+                                deleted.push(name);
+                            }
+                        }
+                    }
+                    ReplicaSetAction::Status(status) => {
+                        if let Err(error) =
+                            write_status(&self.client, REPLICA_SETS, &set, &status, MANAGER).await
+                        {
+                            tracing::debug!("replicaset status: {error}");
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            self.wait_seen(&namespace, &created, &deleted).await;
+        }
+        failed
     }
 
-    /// One ReplicaSet's pass; true when a write failed.
-    async fn replica_set(&self, set: Arc<Value>, pods: &HashMap<String, Vec<Arc<Value>>>) -> bool {
+    async fn sets(&self, kind: Kind) -> bool {
         let mut failed = false;
-        if set.pointer("/metadata/deletionTimestamp").is_some() {
-            return false;
-        }
-        let namespace = text(&set, "/metadata/namespace").to_string();
-        let views: Vec<PodView> = pods
-            .get(text(&set, "/metadata/uid"))
-            .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
-            .unwrap_or_default();
-        let mut created = Vec::new();
-        let mut deleted = Vec::new();
-        for action in replica_set::plan(&set, &views) {
-            match action {
-                ReplicaSetAction::CreatePods(count) => {
-                    let template = set
-                        .pointer("/spec/template")
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let prefix = format!("{}-", text(&set, "/metadata/name"));
-                    for _ in 0..count {
-                        let object =
-                            pod::from_template(&set, &template, &self.node, None, &prefix, &[]);
+        let pods = by_owner(&self.cache.list(PODS));
+        for set in self.cache.list(kind) {
+            if set.pointer("/metadata/deletionTimestamp").is_some() {
+                continue;
+            }
+            let namespace = text(&set, "/metadata/namespace").to_string();
+            let views: Vec<PodView> = pods
+                .get(text(&set, "/metadata/uid"))
+                .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
+                .unwrap_or_default();
+            let actions = if kind == STATEFUL_SETS {
+                stateful::plan_stateful_set(&set, &views)
+            } else {
+                stateful::plan_daemon_set(&set, &views)
+            };
+            let mut created = Vec::new();
+            let mut deleted = Vec::new();
+            for action in actions {
+                match action {
+                    SetAction::CreatePod { name, labels } => {
+                        let template = set
+                            .pointer("/spec/template")
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        let prefix = format!("{}-", text(&set, "/metadata/name"));
+                        let extra: Vec<(&str, &str)> = labels
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        let mut object = pod::from_template(
+                            &set,
+                            &template,
+                            &self.node,
+                            name.as_deref(),
+                            &prefix,
+                            &extra,
+                        );
+                        if kind == STATEFUL_SETS
+                            && let Some(name) = &name
+                        {
+                            object["spec"]["hostname"] = json!(name);
+                        }
                         match self.create_pod(&object).await {
                             Some(name) => created.push(name),
                             None => failed = true,
                         }
                     }
-                }
-                ReplicaSetAction::DeletePods(names) => {
-                    for name in names {
+                    SetAction::DeletePod(name) => {
                         if self.delete(PODS, &namespace, &name).await {
                             deleted.push(name);
                         }
                     }
-                }
-                ReplicaSetAction::Status(status) => {
-                    if let Err(error) =
-                        write_status(&self.client, REPLICA_SETS, &set, &status, MANAGER).await
-                    {
-                        tracing::debug!("replicaset status: {error}");
-                        failed = true;
+                    SetAction::Status(status) => {
+                        if let Err(error) =
+                            write_status(&self.client, kind, &set, &status, MANAGER).await
+                        {
+                            tracing::debug!("{} status: {error}", kind.kind);
+                            failed = true;
+                        }
                     }
                 }
             }
+            self.wait_seen(&namespace, &created, &deleted).await;
         }
-        self.wait_seen(&namespace, &created, &deleted).await;
-        failed
-    }
-
-    async fn sets(&self, kind: Kind) -> bool {
-        let pods = by_owner(&self.cache.list(PODS));
-        let workers = if kind == STATEFUL_SETS {
-            STATEFUL_SET_WORKERS
-        } else {
-            DAEMON_SET_WORKERS
-        };
-        let sets = self.cache.list(kind);
-        concurrently(sets, workers, |set| self.set(kind, set, &pods)).await
-    }
-
-    /// One StatefulSet's or DaemonSet's pass; true when a write failed.
-    async fn set(
-        &self,
-        kind: Kind,
-        set: Arc<Value>,
-        pods: &HashMap<String, Vec<Arc<Value>>>,
-    ) -> bool {
-        let mut failed = false;
-        if set.pointer("/metadata/deletionTimestamp").is_some() {
-            return false;
-        }
-        let namespace = text(&set, "/metadata/namespace").to_string();
-        let views: Vec<PodView> = pods
-            .get(text(&set, "/metadata/uid"))
-            .map(|p| p.iter().filter_map(|p| PodView::of(p)).collect())
-            .unwrap_or_default();
-        let actions = if kind == STATEFUL_SETS {
-            stateful::plan_stateful_set(&set, &views)
-        } else {
-            stateful::plan_daemon_set(&set, &views)
-        };
-        let mut created = Vec::new();
-        let mut deleted = Vec::new();
-        for action in actions {
-            match action {
-                SetAction::CreatePod { name, labels } => {
-                    let template = set
-                        .pointer("/spec/template")
-                        .cloned()
-                        .unwrap_or(Value::Null);
-                    let prefix = format!("{}-", text(&set, "/metadata/name"));
-                    let extra: Vec<(&str, &str)> = labels
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), v.as_str()))
-                        .collect();
-                    let mut object = pod::from_template(
-                        &set,
-                        &template,
-                        &self.node,
-                        name.as_deref(),
-                        &prefix,
-                        &extra,
-                    );
-                    if kind == STATEFUL_SETS
-                        && let Some(name) = &name
-                    {
-                        object["spec"]["hostname"] = json!(name);
-                    }
-                    match self.create_pod(&object).await {
-                        Some(name) => created.push(name),
-                        None => failed = true,
-                    }
-                }
-                SetAction::DeletePod(name) => {
-                    if self.delete(PODS, &namespace, &name).await {
-                        deleted.push(name);
-                    }
-                }
-                SetAction::Status(status) => {
-                    if let Err(error) =
-                        write_status(&self.client, kind, &set, &status, MANAGER).await
-                    {
-                        tracing::debug!("{} status: {error}", kind.kind);
-                        failed = true;
-                    }
-                }
-            }
-        }
-        self.wait_seen(&namespace, &created, &deleted).await;
         failed
     }
 }
