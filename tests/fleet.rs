@@ -254,6 +254,38 @@ fn fleet_conduct_refuses_a_bad_schedule_or_a_missing_service_account_naming_it()
 }
 
 /// The v1.37 management cluster (the first kubeconfig: the one with a controller-manager).
+/// Enables each simulated target's external ingress gateway, as an operator does with
+/// `az aks mesh enable-ingress-gateway` before a fleet runs (the pods are given no `az`).
+fn enable_ingress_gateways(dir: &Path, pairs: usize) {
+    for k in 1..=pairs {
+        succeed(meshshift(
+            dir,
+            &[
+                "sim",
+                "az",
+                "aks",
+                "mesh",
+                "enable-ingress-gateway",
+                "--resource-group",
+                "rg",
+                "--name",
+                &format!("sim-target-{k}"),
+                "--ingress-gateway-type",
+                "external",
+            ],
+        ));
+    }
+}
+
+/// One object of the management cluster as JSON.
+fn get_json(kubeconfig: &Path, namespace: &str, kind: &str, name: &str) -> Value {
+    serde_json::from_str(&kubectl_ok(
+        kubeconfig,
+        &["-n", namespace, "get", kind, name, "-o", "json"],
+    ))
+    .expect("json")
+}
+
 fn management_kubeconfig() -> PathBuf {
     let both = required_env(
         "MESHSHIFT_REAL_KUBECONFIG",
@@ -881,24 +913,7 @@ fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_j
     }
     let dir = fleet_dir(&fleet);
     let sim = Simulator::up(dir.path(), 3);
-    for k in 1..=3 {
-        succeed(meshshift(
-            dir.path(),
-            &[
-                "sim",
-                "az",
-                "aks",
-                "mesh",
-                "enable-ingress-gateway",
-                "--resource-group",
-                "rg",
-                "--name",
-                &format!("sim-target-{k}"),
-                "--ingress-gateway-type",
-                "external",
-            ],
-        ));
-    }
+    enable_ingress_gateways(dir.path(), 3);
     // Everything but the waves' Jobs, applied by another client: the conductor creates those.
     let rendered = succeed(meshshift(dir.path(), &["fleet", "render", "fleet.yaml"]));
     let setup: Vec<&str> = rendered
@@ -942,13 +957,7 @@ fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_j
     assert!(!can("conduct-runner", "create", "jobs.batch"));
     assert!(!can("conduct-runner", "create", "pods"));
 
-    let get = |kind: &str, name: &str| -> Value {
-        serde_json::from_str(&kubectl_ok(
-            &kubeconfig,
-            &["-n", namespace, "get", kind, name, "-o", "json"],
-        ))
-        .expect("json")
-    };
+    let get = |kind: &str, name: &str| get_json(&kubeconfig, namespace, kind, name);
     let conductor_access = in_cluster(
         &kubeconfig,
         namespace,
@@ -1170,26 +1179,7 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     );
     let dir = fleet_dir(&fleet);
     let sim = Simulator::up(dir.path(), 20);
-    // Each target's external ingress gateway is enabled beforehand, as an operator does with
-    // `az aks mesh enable-ingress-gateway` (the pods are given no `az`).
-    for k in 1..=20 {
-        succeed(meshshift(
-            dir.path(),
-            &[
-                "sim",
-                "az",
-                "aks",
-                "mesh",
-                "enable-ingress-gateway",
-                "--resource-group",
-                "rg",
-                "--name",
-                &format!("sim-target-{k}"),
-                "--ingress-gateway-type",
-                "external",
-            ],
-        ));
-    }
+    enable_ingress_gateways(dir.path(), 20);
     let applied = succeed(meshshift(
         dir.path(),
         &[
@@ -1201,13 +1191,7 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
         ],
     ));
     assert!(applied.contains("created Job rehearsal-all"), "{applied}");
-    let get = |kind: &str, name: &str| -> Value {
-        serde_json::from_str(&kubectl_ok(
-            &kubeconfig,
-            &["-n", namespace, "get", kind, name, "-o", "json"],
-        ))
-        .expect("json")
-    };
+    let get = |kind: &str, name: &str| get_json(&kubeconfig, namespace, kind, name);
     let job = get("job", "rehearsal-all");
     assert_eq!(job["spec"]["parallelism"], concurrency);
     let work = pod_working_dir(

@@ -140,21 +140,10 @@ fn pair_template(fleet: &Fleet, wave: &Wave) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::file::{ClusterRef, Pair};
     use std::time::Duration;
 
     fn fleet() -> Fleet {
-        let cluster = |s: &str| ClusterRef {
-            secret: s.into(),
-            key: "kubeconfig".into(),
-            context: s.into(),
-        };
-        let pair = |n: &str| Pair {
-            name: n.into(),
-            source: cluster(&format!("{n}-s")),
-            target: cluster(&format!("{n}-t")),
-            parameters: Default::default(),
-        };
+        let pair = crate::fleet::file::pair_for_tests;
         let wave = |name: &str, concurrency, pause, pairs: &[&str]| Wave {
             name: name.into(),
             concurrency,

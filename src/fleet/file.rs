@@ -510,6 +510,23 @@ fn config_map_key(key: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A pair named `name` whose source and target Secrets and contexts are `<name>-s` and
+/// `<name>-t`, for the renderers' tests.
+#[cfg(test)]
+pub(crate) fn pair_for_tests(name: &str) -> Pair {
+    let cluster = |s: String| ClusterRef {
+        secret: s.clone(),
+        key: "kubeconfig".into(),
+        context: s,
+    };
+    Pair {
+        name: name.into(),
+        source: cluster(format!("{name}-s")),
+        target: cluster(format!("{name}-t")),
+        parameters: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

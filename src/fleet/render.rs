@@ -368,20 +368,9 @@ fn job(fleet: &Fleet, wave: &Wave, version: ServerVersion) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::file::{ClusterRef, Pair};
 
     fn fleet() -> Fleet {
-        let cluster = |s: &str| ClusterRef {
-            secret: s.into(),
-            key: "kubeconfig".into(),
-            context: s.into(),
-        };
-        let pair = |n: &str| Pair {
-            name: n.into(),
-            source: cluster(&format!("{n}-s")),
-            target: cluster(&format!("{n}-t")),
-            parameters: Default::default(),
-        };
+        let pair = crate::fleet::file::pair_for_tests;
         Fleet {
             name: "shop".into(),
             namespace: "fleet".into(),
