@@ -254,6 +254,24 @@ fn fleet_conduct_refuses_a_bad_schedule_or_a_missing_service_account_naming_it()
 }
 
 /// The v1.37 management cluster (the first kubeconfig: the one with a controller-manager).
+/// `meshshift --kubeconfig KUBECONFIG fleet ARGS…` in `dir`.
+fn fleet_command(dir: &Path, kubeconfig: &Path, args: &[&str]) -> Command {
+    let kubeconfig = kubeconfig.to_string_lossy();
+    let mut all = vec!["--kubeconfig", kubeconfig.as_ref(), "fleet"];
+    all.extend_from_slice(args);
+    meshshift(dir, &all)
+}
+
+/// `fleet status -o json`'s rows.
+fn fleet_status_rows(dir: &Path, kubeconfig: &Path) -> Vec<Value> {
+    let status = succeed(fleet_command(
+        dir,
+        kubeconfig,
+        &["status", "fleet.yaml", "-o", "json"],
+    ));
+    serde_json::from_str(&status).unwrap_or_else(|e| panic!("json rows ({e}): {status}"))
+}
+
 /// Enables each simulated target's external ingress gateway, as an operator does with
 /// `az aks mesh enable-ingress-gateway` before a fleet runs (the pods are given no `az`).
 fn enable_ingress_gateways(dir: &Path, pairs: usize) {
@@ -381,15 +399,10 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
         );
     }
     // The real apply, through `fleet apply`: the first wave's Job; the second waits for it.
-    let applied = succeed(meshshift(
+    let applied = succeed(fleet_command(
         dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "apply",
-            "fleet.yaml",
-        ],
+        &kubeconfig,
+        &["apply", "fleet.yaml"],
     ));
     assert!(applied.contains("Kubernetes 1.37"), "{applied}");
     assert!(
@@ -480,16 +493,10 @@ fn rendered_objects_are_accepted_by_kube_apiserver_and_its_controller_manager_cr
     assert!(can("update", "configmaps") && can("create", "leases.coordination.k8s.io"));
     assert!(!can("get", "secrets") && !can("create", "jobs.batch") && !can("create", "pods"));
     // Approving the wave is recorded on its Job.
-    succeed(meshshift(
+    succeed(fleet_command(
         dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "approve",
-            "fleet.yaml",
-            "canary",
-        ],
+        &kubeconfig,
+        &["approve", "fleet.yaml", "canary"],
     ));
     let annotations = kubectl_ok(
         &kubeconfig,
@@ -1051,16 +1058,10 @@ fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_j
         conductor_log()
     );
 
-    succeed(meshshift(
+    succeed(fleet_command(
         dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "approve",
-            "fleet.yaml",
-            "first",
-        ],
+        &kubeconfig,
+        &["approve", "fleet.yaml", "first"],
     ));
     let approved = Instant::now();
     wait_for(
@@ -1115,21 +1116,9 @@ fn the_conductor_starts_the_next_wave_only_after_approval_and_alone_may_create_j
     assert!(log.contains("the conductor is done"), "{log}");
 
     run_wave("conduct-second", &[0]);
-    let status = succeed(meshshift(
-        dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "status",
-            "fleet.yaml",
-            "-o",
-            "json",
-        ],
-    ));
-    let rows: Vec<Value> = serde_json::from_str(&status).expect("json rows");
-    assert_eq!(rows.len(), 3, "{status}");
-    assert!(rows.iter().all(|r| r["outcome"] == "succeeded"), "{status}");
+    let rows = fleet_status_rows(dir.path(), &kubeconfig);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r["outcome"] == "succeeded"), "{rows:?}");
     drop(sim);
     delete_namespace(&kubeconfig, namespace);
 }
@@ -1180,15 +1169,10 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     let dir = fleet_dir(&fleet);
     let sim = Simulator::up(dir.path(), 20);
     enable_ingress_gateways(dir.path(), 20);
-    let applied = succeed(meshshift(
+    let applied = succeed(fleet_command(
         dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "apply",
-            "fleet.yaml",
-        ],
+        &kubeconfig,
+        &["apply", "fleet.yaml"],
     ));
     assert!(applied.contains("created Job rehearsal-all"), "{applied}");
     let get = |kind: &str, name: &str| get_json(&kubeconfig, namespace, kind, name);
@@ -1329,20 +1313,8 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
         ],
     );
     assert_eq!(listed.lines().count(), 20, "{listed}");
-    let status = succeed(meshshift(
-        dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "status",
-            "fleet.yaml",
-            "-o",
-            "json",
-        ],
-    ));
-    let rows: Vec<Value> = serde_json::from_str(&status).expect("json rows");
-    assert_eq!(rows.len(), 20);
+    let rows = fleet_status_rows(dir.path(), &kubeconfig);
+    assert_eq!(rows.len(), 20, "{rows:?}");
     let outcomes: BTreeMap<String, String> = rows
         .iter()
         .map(|r| {
@@ -1356,17 +1328,12 @@ fn twenty_simulated_pairs_run_with_their_state_in_the_real_management_cluster() 
     assert!(
         rows.iter()
             .all(|r| r["weight"] == 100 && r["verdict"] == "pass"),
-        "{status}"
+        "{rows:?}"
     );
-    let table = succeed(meshshift(
+    let table = succeed(fleet_command(
         dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "status",
-            "fleet.yaml",
-        ],
+        &kubeconfig,
+        &["status", "fleet.yaml"],
     ));
     assert!(
         table
@@ -1395,18 +1362,9 @@ fn fleet_apply_refuses_a_management_cluster_without_indexed_jobs_and_creates_not
     let namespace = format!("meshshift-old-{}", std::process::id());
     let dir =
         fleet_dir(&FLEET.replace("name: shop", &format!("name: old\nnamespace: {namespace}")));
-    let output = meshshift(
-        dir.path(),
-        &[
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-            "fleet",
-            "apply",
-            "fleet.yaml",
-        ],
-    )
-    .output()
-    .expect("runs");
+    let output = fleet_command(dir.path(), &kubeconfig, &["apply", "fleet.yaml"])
+        .output()
+        .expect("runs");
     assert_eq!(output.status.code(), Some(1), "{}", text_of(&output));
     assert!(
         text_of(&output).contains("Kubernetes 1.20 has no Indexed Jobs"),
